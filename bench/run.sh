@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Sign-in benchmark: Handoff (release binary) against a minimal Node peer using
+# @simplewebauthn/server, on SQLite and on PostgreSQL, in one run. Writes bench/RESULTS.md.
+#
+#   bench/run.sh                      # full run (both database kinds)
+#   BENCH_DBS=sqlite bench/run.sh     # one kind
+#
+# Knobs (environment): BENCH_USERS (200), BENCH_CONCURRENCY (16), BENCH_DURATION (20s),
+# BENCH_WARMUP (3s), BENCH_ROUNDS (1; each round runs ours then the peer, alternating which
+# goes first), BENCH_DBS ("sqlite postgres"), BENCH_PG (postgres://postgres@127.0.0.1:5432),
+# BENCH_SERVERS ("handoff peer"), BENCH_OUT (bench/RESULTS.md), CARGO_TARGET_DIR ($HOME/.cache/handoff-target),
+# PEER_SQLITE_SYNCHRONOUS (the peer's SQLite `synchronous` pragma; keep it equal to ours).
+#
+# Each server runs in its own process group (setsid); the loadgen reads utime+stime of every
+# process in that group from /proc/<pid>/stat at the exact edges of the measured window, and
+# the CPU of `postgres` processes separately. The loadgen is a different process that shares
+# the machine's cores, which is why the servers' own CPU per sign-in is the fair measure.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/handoff-target}"
+USERS="${BENCH_USERS:-200}"
+CONCURRENCY="${BENCH_CONCURRENCY:-16}"
+DURATION="${BENCH_DURATION:-20s}"
+WARMUP="${BENCH_WARMUP:-3s}"
+ROUNDS="${BENCH_ROUNDS:-1}"
+DBS="${BENCH_DBS:-sqlite postgres}"
+SERVERS="${BENCH_SERVERS:-handoff peer}"
+PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+OUT="${BENCH_OUT:-$ROOT/bench/RESULTS.md}"
+export PEER_SQLITE_SYNCHRONOUS="${PEER_SQLITE_SYNCHRONOUS:-NORMAL}"
+CLK_TCK="$(getconf CLK_TCK)"
+OUR_PORT=18080
+PEER_PORT=18090
+
+WORK="$(mktemp -d /tmp/handoff-bench.XXXXXX)"
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+PGIDS=()
+DATABASES=()
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+cleanup() {
+  for g in "${PGIDS[@]:-}"; do
+    [ -n "$g" ] && kill -TERM -- "-$g" 2>/dev/null || true
+  done
+  sleep 0.5
+  for d in "${DATABASES[@]:-}"; do
+    [ -n "$d" ] && dropdb --if-exists -h 127.0.0.1 -U postgres "$d" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- build -------------------------------------------------------------------------------
+log "building release binaries into $CARGO_TARGET_DIR"
+PACKAGES=(-p handoff-loadgen)
+case " $SERVERS " in *" handoff "*) PACKAGES+=(-p handoff-server) ;; esac
+cargo build --release --locked "${PACKAGES[@]}"
+HANDOFF="$CARGO_TARGET_DIR/release/handoff"
+LOADGEN="$CARGO_TARGET_DIR/release/handoff-loadgen"
+
+PEER_DIR="$ROOT/bench/peer-node"
+STAMP="$PEER_DIR/node_modules/.bench-stamp"
+WANT="$(sha256sum "$PEER_DIR/package-lock.json" | cut -d' ' -f1) $(node --version)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  log "installing the peer's npm dependencies (better-sqlite3 compiles from source, ~2 min)"
+  (cd "$PEER_DIR" && npm_config_build_from_source=true npm ci --nodedir=/usr --no-audit --no-fund)
+  echo "$WANT" >"$STAMP"
+fi
+
+# --- helpers -----------------------------------------------------------------------------
+# start_group LOGFILE CMD... : runs CMD in a new session/process group; prints its pgid.
+start_group() {
+  local logfile=$1
+  shift
+  setsid "$@" >"$logfile" 2>&1 &
+  local pid=$!
+  sleep 0.2
+  local pgid
+  pgid="$(ps -o pgid= -p "$pid" | tr -d ' ')"
+  [ -n "$pgid" ] || { log "process exited at once:"; cat "$logfile" >&2; return 1; }
+  echo "$pgid"
+}
+
+wait_healthy() {
+  local port=$1 logfile=$2
+  for _ in $(seq 1 150); do
+    if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  log "server on port $port did not become healthy:"
+  tail -20 "$logfile" >&2
+  return 1
+}
+
+stop_group() {
+  local pgid=$1
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    if ! ps -o pid= -g "$pgid" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+}
+
+# run_one SERVER DB ROUND
+run_one() {
+  local server=$1 db=$2 round=$3
+  local dir="$WORK/$server-$db-$round" port pgid dbname=""
+  mkdir -p "$dir"
+  if [ "$db" = postgres ]; then
+    dbname="bench_${server}_$$_${round}"
+    createdb -h 127.0.0.1 -U postgres "$dbname"
+    DATABASES+=("$dbname")
+  fi
+  if [ "$server" = handoff ]; then
+    port=$OUR_PORT
+    local env=(HANDOFF_LISTEN="127.0.0.1:$port" HANDOFF_ORIGIN="http://localhost:$port" HANDOFF_RP_ID=localhost
+      HANDOFF_DATA_DIR="$dir/data" RUST_LOG=warn)
+    [ -n "$dbname" ] && env+=(HANDOFF_DATABASE_URL="$PG/$dbname")
+    mkdir -p "$dir/data"
+    pgid="$(start_group "$dir/server.log" env "${env[@]}" "$HANDOFF" serve)"
+  else
+    port=$PEER_PORT
+    local env=(PEER_LISTEN="127.0.0.1:$port" PEER_ORIGIN="http://localhost:$port" PEER_RP_ID=localhost
+      PEER_SQLITE_PATH="$dir/peer.sqlite3" NODE_ENV=production)
+    [ -n "$dbname" ] && env+=(PEER_DATABASE_URL="$PG/$dbname")
+    pgid="$(start_group "$dir/server.log" env "${env[@]}" node "$PEER_DIR/server.js")"
+  fi
+  PGIDS+=("$pgid")
+  wait_healthy "$port" "$dir/server.log"
+  log "$server on $db (round $round): pgid $pgid, loadgen running"
+  local extra=()
+  [ "$db" = postgres ] && extra=(--db-comm postgres)
+  if ! "$LOADGEN" --url "http://127.0.0.1:$port" --origin "http://localhost:$port" \
+    --users "$USERS" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" \
+    --server-pgid "$pgid" --clk-tck "$CLK_TCK" "${extra[@]}" >"$dir/result.json" 2>"$dir/loadgen.log"; then
+    log "loadgen failed against $server on $db:"
+    cat "$dir/loadgen.log" >&2
+    tail -20 "$dir/server.log" >&2
+    stop_group "$pgid"
+    return 1
+  fi
+  cat "$dir/loadgen.log" >&2
+  local rss
+  rss="$(ps -o rss= -g "$pgid" | awk '{s+=$1} END {print s+0}')"
+  stop_group "$pgid"
+  if [ -n "$dbname" ]; then dropdb --if-exists -h 127.0.0.1 -U postgres "$dbname"; fi
+  jq -c --arg server "$server" --arg db "$db" --argjson round "$round" --argjson rssKb "$rss" \
+    '. + {server: $server, db: $db, round: $round, rssKb: $rssKb}' "$dir/result.json" >>"$RESULTS"
+  log "$(tail -1 "$RESULTS")"
+}
+
+# --- run ---------------------------------------------------------------------------------
+STARTED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+for db in $DBS; do
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then order="$SERVERS"; else order="$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' ')"; fi
+    for server in $order; do
+      run_one "$server" "$db" "$round"
+    done
+  done
+done
+
+python3 "$ROOT/bench/report.py" "$RESULTS" "$OUT" \
+  --started "$STARTED" --users "$USERS" --concurrency "$CONCURRENCY" \
+  --duration "$DURATION" --warmup "$WARMUP" --rounds "$ROUNDS" --clk-tck "$CLK_TCK" \
+  --peer-sqlite-synchronous "$PEER_SQLITE_SYNCHRONOUS" --handoff "$HANDOFF"
+log "wrote $OUT"

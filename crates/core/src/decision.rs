@@ -1,0 +1,80 @@
+//! The decision `/login/start` returns: which sign-in method to offer and why. This is
+//! the final response shape; the engine that weighs the signals (credential inventory,
+//! device, capabilities, failures, observed success rates) comes with the Passkey
+//! Intelligence work. Until then every decision is a plain `local` passkey attempt with
+//! a reason that says so.
+
+use serde::{Deserialize, Serialize};
+
+/// Which sign-in method to offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// A passkey on this device.
+    Local,
+    /// The browser's cross-device (hybrid QR + Bluetooth) flow with a phone's passkey.
+    CrossDevice,
+    /// Handoff's own QR approval with a signed-in phone.
+    QrApproval,
+    /// Try a passkey once; fall back on failure.
+    TryOnce,
+    /// The site's other sign-in method.
+    Fallback,
+}
+
+/// One reason behind a decision: a stable code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Reason {
+    /// Stable machine code, e.g. `static-default`.
+    pub code: String,
+    /// A sentence for people reading logs or dashboards.
+    pub message: String,
+}
+
+/// A ranked alternative to the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Alternative {
+    /// The method.
+    pub verdict: Verdict,
+}
+
+/// What to do when the offered method fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Attempts of the verdict's method before moving on.
+    pub max_attempts: u32,
+    /// The method to move on to.
+    pub then: Verdict,
+}
+
+/// The decision returned by `/login/start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Decision {
+    /// The method to offer.
+    pub verdict: Verdict,
+    /// Why.
+    pub reasons: Vec<Reason>,
+    /// How sure the engine is, 0 to 1.
+    pub confidence: f64,
+    /// Other methods, best first.
+    pub alternatives: Vec<Alternative>,
+    /// What to do on failure.
+    pub retry: RetryPolicy,
+}
+
+impl Decision {
+    /// The decision used until the intelligence engine exists.
+    pub fn static_local() -> Self {
+        Self {
+            verdict: Verdict::Local,
+            reasons: vec![Reason {
+                code: "static-default".into(),
+                message: "no decision engine configured; offering a passkey on this device".into(),
+            }],
+            confidence: 0.5,
+            alternatives: vec![Alternative { verdict: Verdict::Fallback }],
+            retry: RetryPolicy { max_attempts: 1, then: Verdict::Fallback },
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Opaque identifiers: users, ceremonies and journeys are UUIDs; credential ids are the
+//! authenticator's bytes, written base64url without padding wherever they are text.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use uuid::Uuid;
+
+use crate::error::DomainError;
+
+macro_rules! uuid_id {
+    ($name:ident, $what:literal, $code:literal) => {
+        #[doc = concat!("The id of a ", $what, ".")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            #[doc = concat!("A new random ", $what, " id.")]
+            pub fn new() -> Self {
+                Self(Uuid::new_v4())
+            }
+
+            #[doc = concat!("Parses a ", $what, " id from its text form.")]
+            pub fn parse(raw: &str) -> Result<Self, DomainError> {
+                Uuid::parse_str(raw.trim())
+                    .map(Self)
+                    .map_err(|_| DomainError::invalid($code, concat!($what, " id is not a UUID")))
+            }
+
+            /// The UUID.
+            pub fn uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(UserId, "user", "invalid-user-id");
+uuid_id!(CeremonyId, "ceremony", "invalid-ceremony-id");
+uuid_id!(JourneyId, "journey", "invalid-journey-id");
+
+/// A WebAuthn credential id (1–1023 bytes per the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CredentialId(Vec<u8>);
+
+impl CredentialId {
+    /// Wraps raw bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses base64url text (padding tolerated).
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let trimmed = raw.trim().trim_end_matches('=');
+        let bytes = URL_SAFE_NO_PAD
+            .decode(trimmed)
+            .map_err(|_| DomainError::invalid("invalid-credential-id", "credential id is not base64url"))?;
+        if bytes.is_empty() || bytes.len() > 1023 {
+            return Err(DomainError::invalid("invalid-credential-id", "credential id must be 1 to 1023 bytes"));
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// base64url without padding.
+    pub fn to_base64url(&self) -> String {
+        URL_SAFE_NO_PAD.encode(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_ids_round_trip_and_refuse_garbage() {
+        let id = CeremonyId::new();
+        assert_eq!(CeremonyId::parse(&id.to_string()).unwrap(), id);
+        let err = CeremonyId::parse("nope").unwrap_err();
+        assert_eq!(crate::ErrorCode::code(&err), "invalid-ceremony-id");
+    }
+
+    #[test]
+    fn credential_ids_are_base64url() {
+        let id = CredentialId::parse("AQID").unwrap();
+        assert_eq!(id.as_bytes(), &[1, 2, 3]);
+        assert_eq!(id.to_base64url(), "AQID");
+        assert!(CredentialId::parse("AQID==").is_ok());
+        assert!(CredentialId::parse("a+b/").is_err());
+        assert!(CredentialId::parse("").is_err());
+    }
+}

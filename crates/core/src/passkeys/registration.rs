@@ -1,0 +1,186 @@
+//! Registration: a new identifier signs up with its first passkey; a signed-in account
+//! adds another. User verification and a discoverable (resident) credential are required.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use webauthn_rs_core::proto::{
+    AttestationConveyancePreference, COSEAlgorithm, RegisterPublicKeyCredential, RegistrationState,
+    UserVerificationPolicy,
+};
+
+use super::authdata::RegistrationFacts;
+use super::model::{Account, PasskeyRecord, SessionUser};
+use super::service::PasskeyService;
+use super::verify::map_webauthn_error;
+use crate::clock::now_ms;
+use crate::device::DeviceInfo;
+use crate::domain::{CeremonyId, CredentialId, DisplayName, Identifier, UserId};
+use crate::error::{DomainError, Result, VerificationFailure};
+use crate::provider::Provider;
+use crate::storage::CeremonyKind;
+
+/// Input of `registration/start`.
+#[derive(Debug, Clone)]
+pub struct RegistrationStart {
+    /// The identifier to sign up with (or the signed-in account's own).
+    pub identifier: Identifier,
+    /// Raw display name, if the person gave one.
+    pub display_name: Option<String>,
+}
+
+/// Output of `registration/start`.
+#[derive(Debug, Clone)]
+pub struct RegistrationStarted {
+    /// The ceremony to finish.
+    pub ceremony_id: CeremonyId,
+    /// `PublicKeyCredentialCreationOptionsJSON`.
+    pub public_key: serde_json::Value,
+}
+
+/// Input of `registration/finish`.
+#[derive(Debug, Clone)]
+pub struct RegistrationFinish {
+    /// The ceremony.
+    pub ceremony_id: CeremonyId,
+    /// `RegistrationResponseJSON` as the browser sent it.
+    pub credential: serde_json::Value,
+    /// The device it comes from.
+    pub device: DeviceInfo,
+}
+
+/// Output of `registration/finish`.
+#[derive(Debug, Clone)]
+pub struct RegistrationFinished {
+    /// The account (new or existing).
+    pub user_id: UserId,
+    /// The new passkey.
+    pub credential_id: CredentialId,
+    /// Who made it.
+    pub provider: Provider,
+    /// The AAGUID.
+    pub aaguid: Uuid,
+}
+
+/// What a registration ceremony remembers between start and finish.
+#[derive(Serialize, Deserialize)]
+struct PendingRegistration {
+    state: RegistrationState,
+    user_id: Uuid,
+    identifier: String,
+    display_name: String,
+    new_account: bool,
+}
+
+/// The algorithms we accept, preferred first.
+fn algorithms() -> Vec<COSEAlgorithm> {
+    vec![COSEAlgorithm::ES256, COSEAlgorithm::EDDSA, COSEAlgorithm::RS256]
+}
+
+impl PasskeyService {
+    /// Starts a registration. A new identifier signs up; an existing one needs its own
+    /// signed-in session.
+    #[tracing::instrument(skip_all, fields(identifier = %input.identifier))]
+    pub async fn start_registration(
+        &self,
+        input: RegistrationStart,
+        session: Option<&SessionUser>,
+    ) -> Result<RegistrationStarted> {
+        let existing = self.storage.accounts.find_by_identifier(&input.identifier).await?;
+        let (user_id, display_name, exclude, new_account) = match existing {
+            Some(account) => {
+                if session.map(|s| s.user_id) != Some(account.id) {
+                    return Err(DomainError::IdentifierTaken);
+                }
+                let passkeys = self.storage.accounts.passkeys_of(account.id).await?;
+                let exclude = passkeys.into_iter().map(|p| p.credential.cred_id).collect();
+                (account.id, account.display_name, exclude, false)
+            }
+            None => {
+                let name = DisplayName::parse(input.display_name.as_deref(), &input.identifier)?;
+                (UserId::new(), name, Vec::new(), true)
+            }
+        };
+        let builder = self
+            .core
+            .new_challenge_register_builder(user_id.uuid().as_bytes(), input.identifier.as_str(), display_name.as_str())
+            .map_err(map_webauthn_error)?
+            .attestation(AttestationConveyancePreference::None)
+            .user_verification_policy(UserVerificationPolicy::Required)
+            .require_resident_key(true)
+            .credential_algorithms(algorithms())
+            .exclude_credentials(Some(exclude));
+        let (options, state) = self.core.generate_challenge_register(builder).map_err(map_webauthn_error)?;
+        let pending = PendingRegistration {
+            state,
+            user_id: user_id.uuid(),
+            identifier: input.identifier.as_str().to_owned(),
+            display_name: display_name.as_str().to_owned(),
+            new_account,
+        };
+        let ceremony_id = self.put_ceremony(CeremonyKind::Registration, &pending).await?;
+        let public_key = serde_json::to_value(&options.public_key)
+            .map_err(|e| DomainError::Internal(format!("cannot serialise creation options: {e}")))?;
+        Ok(RegistrationStarted { ceremony_id, public_key })
+    }
+
+    /// Finishes a registration: verifies the attestation, records where the passkey lives
+    /// and creates the account when it is new.
+    #[tracing::instrument(skip_all, fields(ceremony = %input.ceremony_id))]
+    pub async fn finish_registration(
+        &self,
+        input: RegistrationFinish,
+        session: Option<&SessionUser>,
+    ) -> Result<RegistrationFinished> {
+        let pending: PendingRegistration = self.take_ceremony(input.ceremony_id, CeremonyKind::Registration).await?;
+        let user_id = UserId::parse(&pending.user_id.to_string())?;
+        if !pending.new_account && session.map(|s| s.user_id) != Some(user_id) {
+            return Err(DomainError::NotSignedIn);
+        }
+        let attachment = input
+            .credential
+            .get("authenticatorAttachment")
+            .and_then(|v| v.as_str())
+            .filter(|a| matches!(*a, "platform" | "cross-platform"))
+            .map(str::to_owned);
+        let reg: RegisterPublicKeyCredential = serde_json::from_value(input.credential)
+            .map_err(|_| DomainError::Verification(VerificationFailure::Malformed))?;
+        let credential = self.core.register_credential(&reg, &pending.state, None).map_err(map_webauthn_error)?;
+        let facts = RegistrationFacts::from_attestation_object(reg.response.attestation_object.as_slice())?;
+        let provider = self.catalog.lookup(&facts.aaguid);
+        let transports = reg
+            .response
+            .transports
+            .as_ref()
+            .map(|ts| ts.iter().filter_map(|t| serde_json::to_value(t).ok()?.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let now = now_ms();
+        let record = PasskeyRecord {
+            credential_id: CredentialId::from_bytes(credential.cred_id.to_vec()),
+            user_id,
+            aaguid: facts.aaguid,
+            provider: provider.name.clone(),
+            transports,
+            attachment,
+            backup_eligible: facts.backup_eligible,
+            backup_state: facts.backup_state,
+            created_on: input.device,
+            created_at: now,
+            last_used_at: None,
+            last_used_on: None,
+            credential,
+        };
+        if pending.new_account {
+            let account = Account {
+                id: user_id,
+                identifier: Identifier::parse(&pending.identifier)?,
+                display_name: DisplayName::from_stored(pending.display_name),
+                created_at: now,
+            };
+            self.storage.accounts.create_with_passkey(&account, &record).await?;
+        } else {
+            self.storage.accounts.add_passkey(&record).await?;
+        }
+        tracing::info!(user = %user_id, provider = %provider.name, new_account = pending.new_account, "passkey registered");
+        Ok(RegistrationFinished { user_id, credential_id: record.credential_id, provider, aaguid: facts.aaguid })
+    }
+}

@@ -1,0 +1,171 @@
+//! The passkey service: configuration, the webauthn-rs core it drives, and the helpers
+//! its ceremonies share (storing and taking ceremony state).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+use webauthn_rs_core::WebauthnCore;
+
+use crate::clock::{Millis, now_ms};
+use crate::domain::CeremonyId;
+use crate::error::{DomainError, Result};
+use crate::provider::ProviderCatalog;
+use crate::storage::{CeremonyKind, CeremonyRecord, Storage};
+
+/// Relying-party settings.
+#[derive(Debug, Clone)]
+pub struct PasskeyConfig {
+    /// The RP ID (a registrable domain, e.g. `example.com` or `localhost`).
+    pub rp_id: String,
+    /// The RP name authenticators show.
+    pub rp_name: String,
+    /// Origins allowed to run ceremonies (scheme, host and port).
+    pub origins: Vec<Url>,
+    /// How long a ceremony may take, start to finish.
+    pub ceremony_ttl: Duration,
+}
+
+impl PasskeyConfig {
+    /// Validates the RP ID against the origins: each origin's host must be the RP ID or
+    /// a subdomain of it, as WebAuthn requires.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.rp_id.is_empty() {
+            return Err("RP ID is empty".into());
+        }
+        if self.origins.is_empty() {
+            return Err("at least one origin is required".into());
+        }
+        for origin in &self.origins {
+            let host = origin.host_str().unwrap_or_default();
+            let ok = host == self.rp_id || host.ends_with(&format!(".{}", self.rp_id));
+            if !ok {
+                return Err(format!(
+                    "origin {origin} is not on RP ID {:?}: its host must be the RP ID or a subdomain of it",
+                    self.rp_id
+                ));
+            }
+            if !matches!(origin.scheme(), "https" | "http") {
+                return Err(format!("origin {origin} must be http or https"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs passkey registration and sign-in ceremonies.
+#[derive(Clone)]
+pub struct PasskeyService {
+    pub(crate) core: Arc<WebauthnCore>,
+    pub(crate) storage: Storage,
+    pub(crate) catalog: Arc<ProviderCatalog>,
+    pub(crate) config: PasskeyConfig,
+}
+
+impl PasskeyService {
+    /// Builds the service. Fails with a sentence when the configuration is inconsistent.
+    pub fn new(
+        config: PasskeyConfig,
+        storage: Storage,
+        catalog: Arc<ProviderCatalog>,
+    ) -> std::result::Result<Self, String> {
+        config.validate()?;
+        let core = WebauthnCore::new_unsafe_experts_only(
+            &config.rp_name,
+            &config.rp_id,
+            config.origins.clone(),
+            config.ceremony_ttl,
+            Some(false),
+            Some(false),
+        );
+        Ok(Self { core: Arc::new(core), storage, catalog, config })
+    }
+
+    /// The provider catalog (names and icons).
+    pub fn catalog(&self) -> &ProviderCatalog {
+        &self.catalog
+    }
+
+    /// The storage this service writes to.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The relying-party configuration.
+    pub fn config(&self) -> &PasskeyConfig {
+        &self.config
+    }
+
+    /// The account of a signed-in user.
+    pub async fn account(&self, user: crate::domain::UserId) -> Result<super::Account> {
+        self.storage.accounts.find_by_id(user).await?.ok_or(DomainError::NotSignedIn)
+    }
+
+    /// The passkeys of an account, oldest first.
+    pub async fn passkeys(&self, user: crate::domain::UserId) -> Result<Vec<super::PasskeyRecord>> {
+        self.storage.accounts.passkeys_of(user).await
+    }
+
+    /// Deletes one passkey of the signed-in user.
+    #[tracing::instrument(skip_all, fields(user = %user))]
+    pub async fn delete_passkey(&self, user: crate::domain::UserId, id: &crate::domain::CredentialId) -> Result<()> {
+        if self.storage.accounts.delete_passkey(user, id).await? {
+            tracing::info!(credential = %id.to_base64url(), "passkey deleted");
+            Ok(())
+        } else {
+            Err(DomainError::PasskeyNotFound)
+        }
+    }
+
+    pub(crate) fn ttl_ms(&self) -> Millis {
+        i64::try_from(self.config.ceremony_ttl.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Stores ceremony state and returns its id.
+    pub(crate) async fn put_ceremony<T: Serialize>(&self, kind: CeremonyKind, payload: &T) -> Result<CeremonyId> {
+        let id = CeremonyId::new();
+        let now = now_ms();
+        let payload = serde_json::to_string(payload)
+            .map_err(|e| DomainError::Internal(format!("cannot serialise ceremony state: {e}")))?;
+        let record = CeremonyRecord { id, kind, payload, created_at: now, expires_at: now + self.ttl_ms() };
+        self.storage.ceremonies.put(&record).await?;
+        Ok(id)
+    }
+
+    /// Takes (single use) the ceremony state of this id, refusing unknown, used and
+    /// expired ones.
+    pub(crate) async fn take_ceremony<T: DeserializeOwned>(&self, id: CeremonyId, kind: CeremonyKind) -> Result<T> {
+        let record = self.storage.ceremonies.take(id, kind).await?.ok_or(DomainError::CeremonyNotFound)?;
+        if record.expires_at <= now_ms() {
+            return Err(DomainError::CeremonyExpired);
+        }
+        serde_json::from_str(&record.payload)
+            .map_err(|e| DomainError::Internal(format!("stored ceremony state does not parse: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(rp: &str, origins: &[&str]) -> PasskeyConfig {
+        PasskeyConfig {
+            rp_id: rp.into(),
+            rp_name: "x".into(),
+            origins: origins.iter().map(|o| Url::parse(o).unwrap()).collect(),
+            ceremony_ttl: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn origins_must_sit_on_the_rp_id() {
+        assert!(cfg("localhost", &["http://localhost:8080"]).validate().is_ok());
+        assert!(cfg("example.com", &["https://login.example.com"]).validate().is_ok());
+        let err = cfg("example.com", &["https://evil.com"]).validate().unwrap_err();
+        assert!(err.contains("evil.com"), "{err}");
+        assert!(cfg("example.com", &["https://notexample.com"]).validate().is_err());
+        assert!(cfg("localhost", &[]).validate().is_err());
+    }
+}

@@ -1,0 +1,572 @@
+/**
+ * Handoff demo page: sign up, sign in (identifier-first, autofill, passkey
+ * button) and an account view that shows where each passkey lives.
+ *
+ * It only uses the public SDK (`/sdk/handoff.js`), so it doubles as a worked
+ * example for integrators.
+ *
+ * Stable element ids (the e2e tests in e2e/tests rely on these):
+ *   #status              aria-live status line (success, progress and errors)
+ *   #signed-out          container of the sign-in and sign-up cards
+ *   #signin-form         identifier-first sign-in form
+ *   #identifier          identifier input, autocomplete="username webauthn" (autofill)
+ *   #signin-continue     "Continue" (identifier-first sign-in)
+ *   #signin-passkey      "Sign in with a passkey" (discoverable, passkey picker)
+ *   #signup-form         sign-up form
+ *   #signup-identifier   new account's email or username
+ *   #signup-name         display name (optional)
+ *   #signup-submit       "Create account with a passkey"
+ *   #account             signed-in view
+ *   #account-identifier  the signed-in identifier
+ *   #passkey-list        <ul> of passkeys; each <li class="passkey" data-credential-id="…">
+ *                        has a .passkey-name heading, .badges and a "Delete" button (.passkey-delete)
+ *   #passkey-empty       shown when the account has no passkeys
+ *   #add-passkey         "Add a passkey on this device"
+ *   #signout             "Sign out"
+ *   #delete-dialog       confirmation dialog; #delete-confirm / #delete-cancel
+ *
+ * Autofill: when the browser supports conditional mediation, a usernameless
+ * request is started whenever the sign-in form is shown; it is aborted (and
+ * awaited) before any other ceremony starts, because a browser runs only one
+ * WebAuthn request at a time.
+ */
+import { Handoff, HandoffError } from '/sdk/handoff.js';
+
+const handoff = new Handoff();
+const $ = (id) => document.getElementById(id);
+
+const els = {
+  loading: $('loading'),
+  status: $('status'),
+  unsupported: $('unsupported'),
+  signedOut: $('signed-out'),
+  signinTitle: $('signin-title'),
+  signinForm: $('signin-form'),
+  identifier: $('identifier'),
+  signinContinue: $('signin-continue'),
+  signinPasskey: $('signin-passkey'),
+  signupForm: $('signup-form'),
+  signupIdentifier: $('signup-identifier'),
+  signupName: $('signup-name'),
+  signupSubmit: $('signup-submit'),
+  account: $('account'),
+  accountTitle: $('account-title'),
+  accountIdentifier: $('account-identifier'),
+  accountName: $('account-name'),
+  accountNameWrap: $('account-name-wrap'),
+  accountSince: $('account-since'),
+  passkeyList: $('passkey-list'),
+  passkeyEmpty: $('passkey-empty'),
+  addPasskey: $('add-passkey'),
+  signout: $('signout'),
+  deleteDialog: $('delete-dialog'),
+  deleteText: $('delete-text'),
+  deleteLast: $('delete-last'),
+};
+
+/** @type {import('/sdk/handoff.js').Session | null} */
+let session = null;
+const webauthnSupported = typeof window.PublicKeyCredential !== 'undefined' && !!navigator.credentials;
+
+// ---- status line -------------------------------------------------------------
+
+function setStatus(message, kind = 'info') {
+  // The live region stays in the page (empty collapses it), so screen readers announce each change.
+  els.status.textContent = message;
+  els.status.className = `status status-${kind}`;
+}
+
+function clearStatus() {
+  setStatus('');
+}
+
+/** Plain-language text for an SDK error, by what the user was doing. */
+function explain(error, action) {
+  const code = error instanceof HandoffError ? error.code : error?.name;
+  switch (code) {
+    case 'NotAllowedError':
+      if (action === 'signup' || action === 'add') {
+        return 'No passkey was created. The request was cancelled or timed out — try again when you are ready.';
+      }
+      return 'No passkey was used. You may have cancelled, or this device has no passkey for this account. Try again, or create an account.';
+    case 'InvalidStateError':
+      return action === 'add'
+        ? 'This device already has a passkey for your account, so there is nothing to add here.'
+        : 'This device already has a passkey for that account. Use "Sign in" instead.';
+    case 'SecurityError':
+      return "This page's address does not match the server's passkey settings. The site operator should check HANDOFF_ORIGIN and HANDOFF_RP_ID.";
+    case 'NotSupportedError':
+    case 'unsupported':
+      return 'This browser or device cannot use passkeys here. Try another browser or device.';
+    case 'ConstraintError':
+      return 'This device cannot create a passkey that meets the requirements (for example, a screen lock is needed).';
+    case 'identifier-taken':
+      return 'That email or username already has an account. Sign in instead, or choose another one.';
+    case 'not-signed-in':
+      return 'Your session has ended. Please sign in again.';
+    case 'passkey-not-found':
+      return 'That passkey was already removed.';
+    case 'network-error':
+      return 'Could not reach the server. Check your connection and try again.';
+    case 'unknown-credential':
+      return 'That passkey is not registered here any more (it may have been deleted). Choose another passkey, or create an account.';
+    case 'credential-exists':
+      return 'This passkey is already registered.';
+    case 'user-not-verified':
+      return "Your device didn't confirm it's you (fingerprint, face or screen lock). Please try again.";
+    case 'ceremony-expired':
+    case 'ceremony-not-found':
+      return 'That took too long and the request expired. Please try again.';
+    case 'no-passkey-offered':
+      return error.message;
+    default:
+      return error?.message ? `Something went wrong: ${error.message}` : 'Something went wrong. Please try again.';
+  }
+}
+
+function isAbort(error) {
+  return (error instanceof HandoffError ? error.code : error?.name) === 'AbortError';
+}
+
+// ---- busy state --------------------------------------------------------------
+
+/** Disable a button while an operation runs; returns a function that re-enables it. */
+function busy(button, label) {
+  const original = button.innerHTML;
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  if (label) button.textContent = label;
+  return () => {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+    button.innerHTML = original;
+  };
+}
+
+// ---- autofill (conditional mediation) ----------------------------------------
+
+let autofill = null; // {controller, done: Promise<void>}
+let autofillGeneration = 0; // bumped by stopAutofill, so a start still deciding gives up
+
+async function startAutofill() {
+  if (autofill || session || !webauthnSupported) return;
+  const generation = ++autofillGeneration;
+  if (!(await handoff.isConditionalMediationAvailable())) return;
+  if (autofill || session || generation !== autofillGeneration) return;
+  const controller = new AbortController();
+  const current = { controller, done: null };
+  autofill = current;
+  current.done = handoff
+    .signInWithAutofill({ signal: controller.signal })
+    .then(
+      async () => {
+        if (autofill === current) autofill = null;
+        await enterAccount('Signed in with your passkey.');
+      },
+      (error) => {
+        if (autofill === current) autofill = null;
+        // Aborting is ours; NotAllowedError means nothing was picked. Neither is news to the user.
+        // Autofill is not restarted here, so a failing request cannot loop; it starts again on the
+        // next sign-in attempt, sign-out or page load.
+        if (isAbort(error) || error?.code === 'NotAllowedError') return;
+        setStatus(explain(error, 'signin'), 'error');
+      },
+    );
+}
+
+/** Abort a pending autofill request and wait until the browser has let go of it. */
+async function stopAutofill() {
+  autofillGeneration++;
+  const current = autofill;
+  if (!current) return;
+  autofill = null;
+  current.controller.abort();
+  await current.done;
+}
+
+// ---- views -------------------------------------------------------------------
+
+function showSignedOut() {
+  session = null;
+  els.loading.hidden = true;
+  els.account.hidden = true;
+  els.signedOut.hidden = false;
+  startAutofill();
+}
+
+async function enterAccount(message) {
+  try {
+    session = await handoff.session();
+  } catch (error) {
+    setStatus(explain(error, 'signin'), 'error');
+    return;
+  }
+  if (!session) {
+    setStatus('Signing in did not stick: the server has no session for this browser. Are cookies blocked?', 'error');
+    showSignedOut();
+    return;
+  }
+  renderAccount();
+  els.signinForm.reset();
+  els.signupForm.reset();
+  if (message) setStatus(message, 'ok');
+  els.accountTitle.focus();
+}
+
+function renderAccount() {
+  els.loading.hidden = true;
+  els.signedOut.hidden = true;
+  els.account.hidden = false;
+  els.accountIdentifier.textContent = session.identifier;
+  const name = session.displayName && session.displayName !== session.identifier ? session.displayName : '';
+  els.accountName.textContent = name;
+  els.accountNameWrap.hidden = !name;
+  // API-DRAFT names it createdAt; accept accountCreatedAt too (see the e2e report).
+  const created = session.createdAt ?? session.accountCreatedAt;
+  els.accountSince.textContent = created ? `Account created ${formatDate(created)}` : '';
+  renderPasskeys(session.passkeys ?? []);
+}
+
+async function refreshPasskeys() {
+  const passkeys = await handoff.passkeys();
+  if (session) session.passkeys = passkeys;
+  renderPasskeys(passkeys);
+}
+
+// ---- passkey list ------------------------------------------------------------
+
+const TRANSPORTS = {
+  internal: 'this device',
+  hybrid: 'phone (cross-device)',
+  usb: 'USB',
+  nfc: 'NFC',
+  ble: 'Bluetooth',
+  'smart-card': 'smart card',
+};
+
+const FORM_FACTORS = { desktop: 'computer', phone: 'phone', tablet: 'tablet', unknown: 'unknown device' };
+
+function where(passkey) {
+  if (passkey.backupState) {
+    return { badge: 'Synced', kind: 'sync', text: 'Backed up and synced by its provider — available on your other signed-in devices.' };
+  }
+  if (passkey.backupEligible) {
+    return { badge: 'Can sync', kind: 'neutral', text: 'Can be synced by its provider, but is not backed up yet.' };
+  }
+  return { badge: 'Device-bound', kind: 'device', text: 'Lives only on this authenticator and is never copied. If you lose it, the passkey is gone.' };
+}
+
+function attachmentText(attachment) {
+  if (attachment === 'platform') return 'Built into the device';
+  if (attachment === 'cross-platform') return 'Separate device (security key or phone)';
+  return 'Unknown';
+}
+
+function deviceText(device) {
+  if (!device) return '';
+  const parts = [device.os, device.browser].filter((p) => p && p.toLowerCase() !== 'unknown');
+  const ff = FORM_FACTORS[device.formFactor] ?? device.formFactor;
+  if (ff && device.formFactor !== 'unknown') parts.push(ff);
+  return parts.length ? parts.join(' · ') : 'an unknown device';
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+function formatDate(rfc3339) {
+  const date = new Date(rfc3339);
+  return Number.isNaN(date.getTime()) ? rfc3339 : dateFormat.format(date);
+}
+
+const AVATAR_COLORS = ['#3346c8', '#0f766e', '#9333ea', '#b45309', '#be123c', '#1d4ed8', '#4d7c0f'];
+
+function providerIcon(provider) {
+  const box = document.createElement('div');
+  box.className = 'passkey-icon';
+  const light = safeImage(provider?.iconLight);
+  const dark = safeImage(provider?.iconDark);
+  if (light || dark) {
+    const picture = document.createElement('picture');
+    if (light && dark) {
+      const source = document.createElement('source');
+      source.media = '(prefers-color-scheme: dark)';
+      source.srcset = dark;
+      picture.append(source);
+    }
+    const img = document.createElement('img');
+    img.src = light || dark;
+    img.alt = '';
+    img.width = 36;
+    img.height = 36;
+    picture.append(img);
+    box.append(picture);
+  } else {
+    const known = providerName(provider) !== 'Unknown passkey provider';
+    const name = known ? provider.name : '?';
+    const letter = known ? (name.match(/[\p{L}\p{N}]/u)?.[0] ?? '?').toUpperCase() : '?';
+    const avatar = document.createElement('span');
+    avatar.className = 'avatar';
+    avatar.textContent = letter;
+    let hash = 0;
+    for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+    avatar.style.background = AVATAR_COLORS[hash % AVATAR_COLORS.length];
+    avatar.setAttribute('aria-hidden', 'true');
+    box.append(avatar);
+  }
+  return box;
+}
+
+/** Only inline images from the server's provider table; never a remote URL. */
+function safeImage(uri) {
+  return typeof uri === 'string' && /^data:image\/(svg\+xml|png|webp|jpeg|gif)[;,]/i.test(uri) ? uri : '';
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** The provider's name for people; the server says "unknown" for AAGUIDs it has no name for. */
+function providerName(provider) {
+  const name = provider?.name?.trim();
+  return name && name.toLowerCase() !== 'unknown' ? name : 'Unknown passkey provider';
+}
+
+function renderPasskeys(passkeys) {
+  els.passkeyList.replaceChildren();
+  els.passkeyEmpty.hidden = passkeys.length > 0;
+  passkeys.forEach((passkey, index) => {
+    const provider = providerName(passkey.provider);
+    const li = el('li', 'passkey');
+    li.dataset.credentialId = passkey.credentialId;
+    const headingId = `passkey-${index}-name`;
+    li.setAttribute('aria-labelledby', headingId);
+
+    li.append(providerIcon(passkey.provider));
+
+    const main = el('div', 'passkey-main');
+    const heading = el('h3', 'passkey-name', provider);
+    heading.id = headingId;
+    main.append(heading);
+
+    const lives = where(passkey);
+    const badges = el('ul', 'badges');
+    badges.setAttribute('aria-label', 'Summary');
+    badges.append(el('li', `badge badge-${lives.kind}`, lives.badge));
+    if (passkey.authenticatorAttachment === 'platform') badges.append(el('li', 'badge', 'On-device'));
+    if (passkey.authenticatorAttachment === 'cross-platform') badges.append(el('li', 'badge', 'Roaming'));
+    if (passkey.credentialId && passkey.credentialId === safeLastCredential()) {
+      badges.append(el('li', 'badge', 'Used in this browser'));
+    }
+    main.append(badges);
+
+    const dl = el('dl', 'details');
+    const row = (term, value) => {
+      dl.append(el('dt', '', term), el('dd', '', value));
+    };
+    row('Where it lives', lives.text);
+    row('Kind', attachmentText(passkey.authenticatorAttachment));
+    const transports = (passkey.transports ?? []).map((t) => TRANSPORTS[t] ?? t);
+    row('Connects via', transports.length ? transports.join(', ') : 'Not reported');
+    row('Created', `${formatDate(passkey.createdAt)} on ${deviceText(passkey.createdOn)}`);
+    row(
+      'Last used',
+      passkey.lastUsedAt
+        ? `${formatDate(passkey.lastUsedAt)}${passkey.lastUsedOn ? ` on ${deviceText(passkey.lastUsedOn)}` : ''}`
+        : 'Not used to sign in yet',
+    );
+    main.append(dl);
+    li.append(main);
+
+    const actions = el('div', 'passkey-actions');
+    const del = el('button', 'button button-secondary button-small passkey-delete', 'Delete');
+    del.type = 'button';
+    del.setAttribute('aria-label', `Delete passkey from ${provider}, created ${formatDate(passkey.createdAt)}`);
+    del.addEventListener('click', () => confirmDelete(passkey, passkeys.length, del));
+    actions.append(del);
+    li.append(actions);
+
+    els.passkeyList.append(li);
+  });
+}
+
+function safeLastCredential() {
+  try {
+    return localStorage.getItem('handoff:lastCredentialId');
+  } catch {
+    return null;
+  }
+}
+
+// ---- delete ------------------------------------------------------------------
+
+function confirmDelete(passkey, count, trigger) {
+  const provider = providerName(passkey.provider);
+  const which = provider === 'Unknown passkey provider' ? 'this passkey' : `the passkey from ${provider}`;
+  els.deleteText.textContent = `You won't be able to sign in with ${which} (created ${formatDate(passkey.createdAt)}) any more.`;
+  els.deleteLast.hidden = count > 1;
+  els.deleteDialog.returnValue = '';
+  els.deleteDialog.showModal();
+  els.deleteDialog.addEventListener(
+    'close',
+    async () => {
+      if (els.deleteDialog.returnValue !== 'delete') {
+        trigger.focus();
+        return;
+      }
+      setStatus('Deleting the passkey…');
+      try {
+        await handoff.deletePasskey(passkey.credentialId);
+        await refreshPasskeys();
+        setStatus(`${which.charAt(0).toUpperCase()}${which.slice(1)} was deleted.`, 'ok');
+      } catch (error) {
+        setStatus(explain(error, 'delete'), 'error');
+        if (error?.code === 'not-signed-in') return showSignedOut();
+      }
+      (els.passkeyList.querySelector('.passkey-delete') ?? els.addPasskey).focus();
+    },
+    { once: true },
+  );
+}
+
+// ---- form handlers -----------------------------------------------------------
+
+function requireValue(input, message) {
+  const value = input.value.trim();
+  const errorId = `${input.id}-error`;
+  document.getElementById(errorId)?.remove();
+  input.removeAttribute('aria-invalid');
+  const describedBy = (input.getAttribute('aria-describedby') ?? '').split(' ').filter((id) => id && id !== errorId);
+  if (value) {
+    if (describedBy.length) input.setAttribute('aria-describedby', describedBy.join(' '));
+    else input.removeAttribute('aria-describedby');
+    return value;
+  }
+  const error = el('p', 'field-error', message);
+  error.id = errorId;
+  input.insertAdjacentElement('afterend', error);
+  input.setAttribute('aria-invalid', 'true');
+  input.setAttribute('aria-describedby', [...describedBy, errorId].join(' '));
+  input.focus();
+  clearStatus();
+  return null;
+}
+
+// A field error goes away as soon as the person types.
+for (const input of [document.getElementById('identifier'), document.getElementById('signup-identifier')]) {
+  input.addEventListener('input', () => {
+    if (input.getAttribute('aria-invalid') === 'true' && input.value.trim()) requireValue(input, '');
+  });
+}
+
+els.signinForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const identifier = requireValue(els.identifier, 'Enter your email or username.');
+  if (!identifier) return;
+  const done = busy(els.signinContinue, 'Waiting for your passkey…');
+  setStatus('Follow the instructions from your browser to use your passkey.');
+  try {
+    await stopAutofill();
+    await handoff.signIn({ identifier });
+    await enterAccount('Signed in. Welcome back!');
+  } catch (error) {
+    if (!isAbort(error)) setStatus(explain(error, 'signin'), 'error');
+    startAutofill();
+  } finally {
+    done();
+  }
+});
+
+els.signinPasskey.addEventListener('click', async () => {
+  const done = busy(els.signinPasskey, 'Waiting for your passkey…');
+  setStatus('Choose a passkey in the dialog your browser shows.');
+  try {
+    await stopAutofill();
+    await handoff.signInDiscoverable();
+    await enterAccount('Signed in with your passkey.');
+  } catch (error) {
+    if (!isAbort(error)) setStatus(explain(error, 'signin'), 'error');
+    startAutofill();
+  } finally {
+    done();
+  }
+});
+
+els.signupForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const identifier = requireValue(els.signupIdentifier, 'Choose an email or username for your account.');
+  if (!identifier) return;
+  const displayName = els.signupName.value.trim();
+  const done = busy(els.signupSubmit, 'Creating your passkey…');
+  setStatus('Follow the instructions from your browser to create a passkey.');
+  try {
+    await stopAutofill();
+    const result = await handoff.signUp({ identifier, displayName: displayName || undefined });
+    const provider = result?.provider?.name;
+    await enterAccount(
+      provider && provider.toLowerCase() !== 'unknown'
+        ? `Account created. Your passkey is saved in ${provider}.`
+        : 'Account created. Your passkey is saved.',
+    );
+  } catch (error) {
+    if (!isAbort(error)) setStatus(explain(error, 'signup'), 'error');
+    startAutofill();
+  } finally {
+    done();
+  }
+});
+
+els.addPasskey.addEventListener('click', async () => {
+  if (!session) return;
+  const done = busy(els.addPasskey, 'Creating your passkey…');
+  setStatus('Follow the instructions from your browser to create a passkey.');
+  try {
+    const result = await handoff.signUp({ identifier: session.identifier, displayName: session.displayName || undefined });
+    await refreshPasskeys();
+    const provider = result?.provider?.name;
+    setStatus(
+      provider && provider.toLowerCase() !== 'unknown' ? `Passkey added. It is saved in ${provider}.` : 'Passkey added.',
+      'ok',
+    );
+  } catch (error) {
+    setStatus(explain(error, 'add'), 'error');
+    if (error?.code === 'not-signed-in') showSignedOut();
+  } finally {
+    done();
+  }
+});
+
+els.signout.addEventListener('click', async () => {
+  const done = busy(els.signout, 'Signing out…');
+  try {
+    await handoff.signOut();
+    showSignedOut();
+    setStatus('You are signed out.', 'ok');
+    // Focus the heading, not the input: focusing the input would pop the passkey autofill list at once.
+    els.signinTitle.focus();
+  } catch (error) {
+    setStatus(explain(error, 'signout'), 'error');
+  } finally {
+    done();
+  }
+});
+
+// ---- start -------------------------------------------------------------------
+
+async function init() {
+  if (!webauthnSupported) {
+    els.unsupported.hidden = false;
+  }
+  try {
+    session = await handoff.session();
+  } catch (error) {
+    setStatus(explain(error, 'load'), 'error');
+    session = null;
+  }
+  if (session) renderAccount();
+  else showSignedOut();
+}
+
+clearStatus();
+init();

@@ -1,0 +1,101 @@
+//! `/passkeys…`: registration ceremonies and the signed-in user's passkeys.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use handoff_core::domain::{CeremonyId, CredentialId, Identifier};
+use handoff_core::passkeys::{NewSession, RegistrationFinish, RegistrationStart};
+
+use super::dto::{
+    CeremonyResponse, FinishRequest, PasskeyList, PasskeyView, ProviderView, RegistrationFinishResponse,
+    RegistrationStartRequest,
+};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ClientContext, MaybeUser, SignedIn, session_cookie};
+use crate::state::AppState;
+
+/// Routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/passkeys/registration/start", post(start))
+        .route("/passkeys/registration/finish", post(finish))
+        .route("/passkeys", get(list))
+        .route("/passkeys/{credential_id}", delete(remove))
+}
+
+/// Start registering a passkey.
+#[utoipa::path(post, path = "/api/v1/passkeys/registration/start", tag = "passkeys",
+    request_body = RegistrationStartRequest,
+    responses((status = 200, body = CeremonyResponse),
+              (status = 400, description = "invalid identifier or body", body = ErrorBody),
+              (status = 409, description = "identifier-taken: the identifier belongs to another account", body = ErrorBody)))]
+pub async fn start(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiJson(req): ApiJson<RegistrationStartRequest>,
+) -> Result<Json<CeremonyResponse>, ApiError> {
+    let input = RegistrationStart { identifier: Identifier::parse(&req.identifier)?, display_name: req.display_name };
+    let started = state.passkeys.start_registration(input, user.as_ref()).await?;
+    Ok(Json(CeremonyResponse { ceremony_id: started.ceremony_id.to_string(), public_key: started.public_key }))
+}
+
+/// Finish registering a passkey; signs the account in.
+#[utoipa::path(post, path = "/api/v1/passkeys/registration/finish", tag = "passkeys",
+    request_body = FinishRequest,
+    responses((status = 200, description = "registered; sets the session cookie", body = RegistrationFinishResponse),
+              (status = 400, description = "the response did not verify (origin-mismatch, challenge-mismatch, user-not-verified, malformed-credential, …)", body = ErrorBody),
+              (status = 404, description = "ceremony-not-found: unknown or already used", body = ErrorBody),
+              (status = 409, description = "credential-exists or identifier-taken", body = ErrorBody),
+              (status = 410, description = "ceremony-expired", body = ErrorBody)))]
+pub async fn finish(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    client: ClientContext,
+    jar: CookieJar,
+    ApiJson(req): ApiJson<FinishRequest>,
+) -> Result<(CookieJar, Json<RegistrationFinishResponse>), ApiError> {
+    let input = RegistrationFinish {
+        ceremony_id: CeremonyId::parse(&req.ceremony_id)?,
+        credential: req.credential,
+        device: client.device,
+    };
+    let done = state.passkeys.finish_registration(input, user.as_ref()).await?;
+    let token = state
+        .sessions
+        .start(NewSession { user_id: done.user_id, user_agent: client.user_agent, ip: client.ip })
+        .await?;
+    let body = RegistrationFinishResponse {
+        user_id: done.user_id.to_string(),
+        credential_id: done.credential_id.to_base64url(),
+        provider: ProviderView::of(&done.aaguid, state.passkeys.catalog()),
+    };
+    Ok((jar.add(session_cookie(&token, &state)), Json(body)))
+}
+
+/// The signed-in user's passkeys and where each lives.
+#[utoipa::path(get, path = "/api/v1/passkeys", tag = "passkeys",
+    responses((status = 200, body = PasskeyList), (status = 401, description = "not-signed-in", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, SignedIn(user): SignedIn) -> Result<Json<PasskeyList>, ApiError> {
+    let passkeys = state.passkeys.passkeys(user.user_id).await?;
+    let catalog = state.passkeys.catalog();
+    Ok(Json(PasskeyList { passkeys: passkeys.into_iter().map(|p| PasskeyView::of(p, catalog)).collect() }))
+}
+
+/// Delete one of the signed-in user's passkeys.
+#[utoipa::path(delete, path = "/api/v1/passkeys/{credential_id}", tag = "passkeys",
+    params(("credential_id" = String, Path, description = "base64url credential id")),
+    responses((status = 204, description = "deleted"),
+              (status = 400, description = "invalid-credential-id", body = ErrorBody),
+              (status = 401, description = "not-signed-in", body = ErrorBody),
+              (status = 404, description = "passkey-not-found", body = ErrorBody)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path(credential_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = CredentialId::parse(&credential_id)?;
+    state.passkeys.delete_passkey(user.user_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,288 @@
+//! Configuration: built-in defaults, then a TOML file, then `HANDOFF_*` environment
+//! variables, then command-line flags — later wins. The raw values become a validated
+//! [`Settings`] once, at start, so a bad value stops the server with a sentence naming it
+//! instead of failing on the first request. Secrets are wrapped so they never print.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+/// A secret string whose `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for comparisons and for writing it where it belongs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Configuration as read from files, environment and flags (every field optional).
+/// Field names are the TOML keys; `HANDOFF_<KEY>` in upper case sets them from the
+/// environment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Directory for the SQLite file and the generated operator token (default `./data`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://…` (default: `handoff.db` in the data directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// WebAuthn relying-party ID (default `localhost`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rp_id: Option<String>,
+    /// Relying-party name shown by authenticators (default `Handoff`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rp_name: Option<String>,
+    /// Allowed origins: a list, or one string with commas (default `http://localhost:8080`).
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Vec<String>>,
+    /// Bearer token for operator endpoints (default: generated at first start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_token: Option<String>,
+    /// Path to a community AAGUID list (passkey-authenticator-aaguids JSON format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aaguid_list: Option<PathBuf>,
+    /// Session lifetime in seconds (default 7 days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_ttl_seconds: Option<u64>,
+    /// How long a WebAuthn ceremony may take, in seconds (default 300).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceremony_ttl_seconds: Option<u64>,
+}
+
+/// Every configuration key (TOML key; `HANDOFF_<KEY>` in the environment).
+pub const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "rp_id",
+    "rp_name",
+    "origin",
+    "operator_token",
+    "aaguid_list",
+    "session_ttl_seconds",
+    "ceremony_ttl_seconds",
+];
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<OneOrMany>::deserialize(d)?.map(|v| match v {
+        OneOrMany::One(s) => s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+        OneOrMany::Many(v) => v,
+    }))
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The database URL.
+    pub database_url: String,
+    /// RP ID.
+    pub rp_id: String,
+    /// RP name.
+    pub rp_name: String,
+    /// Allowed origins.
+    pub origins: Vec<Url>,
+    /// Operator token, if configured (otherwise it is generated into the data directory).
+    pub operator_token: Option<Secret>,
+    /// Community AAGUID list.
+    pub aaguid_list: Option<PathBuf>,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Ceremony lifetime.
+    pub ceremony_ttl: Duration,
+}
+
+/// A configuration problem, named.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl RawConfig {
+    /// Reads defaults ← TOML file ← `HANDOFF_*` environment ← `overrides` (flags).
+    /// `file` is read when given (it must exist) or when `./handoff.toml` exists.
+    pub fn load(file: Option<&Path>, overrides: &RawConfig) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("handoff.toml").exists() => figment = figment.merge(Toml::file_exact("handoff.toml")),
+            None => {}
+        }
+        // Only known keys: other HANDOFF_* variables (test settings, tools) are not config.
+        let env = Env::prefixed("HANDOFF_").only(KEYS);
+        figment.merge(env).merge(Serialized::defaults(overrides)).extract().map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// Validates and fills in defaults.
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        let listen_raw = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            ConfigError(format!("listen address {listen_raw:?} is not HOST:PORT (e.g. 127.0.0.1:8080)"))
+        })?;
+        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = match self.database_url {
+            Some(url)
+                if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                url
+            }
+            Some(url) => {
+                return Err(ConfigError(format!(
+                    "database_url {:?} must start with sqlite:// or postgres://",
+                    redact_url(&url)
+                )));
+            }
+            None => format!("sqlite://{}", data_dir.join("handoff.db").display()),
+        };
+        let rp_id = self.rp_id.unwrap_or_else(|| "localhost".into());
+        let rp_name = self.rp_name.unwrap_or_else(|| "Handoff".into());
+        let origins = self
+            .origin
+            .unwrap_or_else(|| vec!["http://localhost:8080".into()])
+            .into_iter()
+            .map(|o| parse_origin(&o))
+            .collect::<Result<Vec<_>, _>>()?;
+        if origins.is_empty() {
+            return Err(ConfigError("origin: at least one origin is required".into()));
+        }
+        let operator_token = match self.operator_token {
+            Some(t) if t.trim().len() < 16 => {
+                return Err(ConfigError("operator_token must be at least 16 characters".into()));
+            }
+            Some(t) => Some(Secret::new(t.trim())),
+            None => None,
+        };
+        let session_ttl = Duration::from_secs(self.session_ttl_seconds.unwrap_or(7 * 24 * 3600));
+        let ceremony_ttl = Duration::from_secs(self.ceremony_ttl_seconds.unwrap_or(300));
+        if ceremony_ttl.is_zero() || ceremony_ttl > Duration::from_secs(600) {
+            return Err(ConfigError("ceremony_ttl_seconds must be between 1 and 600".into()));
+        }
+        if session_ttl.is_zero() {
+            return Err(ConfigError("session_ttl_seconds must be above 0".into()));
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            database_url,
+            rp_id,
+            rp_name,
+            origins,
+            operator_token,
+            aaguid_list: self.aaguid_list,
+            session_ttl,
+            ceremony_ttl,
+        })
+    }
+}
+
+fn parse_origin(raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| ConfigError(format!("origin {raw:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError(format!("origin {raw:?} must be http(s)://HOST[:PORT]")));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError(format!("origin {raw:?} must not have a path, query or fragment")));
+    }
+    Ok(url)
+}
+
+/// A database URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Settings {
+    /// True when cookies must be `Secure` (any configured origin is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.origins.iter().any(|o| o.scheme() == "https")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = RawConfig::default().into_settings().unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://data/handoff.db");
+        assert_eq!(s.rp_id, "localhost");
+        assert_eq!(s.origins[0].as_str(), "http://localhost:8080/");
+        assert!(!s.secure_cookies());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = |raw: RawConfig| raw.into_settings().unwrap_err().to_string();
+        assert!(bad(RawConfig { listen: Some("nope".into()), ..Default::default() }).contains("listen"));
+        assert!(bad(RawConfig { origin: Some(vec!["ftp://x".into()]), ..Default::default() }).contains("origin"));
+        assert!(
+            bad(RawConfig { origin: Some(vec!["https://x.com/path".into()]), ..Default::default() }).contains("path")
+        );
+        assert!(
+            bad(RawConfig { database_url: Some("mysql://u:pw@h/db".into()), ..Default::default() }).contains("***")
+        );
+        assert!(
+            bad(RawConfig { operator_token: Some("short".into()), ..Default::default() }).contains("operator_token")
+        );
+    }
+
+    #[test]
+    fn origins_accept_comma_lists() {
+        let raw: RawConfig =
+            serde_json::from_str(r#"{"origin": "https://a.example.com, https://b.example.com"}"#).unwrap();
+        assert_eq!(raw.origin.unwrap().len(), 2);
+        let s = RawConfig {
+            origin: Some(vec!["https://a.example.com".into()]),
+            rp_id: Some("example.com".into()),
+            ..Default::default()
+        };
+        assert!(s.into_settings().unwrap().secure_cookies());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2hunter2hunter2")), "Secret(…)");
+    }
+}

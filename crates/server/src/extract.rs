@@ -1,0 +1,117 @@
+//! Extractors that turn a request into domain inputs: JSON bodies whose errors become
+//! `ApiError`s, the client's device and address, and the signed-in user from the session
+//! cookie.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::USER_AGENT;
+use axum::http::request::Parts;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use handoff_core::DomainError;
+use handoff_core::device::{DeviceHeaders, DeviceInfo};
+use handoff_core::domain::SecretToken;
+use handoff_core::passkeys::SessionUser;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "handoff_session";
+
+/// A JSON body; malformed JSON, wrong types and oversize bodies become clear 4xx errors.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// Who is calling: device, user agent and address.
+#[derive(Debug, Clone)]
+pub struct ClientContext {
+    /// OS, browser, form factor.
+    pub device: DeviceInfo,
+    /// Raw User-Agent.
+    pub user_agent: Option<String>,
+    /// Peer address.
+    pub ip: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let user_agent = header(USER_AGENT.as_str()).map(|s| s.chars().take(512).collect::<String>());
+        let device = DeviceInfo::from_headers(&DeviceHeaders {
+            user_agent: user_agent.as_deref(),
+            ch_platform: header("sec-ch-ua-platform"),
+            ch_mobile: header("sec-ch-ua-mobile"),
+        });
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(Self { device, user_agent, ip })
+    }
+}
+
+/// The session token from the cookie, if it looks like one of ours.
+pub fn session_token(jar: &CookieJar) -> Option<SecretToken> {
+    jar.get(SESSION_COOKIE).and_then(|c| SecretToken::parse(c.value()))
+}
+
+/// The signed-in user, if any.
+pub struct MaybeUser(pub Option<SessionUser>);
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(token) = session_token(&jar) else { return Ok(Self(None)) };
+        Ok(Self(state.sessions.resolve(&token).await?))
+    }
+}
+
+/// The signed-in user; 401 `not-signed-in` otherwise.
+pub struct SignedIn(pub SessionUser);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match MaybeUser::from_request_parts(parts, state).await?.0 {
+            Some(user) => Ok(Self(user)),
+            None => Err(DomainError::NotSignedIn.into()),
+        }
+    }
+}
+
+/// The session cookie for a new session.
+pub fn session_cookie(token: &SecretToken, state: &AppState) -> Cookie<'static> {
+    let max_age = state.sessions.ttl().as_secs().min(i64::MAX as u64) as i64;
+    Cookie::build((SESSION_COOKIE, token.expose().to_owned()))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.http.secure_cookies)
+        .path("/")
+        .max_age(time::Duration::seconds(max_age))
+        .build()
+}
+
+/// A cookie that removes the session cookie.
+pub fn cleared_session_cookie(state: &AppState) -> Cookie<'static> {
+    let mut c = Cookie::build((SESSION_COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.http.secure_cookies)
+        .path("/")
+        .build();
+    c.make_removal();
+    c
+}

@@ -1,0 +1,15 @@
+//! Handoff's HTTP layer: configuration, the axum routers of the public API v1, the pages
+//! and the SDK asset, the error mapping, and the application builder that the `handoff`
+//! binary and the integration tests both start.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod pages;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::{Application, router};

@@ -1,0 +1,157 @@
+//! The `handoff` binary: parse the command line, load configuration, start tracing, build
+//! the application, run it until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use handoff_server::config::RawConfig;
+use handoff_server::{Application, telemetry};
+
+/// Handoff: a self-hostable passkey login server.
+///
+/// Configuration comes from built-in defaults, then a TOML file (`--config`, or
+/// ./handoff.toml when present), then HANDOFF_* environment variables, then these flags;
+/// later sources win. Every flag names its environment variable and TOML key.
+#[derive(Parser)]
+#[command(name = "handoff", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: the API under /api/v1, the demo page at /, the SDK at /sdk/handoff.js.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file (keys as in the flags below, e.g. rp_id = "example.com").
+    /// [env: HANDOFF_CONFIG]
+    #[arg(long, value_name = "FILE", env = "HANDOFF_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on. [env: HANDOFF_LISTEN] [toml: listen] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Directory for the SQLite database and the generated operator token.
+    /// [env: HANDOFF_DATA_DIR] [toml: data_dir] [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database: sqlite://PATH, or postgres://USER@HOST/DB to share one database between
+    /// several instances. [env: HANDOFF_DATABASE_URL] [toml: database_url]
+    /// [default: sqlite://<data dir>/handoff.db]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// WebAuthn relying-party ID: your site's registrable domain.
+    /// [env: HANDOFF_RP_ID] [toml: rp_id] [default: localhost]
+    #[arg(long, value_name = "DOMAIN")]
+    rp_id: Option<String>,
+    /// Relying-party name that authenticators show. [env: HANDOFF_RP_NAME] [toml: rp_name]
+    /// [default: Handoff]
+    #[arg(long, value_name = "NAME")]
+    rp_name: Option<String>,
+    /// Origin allowed to run passkey ceremonies; repeat the flag (or use commas in the
+    /// variable) for several. Each must be on the RP ID.
+    /// [env: HANDOFF_ORIGIN] [toml: origin] [default: http://localhost:8080]
+    #[arg(long = "origin", value_name = "URL")]
+    origins: Vec<String>,
+    /// Bearer token for operator endpoints (at least 16 characters). When unset, one is
+    /// generated at first start into <data dir>/operator-token.
+    /// [env: HANDOFF_OPERATOR_TOKEN] [toml: operator_token]
+    #[arg(long, value_name = "TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+    /// Community AAGUID list (passkey-authenticator-aaguids JSON) to name more passkey
+    /// providers and show their icons. [env: HANDOFF_AAGUID_LIST] [toml: aaguid_list]
+    #[arg(long, value_name = "FILE")]
+    aaguid_list: Option<PathBuf>,
+    /// How long a session lasts, in seconds. [env: HANDOFF_SESSION_TTL_SECONDS]
+    /// [toml: session_ttl_seconds] [default: 604800]
+    #[arg(long, value_name = "SECONDS")]
+    session_ttl_seconds: Option<u64>,
+    /// How long a passkey ceremony may take, in seconds (1–600).
+    /// [env: HANDOFF_CEREMONY_TTL_SECONDS] [toml: ceremony_ttl_seconds] [default: 300]
+    #[arg(long, value_name = "SECONDS")]
+    ceremony_ttl_seconds: Option<u64>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> RawConfig {
+        RawConfig {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            rp_id: self.rp_id.clone(),
+            rp_name: self.rp_name.clone(),
+            origin: (!self.origins.is_empty()).then(|| self.origins.clone()),
+            operator_token: self.operator_token.clone(),
+            aaguid_list: self.aaguid_list.clone(),
+            session_ttl_seconds: self.session_ttl_seconds,
+            ceremony_ttl_seconds: self.ceremony_ttl_seconds,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let settings = match RawConfig::load(args.config.as_deref(), &args.overrides()).and_then(RawConfig::into_settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("handoff: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let origins: Vec<String> = settings.origins.iter().map(|o| o.origin().ascii_serialization()).collect();
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("handoff: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = app.local_addr();
+    tracing::info!(%addr, origins = ?origins, "handoff listening on http://{addr}");
+    eprintln!("handoff listening on http://{addr} (origins: {})", origins.join(", "));
+    match app.run_until(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("handoff: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,31 @@
+//! The OpenAPI document, generated from the handlers' annotations and the DTO types, so
+//! it cannot drift from the code. Served at `/api/v1/openapi.json`.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use crate::api::{dto, login, passkeys, session};
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::state::AppState;
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Handoff API", version = "1",
+         description = "Passkey sign-in with cross-device handoff and journey observability. Errors are {\"error\": {\"code\", \"message\"}}."),
+    paths(passkeys::start, passkeys::finish, passkeys::list, passkeys::remove,
+          login::start, login::finish, session::current, session::sign_out),
+    components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
+        dto::RegistrationFinishResponse, dto::ProviderView, dto::ClientEnvironment, dto::LoginStartRequest,
+        dto::LoginStartResponse, dto::LoginFinishResponse, dto::PasskeyView, dto::PasskeyList, dto::SessionResponse)),
+    tags((name = "passkeys", description = "Registration and the passkey record"),
+         (name = "login", description = "Sign-in ceremonies and the method decision"),
+         (name = "session", description = "The signed-in user"))
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json` (nested under `/api/v1`).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}

@@ -1,0 +1,48 @@
+//! The HTML pages and the browser SDK, embedded in the binary so one file runs anywhere.
+//! Pages get a strict Content-Security-Policy: scripts and styles only from this origin,
+//! images also as data URIs (provider icons), and no framing.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const STYLE_CSS: &str = include_str!("../assets/style.css");
+const SDK_JS: &str = include_str!("../../../sdk/js/handoff.js");
+
+const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                        connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Page and asset routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{name}", get(asset))
+        .route("/sdk/handoff.js", get(|| async { text("text/javascript; charset=utf-8", SDK_JS) }))
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+async fn index() -> Response {
+    (
+        [(CONTENT_TYPE, "text/html; charset=utf-8"), (CONTENT_SECURITY_POLICY, PAGE_CSP), (CACHE_CONTROL, "no-cache")],
+        INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match name.as_str() {
+        "app.js" => text("text/javascript; charset=utf-8", APP_JS),
+        "style.css" => text("text/css; charset=utf-8", STYLE_CSS),
+        _ => (axum::http::StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+fn text(content_type: &'static str, body: &'static str) -> Response {
+    ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")], body).into_response()
+}

@@ -1,0 +1,193 @@
+//! Building the application: open the database, load the provider catalog, make sure an
+//! operator token exists, assemble the routers and middleware, bind the listener. Tests
+//! bind port 0 and read the bound address back; `handoff serve` runs it until a signal.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use handoff_core::clock::now_ms;
+use handoff_core::passkeys::{PasskeyConfig, PasskeyService, SessionService};
+use handoff_core::provider::ProviderCatalog;
+use handoff_store::Database;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Secret, Settings, redact_url};
+use crate::state::{AppState, HttpSettings};
+use crate::telemetry;
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] handoff_store::StoreError),
+    /// The AAGUID list could not be loaded.
+    #[error(transparent)]
+    Catalog(#[from] handoff_core::provider::CatalogError),
+    /// Filesystem trouble (data directory, operator token).
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A built application, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: Database,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    /// Opens everything the settings name and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Io { context: format!("cannot listen on {}", settings.listen), source })?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// Like [`Application::build`] on a listener the caller bound (tests bind port 0 first
+    /// so that the configured origin can name the real port).
+    pub async fn build_on(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
+        let db = open_database(&settings).await?;
+        let catalog = match &settings.aaguid_list {
+            Some(path) => {
+                let c = ProviderCatalog::with_community_list(path)?;
+                tracing::info!(path = %path.display(), providers = c.len(), "loaded AAGUID list");
+                c
+            }
+            None => ProviderCatalog::built_in(),
+        };
+        let operator_token = operator_token(&settings)?;
+        let storage = db.storage();
+        let passkey_config = PasskeyConfig {
+            rp_id: settings.rp_id.clone(),
+            rp_name: settings.rp_name.clone(),
+            origins: settings.origins.clone(),
+            ceremony_ttl: settings.ceremony_ttl,
+        };
+        let passkeys =
+            PasskeyService::new(passkey_config, storage.clone(), Arc::new(catalog)).map_err(StartError::Config)?;
+        let sessions = SessionService::new(storage, settings.session_ttl);
+        let state = AppState {
+            passkeys,
+            sessions,
+            http: Arc::new(HttpSettings { secure_cookies: settings.secure_cookies(), operator_token }),
+        };
+        let router = router(state);
+        let local_addr =
+            listener.local_addr().map_err(|source| StartError::Io { context: "listener address".into(), source })?;
+        Ok(Self { listener, router, db, local_addr })
+    }
+
+    /// The address actually bound (port 0 becomes a real port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests
+    /// finish and closes the database pool.
+    pub async fn run_until<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let janitor = tokio::spawn(purge_expired(self.db.clone()));
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        janitor.abort();
+        self.db.close().await;
+        result
+    }
+}
+
+/// The full router with middleware. Integrators embedding Handoff in their own axum
+/// service can call this with a state they built.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::api::router())
+        .merge(crate::pages::router())
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn open_database(settings: &Settings) -> Result<Database, StartError> {
+    if settings.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::Io {
+            context: format!("cannot create data directory {}", settings.data_dir.display()),
+            source,
+        })?;
+    }
+    let db = Database::connect(&settings.database_url).await?;
+    tracing::info!(database = %redact_url(&settings.database_url), backend = ?db.backend(), "database ready (migrations applied)");
+    Ok(db)
+}
+
+/// The configured operator token, or the one stored in the data directory, or a new one
+/// written there (mode 0600) with a log line saying where.
+fn operator_token(settings: &Settings) -> Result<Secret, StartError> {
+    if let Some(token) = &settings.operator_token {
+        return Ok(token.clone());
+    }
+    let path = settings.data_dir.join("operator-token");
+    let io = |context: String| move |source| StartError::Io { context, source };
+    if path.exists() {
+        let token = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        return Ok(Secret::new(token.trim()));
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(io(format!("cannot create data directory {}", settings.data_dir.display())))?;
+    let token = handoff_core::domain::SecretToken::generate().map_err(|e| StartError::Config(e.to_string()))?;
+    write_private(&path, token.expose()).map_err(io(format!("cannot write {}", path.display())))?;
+    tracing::info!(path = %path.display(), "generated an operator token; use it as `Authorization: Bearer <token>`");
+    Ok(Secret::new(token.expose()))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+/// Deletes expired ceremonies and sessions once a minute.
+async fn purge_expired(db: Database) {
+    use handoff_core::storage::{Ceremonies, Sessions};
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        match (Ceremonies::purge_expired(&db, now).await, Sessions::purge_expired(&db, now).await) {
+            (Ok(c), Ok(s)) if c + s > 0 => tracing::debug!(ceremonies = c, sessions = s, "purged expired rows"),
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
+            _ => {}
+        }
+    }
+}

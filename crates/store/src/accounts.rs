@@ -1,0 +1,193 @@
+//! Accounts and passkeys.
+
+use async_trait::async_trait;
+use handoff_core::DomainError;
+use handoff_core::device::{DeviceInfo, FormFactor};
+use handoff_core::domain::{CredentialId, DisplayName, Identifier, UserId};
+use handoff_core::error::Result;
+use handoff_core::passkeys::{Account, PasskeyRecord, PasskeyUse};
+use handoff_core::storage::Accounts;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::db::{Database, flag, is_unique_violation_on, storage_error};
+
+const ACCOUNT_COLUMNS: &str = "u.id, u.identifier, u.display_name, u.created_at";
+const PASSKEY_COLUMNS: &str = "p.credential_id, p.user_id, p.credential, p.aaguid, p.provider, p.transports, \
+     p.attachment, p.backup_eligible, p.backup_state, p.created_at, p.created_os, p.created_browser, \
+     p.created_form_factor, p.last_used_at, p.last_used_os, p.last_used_browser, p.last_used_form_factor";
+
+fn corrupt(what: &str) -> DomainError {
+    DomainError::Storage(format!("stored {what} does not parse"))
+}
+
+fn account_from_row(row: &AnyRow) -> Result<Account> {
+    let get = |i: usize| -> Result<String> { row.try_get::<String, _>(i).map_err(storage_error) };
+    Ok(Account {
+        id: UserId::parse(&get(0)?).map_err(|_| corrupt("user id"))?,
+        identifier: Identifier::parse(&get(1)?).map_err(|_| corrupt("identifier"))?,
+        display_name: DisplayName::from_stored(get(2)?),
+        created_at: row.try_get::<i64, _>(3).map_err(storage_error)?,
+    })
+}
+
+fn passkey_from_row(row: &AnyRow, offset: usize) -> Result<PasskeyRecord> {
+    let text = |i: usize| -> Result<String> { row.try_get::<String, _>(offset + i).map_err(storage_error) };
+    let opt_text =
+        |i: usize| -> Result<Option<String>> { row.try_get::<Option<String>, _>(offset + i).map_err(storage_error) };
+    let int = |i: usize| -> Result<i64> { row.try_get::<i64, _>(offset + i).map_err(storage_error) };
+    let last_used_at = row.try_get::<Option<i64>, _>(offset + 13).map_err(storage_error)?;
+    let last_used_on = match (opt_text(14)?, opt_text(15)?, opt_text(16)?) {
+        (Some(os), Some(browser), Some(ff)) => {
+            Some(DeviceInfo { os, browser, form_factor: FormFactor::from_stored(&ff) })
+        }
+        _ => None,
+    };
+    Ok(PasskeyRecord {
+        credential_id: CredentialId::parse(&text(0)?).map_err(|_| corrupt("credential id"))?,
+        user_id: UserId::parse(&text(1)?).map_err(|_| corrupt("user id"))?,
+        credential: serde_json::from_str(&text(2)?).map_err(|_| corrupt("credential"))?,
+        aaguid: text(3)?.parse().map_err(|_| corrupt("aaguid"))?,
+        provider: text(4)?,
+        transports: serde_json::from_str(&text(5)?).map_err(|_| corrupt("transports"))?,
+        attachment: opt_text(6)?,
+        backup_eligible: int(7)? != 0,
+        backup_state: int(8)? != 0,
+        created_at: int(9)?,
+        created_on: DeviceInfo { os: text(10)?, browser: text(11)?, form_factor: FormFactor::from_stored(&text(12)?) },
+        last_used_at,
+        last_used_on,
+    })
+}
+
+fn passkey_insert_error(err: sqlx::Error) -> DomainError {
+    if is_unique_violation_on(&err, "identifier") {
+        DomainError::IdentifierTaken
+    } else if matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation()) {
+        DomainError::CredentialExists
+    } else {
+        storage_error(err)
+    }
+}
+
+const INSERT_PASSKEY: &str = "INSERT INTO passkeys (credential_id, user_id, credential, counter, aaguid, provider, \
+     transports, attachment, backup_eligible, backup_state, created_at, created_os, created_browser, created_form_factor) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+async fn insert_passkey<'e, E>(executor: E, p: &PasskeyRecord) -> std::result::Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let credential = serde_json::to_string(&p.credential).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let transports = serde_json::to_string(&p.transports).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(INSERT_PASSKEY)
+        .bind(p.credential_id.to_base64url())
+        .bind(p.user_id.to_string())
+        .bind(credential)
+        .bind(i64::from(p.credential.counter))
+        .bind(p.aaguid.to_string())
+        .bind(p.provider.clone())
+        .bind(transports)
+        .bind(p.attachment.clone())
+        .bind(flag(p.backup_eligible))
+        .bind(flag(p.backup_state))
+        .bind(p.created_at)
+        .bind(p.created_on.os.clone())
+        .bind(p.created_on.browser.clone())
+        .bind(p.created_on.form_factor.as_str())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Accounts for Database {
+    async fn find_by_identifier(&self, identifier: &Identifier) -> Result<Option<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users u WHERE u.identifier = $1");
+        let row =
+            sqlx::query(&sql).bind(identifier.as_str()).fetch_optional(&self.pool).await.map_err(storage_error)?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn find_by_id(&self, id: UserId) -> Result<Option<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users u WHERE u.id = $1");
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await.map_err(storage_error)?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn create_with_passkey(&self, account: &Account, passkey: &PasskeyRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(storage_error)?;
+        sqlx::query("INSERT INTO users (id, identifier, display_name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(account.id.to_string())
+            .bind(account.identifier.as_str())
+            .bind(account.display_name.as_str())
+            .bind(account.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(passkey_insert_error)?;
+        insert_passkey(&mut *tx, passkey).await.map_err(passkey_insert_error)?;
+        tx.commit().await.map_err(storage_error)
+    }
+
+    async fn add_passkey(&self, passkey: &PasskeyRecord) -> Result<()> {
+        insert_passkey(&self.pool, passkey).await.map_err(passkey_insert_error)
+    }
+
+    async fn passkeys_of(&self, user: UserId) -> Result<Vec<PasskeyRecord>> {
+        let sql = format!(
+            "SELECT {PASSKEY_COLUMNS} FROM passkeys p WHERE p.user_id = $1 ORDER BY p.created_at, p.credential_id"
+        );
+        let rows = sqlx::query(&sql).bind(user.to_string()).fetch_all(&self.pool).await.map_err(storage_error)?;
+        rows.iter().map(|r| passkey_from_row(r, 0)).collect()
+    }
+
+    async fn find_passkey(&self, id: &CredentialId) -> Result<Option<(PasskeyRecord, Account)>> {
+        let sql = format!(
+            "SELECT {PASSKEY_COLUMNS}, {ACCOUNT_COLUMNS} FROM passkeys p JOIN users u ON u.id = p.user_id \
+             WHERE p.credential_id = $1"
+        );
+        let row = sqlx::query(&sql).bind(id.to_base64url()).fetch_optional(&self.pool).await.map_err(storage_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let passkey = passkey_from_row(&row, 0)?;
+        let account = Account {
+            id: passkey.user_id,
+            identifier: Identifier::parse(&row.try_get::<String, _>(18).map_err(storage_error)?)
+                .map_err(|_| corrupt("identifier"))?,
+            display_name: DisplayName::from_stored(row.try_get::<String, _>(19).map_err(storage_error)?),
+            created_at: row.try_get::<i64, _>(20).map_err(storage_error)?,
+        };
+        Ok(Some((passkey, account)))
+    }
+
+    async fn record_use(&self, usage: &PasskeyUse) -> Result<bool> {
+        let credential = serde_json::to_string(&usage.credential).map_err(|_| corrupt("credential"))?;
+        let done = sqlx::query(
+            "UPDATE passkeys SET credential = $2, counter = $3, backup_state = $4, backup_eligible = $5, \
+             last_used_at = $6, last_used_os = $7, last_used_browser = $8, last_used_form_factor = $9 \
+             WHERE credential_id = $1 AND (counter < $3 OR ($3 = 0 AND counter = 0))",
+        )
+        .bind(usage.credential_id.to_base64url())
+        .bind(credential)
+        .bind(i64::from(usage.counter))
+        .bind(flag(usage.backup_state))
+        .bind(flag(usage.backup_eligible))
+        .bind(usage.at)
+        .bind(usage.on.os.clone())
+        .bind(usage.on.browser.clone())
+        .bind(usage.on.form_factor.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_passkey(&self, user: UserId, id: &CredentialId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND user_id = $2")
+            .bind(id.to_base64url())
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

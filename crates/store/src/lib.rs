@@ -1,0 +1,12 @@
+//! SQLite and PostgreSQL storage for Handoff. Both backends go through one sqlx `Any`
+//! pool, so each query is written once with `$n` parameters (which SQLite accepts too);
+//! only the migrations differ per dialect. SQLite is the embedded default (a file, WAL
+//! mode); PostgreSQL is for several instances sharing one database.
+
+mod accounts;
+mod ceremonies;
+mod db;
+mod security;
+mod sessions;
+
+pub use db::{Backend, Database, StoreError};

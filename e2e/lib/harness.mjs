@@ -1,0 +1,242 @@
+/**
+ * Test harness for Handoff's real-browser tests.
+ *
+ * - `startServer()` runs the real `handoff serve` binary on a free port with a
+ *   fresh data directory and waits for `/healthz`.
+ * - `launchBrowser()` starts Debian's Chromium through playwright-core (no
+ *   browser download) with the flags this closed, root-run machine needs.
+ * - `openPage()` gives a page with a Chromium virtual WebAuthn authenticator
+ *   attached through the DevTools WebAuthn domain.
+ *
+ * Nothing here calls the SDK: tests type and click like a person.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const E2E_DIR = path.resolve(here, '..');
+export const REPO_DIR = path.resolve(E2E_DIR, '..');
+export const ARTIFACTS = path.join(E2E_DIR, 'artifacts');
+
+/** The `handoff` binary to test: HANDOFF_BIN, else the release build in the usual target dirs. */
+export function serverBinary() {
+  if (process.env.HANDOFF_BIN) {
+    if (!existsSync(process.env.HANDOFF_BIN)) throw new Error(`HANDOFF_BIN=${process.env.HANDOFF_BIN} does not exist`);
+    return process.env.HANDOFF_BIN;
+  }
+  const candidates = [
+    process.env.CARGO_TARGET_DIR && path.join(process.env.CARGO_TARGET_DIR, 'release', 'handoff'),
+    path.join(os.homedir(), '.cache', 'handoff-target', 'release', 'handoff'),
+    path.join(REPO_DIR, 'target', 'release', 'handoff'),
+  ].filter(Boolean);
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) {
+    throw new Error(
+      `No handoff binary found (looked at ${candidates.join(', ')}). ` +
+        'Build it with `cargo build --release -p handoff-server` or set HANDOFF_BIN.',
+    );
+  }
+  return found;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Start `handoff serve` on a free port with a fresh data dir.
+ * @param {{name?: string, env?: Record<string,string>}} [options] `name` labels the log file in artifacts/
+ * @returns {Promise<{baseUrl: string, port: number, dataDir: string, log: () => string, stop: () => Promise<void>}>}
+ */
+export async function startServer({ name = 'server', env = {} } = {}) {
+  const bin = serverBinary();
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'handoff-e2e-'));
+  const baseUrl = `http://localhost:${port}`;
+  let output = '';
+  const child = spawn(bin, ['serve'], {
+    env: {
+      ...process.env,
+      HANDOFF_DATA_DIR: dataDir,
+      HANDOFF_LISTEN: `127.0.0.1:${port}`,
+      HANDOFF_ORIGIN: baseUrl,
+      HANDOFF_RP_ID: 'localhost',
+      RUST_LOG: process.env.RUST_LOG ?? 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  let exited = null;
+  const exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => resolve((exited = { code, signal }))));
+
+  const saveLog = () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    writeFileSync(path.join(ARTIFACTS, `${name}.log`), output);
+  };
+  const stop = async () => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exitPromise;
+      clearTimeout(timer);
+    }
+    saveLog();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited) {
+      saveLog();
+      rmSync(dataDir, { recursive: true, force: true });
+      throw new Error(`handoff serve exited early (${JSON.stringify(exited)}):\n${output}`);
+    }
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`handoff serve did not answer /healthz within 30 s:\n${output}`);
+    }
+    await sleep(100);
+  }
+  return { baseUrl, port, dataDir, log: () => output, stop };
+}
+
+/** Chromium flags for this machine: root (no sandbox), no GPU, closed network. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+/** Launch Debian's Chromium (playwright-core creates a fresh temporary profile). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+    headless: process.env.HEADED ? false : true,
+  });
+}
+
+/** Options for WebAuthn.addVirtualAuthenticator: a platform authenticator with UV, like Touch ID / Windows Hello. */
+export const PLATFORM_AUTHENTICATOR = {
+  protocol: 'ctap2',
+  ctap2Version: 'ctap2_1',
+  transport: 'internal',
+  hasResidentKey: true,
+  hasUserVerification: true,
+  isUserVerified: true,
+  automaticPresenceSimulation: true,
+};
+
+/**
+ * A new browser context and page with a virtual authenticator.
+ *
+ * The page also records, in `window.__webauthnCalls`, which WebAuthn calls it
+ * made (`create` / `get` and the mediation), so a test can tell an autofill
+ * sign-in from a modal one. It does not change what the calls do.
+ *
+ * @param {import('playwright-core').Browser} browser
+ * @param {{viewport?: {width:number,height:number}, isMobile?: boolean, authenticator?: object}} [options]
+ */
+export async function openPage(browser, { viewport = { width: 1280, height: 900 }, isMobile = false, authenticator = {} } = {}) {
+  const context = await browser.newContext({ viewport, isMobile, hasTouch: isMobile, deviceScaleFactor: 1 });
+  await context.addInitScript(() => {
+    window.__webauthnCalls = [];
+    const creds = navigator.credentials;
+    if (!creds) return;
+    const get = creds.get.bind(creds);
+    const create = creds.create.bind(creds);
+    creds.get = (options) => {
+      window.__webauthnCalls.push({ op: 'get', mediation: options?.mediation ?? 'optional' });
+      return get(options);
+    };
+    creds.create = (options) => {
+      window.__webauthnCalls.push({ op: 'create', mediation: options?.mediation ?? 'optional' });
+      return create(options);
+    };
+  });
+  const page = await context.newPage();
+  const pageErrors = [];
+  const consoleErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') consoleErrors.push(msg.text());
+  });
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { ...PLATFORM_AUTHENTICATOR, ...authenticator },
+  });
+
+  /** Requests the page sent to /api/v1, with their JSON bodies. */
+  const apiCalls = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (!url.pathname.startsWith('/api/v1/')) return;
+    let body;
+    try {
+      body = request.postDataJSON();
+    } catch {
+      body = request.postData();
+    }
+    apiCalls.push({ method: request.method(), path: url.pathname, body });
+  });
+
+  return {
+    context,
+    page,
+    cdp,
+    authenticatorId,
+    apiCalls,
+    pageErrors,
+    consoleErrors,
+    /** Credentials on an authenticator (default: the first). */
+    async credentials(id = authenticatorId) {
+      const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId: id });
+      return credentials;
+    },
+    /** Turn "the user touches the authenticator" on or off. */
+    async presence(enabled, id = authenticatorId) {
+      await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId: id, enabled });
+    },
+    async addAuthenticator(options = {}) {
+      const res = await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { ...PLATFORM_AUTHENTICATOR, ...options } });
+      return res.authenticatorId;
+    },
+    async screenshot(name) {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+    },
+  };
+}
+
+/** DevTools returns credential ids as standard base64; the API and page use base64url. */
+export function cdpIdToBase64url(id) {
+  return Buffer.from(id, 'base64').toString('base64url');
+}

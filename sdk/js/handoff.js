@@ -1,0 +1,661 @@
+/**
+ * Handoff browser SDK: passkey sign-up and sign-in against a Handoff server.
+ *
+ * An ES module with no dependencies and no build step. The server serves it at
+ * `/sdk/handoff.js`; it also works copied into any site that talks to Handoff
+ * on the same origin.
+ *
+ * Why it is built this way:
+ * - The WebAuthn options and results travel as the W3C JSON encodings
+ *   (`PublicKeyCredentialCreationOptionsJSON`, `RegistrationResponseJSON`, …).
+ *   The browser's own `parse*OptionsFromJSON` / `toJSON()` are used where they
+ *   exist; a small base64url fallback produces the same JSON elsewhere, so the
+ *   server sees one format whatever the browser.
+ * - Every failure surfaces as one {@link HandoffError} with a stable `code`:
+ *   the server's error code, or the DOMException name of a WebAuthn failure
+ *   (`NotAllowedError`, `AbortError`, …), so a page can branch on it.
+ * - What this browser can do (client capabilities, platform authenticator,
+ *   autofill, the passkey it used last) is sent to `/login/start` so the
+ *   server can pick the method most likely to work. Anything the browser
+ *   cannot tell is left out ("unknown"), never reported as `false`.
+ *
+ * @module handoff
+ */
+
+const API = '/api/v1';
+const LAST_CREDENTIAL_KEY = 'handoff:lastCredentialId';
+const RP_ID_KEY = 'handoff:rpId';
+
+/**
+ * The one error type the SDK throws.
+ *
+ * `code` is the server's error code (e.g. `identifier-taken`,
+ * `not-signed-in`), the DOMException name of a WebAuthn failure (e.g.
+ * `NotAllowedError` when the user cancels, `AbortError` when the ceremony was
+ * aborted, `InvalidStateError` when the authenticator already holds a passkey
+ * for this account), `network-error` when the server could not be reached,
+ * `unsupported` when the browser has no WebAuthn, `no-passkey-offered` when
+ * the server decided against a passkey ceremony, or `http-<status>` for an
+ * error response without a JSON body.
+ */
+export class HandoffError extends Error {
+  /**
+   * @param {string} code stable, machine-readable code (see the class doc)
+   * @param {string} message human-readable sentence
+   * @param {{status?: number, cause?: unknown, decision?: Decision, journeyId?: string}} [details]
+   *   `status`: HTTP status of a server error; `cause`: the underlying
+   *   exception; `decision`/`journeyId`: the server's login decision, when the
+   *   error happened during a sign-in.
+   */
+  constructor(code, message, details = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'HandoffError';
+    /** @type {string} */
+    this.code = code;
+    /** @type {number|undefined} */
+    this.status = details.status;
+    /** @type {Decision|undefined} */
+    this.decision = details.decision;
+    /** @type {string|undefined} */
+    this.journeyId = details.journeyId;
+  }
+}
+
+/**
+ * @typedef {object} Decision
+ * @property {'local'|'cross-device'|'qr-approval'|'try-once'|'fallback'} verdict
+ * @property {{code: string, message: string}[]} reasons
+ * @property {number} confidence 0..1
+ * @property {{verdict: string, reason?: string}[]} alternatives
+ * @property {{maxAttempts: number, then: string}} retry
+ */
+
+/**
+ * @typedef {object} Passkey
+ * @property {string} credentialId base64url
+ * @property {{name: string, aaguid: string, iconLight?: string, iconDark?: string}} provider
+ * @property {string[]} transports
+ * @property {'platform'|'cross-platform'|null} authenticatorAttachment
+ * @property {boolean} backupEligible BE flag: the passkey may be synced
+ * @property {boolean} backupState BS flag: the passkey is backed up / synced now
+ * @property {string} createdAt RFC 3339
+ * @property {string|null} lastUsedAt RFC 3339
+ * @property {{os: string, browser: string, formFactor: string}} createdOn
+ * @property {{os: string, browser: string, formFactor: string}|null} lastUsedOn
+ */
+
+/**
+ * @typedef {object} Session
+ * @property {string} userId
+ * @property {string} identifier
+ * @property {string} [displayName]
+ * @property {string} createdAt
+ * @property {Passkey[]} passkeys
+ */
+
+/**
+ * @typedef {object} SignInResult
+ * @property {string} userId
+ * @property {string} identifier
+ * @property {string} credentialId the passkey that was used (base64url)
+ * @property {string} journeyId the login journey the server recorded
+ * @property {Decision} decision the server's decision for this attempt
+ */
+
+/**
+ * @typedef {object} SignUpResult
+ * @property {string} userId
+ * @property {string} credentialId the new passkey (base64url)
+ * @property {{name: string, aaguid: string}} provider where the passkey lives
+ */
+
+/**
+ * A client for one Handoff server.
+ *
+ * @example
+ * import { Handoff } from '/sdk/handoff.js';
+ * const handoff = new Handoff();
+ * await handoff.signUp({ identifier: 'ada@example.com', displayName: 'Ada' });
+ */
+export class Handoff {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.baseUrl=''] URL prefix of the Handoff server; ''
+   *   means this page's origin. Requests use `credentials: 'same-origin'`, so
+   *   the session cookie only flows when the server is on the page's origin.
+   * @param {typeof fetch} [options.fetch] fetch implementation (for tests or
+   *   instrumentation); defaults to the global `fetch`.
+   */
+  constructor({ baseUrl = '', fetch: fetchImpl } = {}) {
+    /** @type {string} */
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this._fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /**
+   * Create an account with a new passkey — or, while signed in to the account
+   * with this identifier, add another passkey to it. Opens the browser's
+   * passkey creation dialog. On success the server sets the session cookie.
+   *
+   * @param {{identifier: string, displayName?: string}} params
+   * @returns {Promise<SignUpResult>}
+   * @throws {HandoffError} e.g. `identifier-taken`, `InvalidStateError`
+   *   (this authenticator already has a passkey for the account),
+   *   `NotAllowedError` (cancelled or timed out)
+   */
+  async signUp({ identifier, displayName } = {}) {
+    requireWebAuthn();
+    const body = { identifier };
+    if (displayName) body.displayName = displayName;
+    const start = await this._post('/passkeys/registration/start', body);
+    const publicKey = parseCreationOptions(start.publicKey);
+    rememberRpId(start.publicKey?.rp?.id);
+    const credential = await webauthn(() => navigator.credentials.create({ publicKey }));
+    const result = await this._post('/passkeys/registration/finish', {
+      ceremonyId: start.ceremonyId,
+      credential: registrationToJSON(credential),
+    });
+    rememberCredential(result.credentialId ?? credential.id);
+    return result;
+  }
+
+  /**
+   * Identifier-first sign-in: the server looks up the account's passkeys and
+   * decides how to proceed; when it offers a passkey ceremony the browser's
+   * passkey dialog opens for the account's credentials.
+   *
+   * @param {{identifier: string, journeyId?: string}} params `journeyId`
+   *   continues an attempt the server already knows (optional).
+   * @returns {Promise<SignInResult>}
+   * @throws {HandoffError} `NotAllowedError` (cancelled, timed out or no
+   *   matching passkey here), `no-passkey-offered` (the decision, on
+   *   `error.decision`, was not a passkey ceremony), or a server code
+   */
+  async signIn({ identifier, journeyId } = {}) {
+    requireWebAuthn();
+    return this._login({ identifier, journeyId });
+  }
+
+  /**
+   * Usernameless sign-in through the browser's autofill (WebAuthn conditional
+   * mediation). Call it when the page loads, with an input that has
+   * `autocomplete="username webauthn"`; the promise settles only when the user
+   * picks a passkey from the autofill list — or when `signal` aborts it
+   * (rejects with code `AbortError`). Abort it before starting any other
+   * ceremony on the page.
+   *
+   * @param {{signal?: AbortSignal, journeyId?: string}} [params]
+   * @returns {Promise<SignInResult>}
+   * @throws {HandoffError} `AbortError`, `unsupported` (no conditional
+   *   mediation), or a server code
+   */
+  async signInWithAutofill({ signal, journeyId } = {}) {
+    requireWebAuthn();
+    if (!(await this.isConditionalMediationAvailable())) {
+      throw new HandoffError('unsupported', 'This browser does not offer passkeys in autofill.');
+    }
+    throwIfAborted(signal);
+    return this._login({ journeyId, mediation: 'conditional', signal });
+  }
+
+  /**
+   * Usernameless sign-in with the browser's passkey picker, for a
+   * "Sign in with a passkey" button: the user chooses any passkey this site
+   * has on this device, a phone or a security key.
+   *
+   * @param {{signal?: AbortSignal, journeyId?: string}} [params]
+   * @returns {Promise<SignInResult>}
+   * @throws {HandoffError} `NotAllowedError` (cancelled or no passkey), or a
+   *   server code such as an unknown credential
+   */
+  async signInDiscoverable({ signal, journeyId } = {}) {
+    requireWebAuthn();
+    return this._login({ journeyId, signal });
+  }
+
+  /**
+   * The signed-in user, with their passkeys, or `null` when nobody is signed in.
+   *
+   * @returns {Promise<Session|null>}
+   * @throws {HandoffError} on any error other than "not signed in"
+   */
+  async session() {
+    try {
+      return await this._request('GET', '/session');
+    } catch (error) {
+      if (error instanceof HandoffError && (error.status === 401 || error.code === 'not-signed-in')) {
+        return null;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Sign out: the server revokes the session and clears the cookie. The
+   * remembered "last passkey used in this browser" hint is kept, so the next
+   * sign-in can still be routed well.
+   *
+   * @returns {Promise<void>}
+   */
+  async signOut() {
+    await this._request('DELETE', '/session');
+  }
+
+  /**
+   * The signed-in user's passkeys.
+   *
+   * @returns {Promise<Passkey[]>}
+   * @throws {HandoffError} `not-signed-in` when nobody is signed in
+   */
+  async passkeys() {
+    const body = await this._request('GET', '/passkeys');
+    return body?.passkeys ?? [];
+  }
+
+  /**
+   * Delete one of the signed-in user's passkeys on the server. When the
+   * browser supports the WebAuthn Signal API, it is also told that the
+   * credential is gone, so the passkey provider can stop offering it
+   * (best effort: a browser that cannot is not an error).
+   *
+   * @param {string} credentialId base64url credential id
+   * @returns {Promise<void>}
+   * @throws {HandoffError} `passkey-not-found`, `not-signed-in`
+   */
+  async deletePasskey(credentialId) {
+    await this._request('DELETE', `/passkeys/${encodeURIComponent(credentialId)}`);
+    if (storageGet(LAST_CREDENTIAL_KEY) === credentialId) storageRemove(LAST_CREDENTIAL_KEY);
+    await signalUnknown(storageGet(RP_ID_KEY) ?? globalThis.location?.hostname, credentialId);
+  }
+
+  /**
+   * Whether the browser can offer passkeys in autofill (conditional
+   * mediation). Never throws.
+   *
+   * @returns {Promise<boolean>}
+   */
+  async isConditionalMediationAvailable() {
+    const PKC = globalThis.PublicKeyCredential;
+    if (typeof PKC?.isConditionalMediationAvailable !== 'function') return false;
+    try {
+      return (await PKC.isConditionalMediationAvailable()) === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * What this browser can tell about itself, for `/login/start`. Each field is
+   * present only when the browser answered.
+   *
+   * @returns {Promise<{userAgent?: string, capabilities?: object, platformAuthenticator?: boolean, conditionalMediation?: boolean, lastCredentialId?: string}>}
+   */
+  async clientInfo() {
+    const client = {};
+    const PKC = globalThis.PublicKeyCredential;
+    if (typeof navigator !== 'undefined' && navigator.userAgent) client.userAgent = navigator.userAgent;
+    if (typeof PKC?.getClientCapabilities === 'function') {
+      try {
+        const capabilities = await PKC.getClientCapabilities();
+        if (capabilities && typeof capabilities === 'object') client.capabilities = { ...capabilities };
+      } catch {
+        // unknown
+      }
+    }
+    if (typeof PKC?.isUserVerifyingPlatformAuthenticatorAvailable === 'function') {
+      try {
+        client.platformAuthenticator = (await PKC.isUserVerifyingPlatformAuthenticatorAvailable()) === true;
+      } catch {
+        // unknown
+      }
+    }
+    if (typeof PKC?.isConditionalMediationAvailable === 'function') {
+      try {
+        client.conditionalMediation = (await PKC.isConditionalMediationAvailable()) === true;
+      } catch {
+        // unknown
+      }
+    }
+    const last = storageGet(LAST_CREDENTIAL_KEY);
+    if (last) client.lastCredentialId = last;
+    return client;
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  /** @private */
+  async _login({ identifier, journeyId, mediation, signal }) {
+    const body = { client: await this.clientInfo() };
+    if (identifier !== undefined && identifier !== null && identifier !== '') body.identifier = identifier;
+    if (journeyId) body.journeyId = journeyId;
+    throwIfAborted(signal);
+    const start = await this._post('/login/start', body, signal);
+    const details = { decision: start.decision, journeyId: start.journeyId };
+    if (!start.publicKey || !start.ceremonyId) {
+      const why = start.decision?.reasons?.[0]?.message;
+      throw new HandoffError(
+        'no-passkey-offered',
+        why || 'The server did not offer a passkey sign-in for this attempt.',
+        details,
+      );
+    }
+    const publicKey = parseRequestOptions(start.publicKey);
+    rememberRpId(start.publicKey.rpId);
+    /** @type {CredentialRequestOptions} */
+    const options = { publicKey };
+    if (mediation) options.mediation = mediation;
+    if (signal) options.signal = signal;
+    const credential = await webauthn(() => navigator.credentials.get(options), details);
+    let result;
+    try {
+      result = await this._post(
+        '/login/finish',
+        { ceremonyId: start.ceremonyId, credential: authenticationToJSON(credential) },
+        undefined,
+        details,
+      );
+    } catch (error) {
+      // The passkey the user picked is not on the server (deleted elsewhere): tell the provider,
+      // so it stops offering it in this browser.
+      if (error instanceof HandoffError && error.code === 'unknown-credential') {
+        await signalUnknown(start.publicKey.rpId ?? globalThis.location?.hostname, credential.id);
+      }
+      throw error;
+    }
+    rememberCredential(credential.id);
+    return { ...result, credentialId: credential.id, journeyId: start.journeyId, decision: start.decision };
+  }
+
+  /** @private */
+  _post(path, body, signal, details) {
+    return this._request('POST', path, body, signal, details);
+  }
+
+  /** @private */
+  async _request(method, path, body, signal, details = {}) {
+    const init = {
+      method,
+      credentials: 'same-origin',
+      headers: { accept: 'application/json' },
+    };
+    if (body !== undefined) {
+      init.headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    if (signal) init.signal = signal;
+    let response;
+    try {
+      response = await this._fetch(`${this.baseUrl}${API}${path}`, init);
+    } catch (error) {
+      if (error?.name === 'AbortError') {
+        throw new HandoffError('AbortError', 'The sign-in was aborted.', { ...details, cause: error });
+      }
+      throw new HandoffError('network-error', 'Could not reach the sign-in server. Check your connection and try again.', {
+        ...details,
+        cause: error,
+      });
+    }
+    const text = await response.text();
+    let json;
+    if (text) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+    }
+    if (!response.ok) {
+      const err = json?.error;
+      const code = typeof err?.code === 'string' ? err.code : `http-${response.status}`;
+      const message =
+        typeof err?.message === 'string' ? err.message : `The server answered ${response.status} ${response.statusText}`.trim();
+      throw new HandoffError(code, message, { ...details, status: response.status });
+    }
+    return json;
+  }
+}
+
+// ---- WebAuthn helpers --------------------------------------------------------
+
+function requireWebAuthn() {
+  if (typeof globalThis.PublicKeyCredential === 'undefined' || !globalThis.navigator?.credentials) {
+    throw new HandoffError('unsupported', 'This browser does not support passkeys.');
+  }
+}
+
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw new HandoffError('AbortError', 'The sign-in was aborted.');
+}
+
+/** Run a WebAuthn call and turn its DOMException into a HandoffError. */
+async function webauthn(call, details = {}) {
+  let credential;
+  try {
+    credential = await call();
+  } catch (error) {
+    const code = typeof error?.name === 'string' && error.name !== 'Error' ? error.name : 'UnknownError';
+    throw new HandoffError(code, error?.message || 'The passkey operation failed.', { ...details, cause: error });
+  }
+  if (!credential) {
+    throw new HandoffError('NotAllowedError', 'No passkey was returned.', details);
+  }
+  return credential;
+}
+
+/** JSON `null` is never meaningful in WebAuthn options and trips WebIDL; drop it. */
+function dropNulls(value) {
+  if (Array.isArray(value)) return value.filter((v) => v !== null).map(dropNulls);
+  if (value && typeof value === 'object') {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = dropNulls(v);
+    return out;
+  }
+  return value;
+}
+
+function parseCreationOptions(json) {
+  if (!json || typeof json !== 'object') throw new HandoffError('bad-response', 'The server sent no passkey options.');
+  const clean = dropNulls(json);
+  const PKC = globalThis.PublicKeyCredential;
+  if (typeof PKC?.parseCreationOptionsFromJSON === 'function') {
+    try {
+      return PKC.parseCreationOptionsFromJSON(clean);
+    } catch {
+      // fall through to the hand-written decoder (it reports its own errors)
+    }
+  }
+  const options = {
+    ...clean,
+    challenge: fromBase64url(clean.challenge),
+    user: { ...clean.user, id: fromBase64url(clean.user?.id) },
+  };
+  if (clean.excludeCredentials) options.excludeCredentials = clean.excludeCredentials.map(descriptorFromJSON);
+  return options;
+}
+
+function parseRequestOptions(json) {
+  if (!json || typeof json !== 'object') throw new HandoffError('bad-response', 'The server sent no passkey options.');
+  const clean = dropNulls(json);
+  const PKC = globalThis.PublicKeyCredential;
+  if (typeof PKC?.parseRequestOptionsFromJSON === 'function') {
+    try {
+      return PKC.parseRequestOptionsFromJSON(clean);
+    } catch {
+      // fall through to the hand-written decoder
+    }
+  }
+  const options = { ...clean, challenge: fromBase64url(clean.challenge) };
+  if (clean.allowCredentials) options.allowCredentials = clean.allowCredentials.map(descriptorFromJSON);
+  return options;
+}
+
+function descriptorFromJSON(descriptor) {
+  return { ...descriptor, id: fromBase64url(descriptor.id) };
+}
+
+/**
+ * RegistrationResponseJSON for a credential from `navigator.credentials.create`.
+ * @param {PublicKeyCredential} credential
+ */
+function registrationToJSON(credential) {
+  if (typeof credential.toJSON === 'function') {
+    try {
+      const json = credential.toJSON();
+      if (json?.response?.attestationObject) return json;
+    } catch {
+      // some extension-wrapped credentials lack a working toJSON; encode by hand
+    }
+  }
+  const r = credential.response;
+  const response = {
+    clientDataJSON: toBase64url(r.clientDataJSON),
+    attestationObject: toBase64url(r.attestationObject),
+  };
+  const transports = callOptional(r, 'getTransports');
+  if (Array.isArray(transports)) response.transports = transports;
+  const authenticatorData = callOptional(r, 'getAuthenticatorData');
+  if (authenticatorData) response.authenticatorData = toBase64url(authenticatorData);
+  const publicKey = callOptional(r, 'getPublicKey');
+  if (publicKey) response.publicKey = toBase64url(publicKey);
+  const publicKeyAlgorithm = callOptional(r, 'getPublicKeyAlgorithm');
+  if (typeof publicKeyAlgorithm === 'number') response.publicKeyAlgorithm = publicKeyAlgorithm;
+  return credentialJSON(credential, response);
+}
+
+/**
+ * AuthenticationResponseJSON for a credential from `navigator.credentials.get`.
+ * @param {PublicKeyCredential} credential
+ */
+function authenticationToJSON(credential) {
+  if (typeof credential.toJSON === 'function') {
+    try {
+      const json = credential.toJSON();
+      if (json?.response?.signature) return json;
+    } catch {
+      // encode by hand below
+    }
+  }
+  const r = credential.response;
+  const response = {
+    clientDataJSON: toBase64url(r.clientDataJSON),
+    authenticatorData: toBase64url(r.authenticatorData),
+    signature: toBase64url(r.signature),
+  };
+  if (r.userHandle && r.userHandle.byteLength > 0) response.userHandle = toBase64url(r.userHandle);
+  return credentialJSON(credential, response);
+}
+
+function credentialJSON(credential, response) {
+  const json = {
+    id: credential.id,
+    rawId: toBase64url(credential.rawId),
+    type: credential.type,
+    response,
+    clientExtensionResults: buffersToBase64url(callOptional(credential, 'getClientExtensionResults') ?? {}),
+  };
+  if (credential.authenticatorAttachment) json.authenticatorAttachment = credential.authenticatorAttachment;
+  return json;
+}
+
+function callOptional(target, method) {
+  if (typeof target?.[method] !== 'function') return undefined;
+  try {
+    return target[method]();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Extension results can hold ArrayBuffers (prf, largeBlob); JSON carries them as base64url. */
+function buffersToBase64url(value) {
+  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return toBase64url(value);
+  if (Array.isArray(value)) return value.map(buffersToBase64url);
+  if (value && typeof value === 'object') {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = buffersToBase64url(v);
+    return out;
+  }
+  return value;
+}
+
+// ---- base64url ---------------------------------------------------------------
+
+/**
+ * Encode bytes as unpadded base64url.
+ * @param {ArrayBuffer|ArrayBufferView} buffer
+ * @returns {string}
+ */
+export function toBase64url(buffer) {
+  const bytes =
+    buffer instanceof ArrayBuffer ? new Uint8Array(buffer) : new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/**
+ * Decode base64url (padded or not; plain base64 is accepted too).
+ * @param {string} text
+ * @returns {ArrayBuffer}
+ */
+export function fromBase64url(text) {
+  if (typeof text !== 'string') throw new HandoffError('bad-response', 'The server sent a malformed passkey option.');
+  const base64 = text.replace(/-/g, '+').replace(/_/g, '/');
+  const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+  let binary;
+  try {
+    binary = atob(padded);
+  } catch (error) {
+    throw new HandoffError('bad-response', 'The server sent a malformed passkey option.', { cause: error });
+  }
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes.buffer;
+}
+
+/** WebAuthn Signal API, best effort: a browser without it, or a refusal, is not an error. */
+async function signalUnknown(rpId, credentialId) {
+  const PKC = globalThis.PublicKeyCredential;
+  if (!rpId || !credentialId || typeof PKC?.signalUnknownCredential !== 'function') return;
+  try {
+    await PKC.signalUnknownCredential({ rpId, credentialId });
+  } catch {
+    // ignore
+  }
+}
+
+// ---- first-party hints -------------------------------------------------------
+
+function rememberCredential(credentialId) {
+  if (credentialId) storageSet(LAST_CREDENTIAL_KEY, credentialId);
+}
+
+function rememberRpId(rpId) {
+  if (rpId) storageSet(RP_ID_KEY, rpId);
+}
+
+function storageGet(key) {
+  try {
+    return globalThis.localStorage?.getItem(key) ?? null;
+  } catch {
+    return null; // storage disabled (privacy mode, sandboxed frame)
+  }
+}
+
+function storageSet(key, value) {
+  try {
+    globalThis.localStorage?.setItem(key, value);
+  } catch {
+    // storage disabled: the hint is simply not kept
+  }
+}
+
+function storageRemove(key) {
+  try {
+    globalThis.localStorage?.removeItem(key);
+  } catch {
+    // ignore
+  }
+}

@@ -1,0 +1,12 @@
+//! Handoff's integration tests: one binary, the real server on port 0 over SQLite and
+//! PostgreSQL, passkeys made and used by a software authenticator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod bad_input;
+mod passkeys;
+mod sessions;
+mod shared_postgres;
+mod storage;

@@ -1,0 +1,49 @@
+//! Session cookies and sign-out.
+
+use crate::on_both_backends;
+use crate::support::app::{expect_error, json_ok, set_cookie};
+use crate::support::{SoftKey, TestApp, TestOptions};
+
+on_both_backends!(session_cookie_flags_and_revocation, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up(&mut key, "leo").await;
+    app.delete("/api/v1/session").await;
+
+    let start = json_ok(app.login_start(Some("leo")).await).await;
+    let assertion = key.get(&start["publicKey"]).await;
+    let resp = app.login_finish(start["ceremonyId"].as_str().unwrap(), &assertion).await;
+    let cookie = set_cookie(resp.headers(), "handoff_session").expect("session cookie set");
+    json_ok(resp).await;
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "no Secure flag on an http origin: {cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+
+    // Sign-out revokes server-side: the old cookie value no longer works anywhere.
+    let value = cookie.split(';').next().unwrap().to_owned();
+    let other = app.new_browser();
+    let ok = other.get(app.url("/api/v1/session")).header("cookie", &value).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let out = app.delete("/api/v1/session").await;
+    assert_eq!(out.status(), 204);
+    let cleared = set_cookie(out.headers(), "handoff_session").expect("cookie cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let replay = other.get(app.url("/api/v1/session")).header("cookie", &value).send().await.unwrap();
+    expect_error(replay, 401, "not-signed-in").await;
+    // Garbage cookies are simply "not signed in".
+    let junk =
+        other.get(app.url("/api/v1/session")).header("cookie", "handoff_session=../../etc").send().await.unwrap();
+    expect_error(junk, 401, "not-signed-in").await;
+});
+
+on_both_backends!(https_origins_get_secure_cookies, |backend| async move {
+    let app = TestApp::spawn_with(backend, TestOptions { https_origin: true, ..Default::default() }).await;
+    let mut key = SoftKey::new(&app.origin);
+    let start = json_ok(app.registration_start("mia").await).await;
+    let credential = key.create(&start["publicKey"]).await;
+    let resp = app.registration_finish(start["ceremonyId"].as_str().unwrap(), &credential).await;
+    let cookie = set_cookie(resp.headers(), "handoff_session").expect("session cookie set");
+    assert_eq!(resp.status(), 200);
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+});

@@ -1,0 +1,135 @@
+//! The shared storage suite: the same assertions on SQLite and PostgreSQL, at the level of
+//! the storage traits, for the properties the domain relies on (single use, compare-and-
+//! set, uniqueness, transactions).
+
+use std::sync::Arc;
+
+use handoff_core::DomainError;
+use handoff_core::clock::now_ms;
+use handoff_core::domain::{CeremonyId, CredentialId, Identifier, UserId};
+use handoff_core::passkeys::PasskeyUse;
+use handoff_core::storage::{Accounts, Ceremonies, CeremonyKind, CeremonyRecord, SessionRecord, Sessions};
+use handoff_store::Database;
+
+use crate::on_both_backends;
+use crate::support::{SoftKey, TestApp};
+
+on_both_backends!(ceremonies_are_taken_once_even_concurrently, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let db = Arc::new(Database::connect(&app.database_url).await.unwrap());
+    let id = CeremonyId::new();
+    let now = now_ms();
+    let record = CeremonyRecord {
+        id,
+        kind: CeremonyKind::Authentication,
+        payload: "{}".into(),
+        created_at: now,
+        expires_at: now + 60_000,
+    };
+    db.put(&record).await.unwrap();
+    assert!(db.take(id, CeremonyKind::Registration).await.unwrap().is_none(), "kind must match");
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { db.take(id, CeremonyKind::Authentication).await.unwrap() })
+        })
+        .collect();
+    let mut got = 0;
+    for t in takers {
+        if t.await.unwrap().is_some() {
+            got += 1;
+        }
+    }
+    assert_eq!(got, 1, "exactly one of eight concurrent takes gets the ceremony");
+    let old = CeremonyRecord {
+        id: CeremonyId::new(),
+        kind: CeremonyKind::Registration,
+        payload: "{}".into(),
+        created_at: 0,
+        expires_at: 1,
+    };
+    db.put(&old).await.unwrap();
+    assert_eq!(Ceremonies::purge_expired(&*db, now).await.unwrap(), 1);
+});
+
+on_both_backends!(accounts_keep_identifiers_and_credentials_unique, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up(&mut key, "pat").await;
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let account = db.find_by_identifier(&Identifier::parse("pat").unwrap()).await.unwrap().unwrap();
+    let passkey = db.passkeys_of(account.id).await.unwrap().remove(0);
+
+    // The same identifier again: refused, and the passkey of that attempt is not kept.
+    let mut other = account.clone();
+    other.id = UserId::new();
+    let mut fresh_passkey = passkey.clone();
+    fresh_passkey.credential_id = CredentialId::from_bytes(vec![9; 16]);
+    fresh_passkey.user_id = other.id;
+    let err = db.create_with_passkey(&other, &fresh_passkey).await.unwrap_err();
+    assert!(matches!(err, DomainError::IdentifierTaken), "{err:?}");
+    assert!(db.find_passkey(&fresh_passkey.credential_id).await.unwrap().is_none(), "the transaction rolled back");
+
+    // The same credential id again: refused.
+    let err = db.add_passkey(&passkey).await.unwrap_err();
+    assert!(matches!(err, DomainError::CredentialExists), "{err:?}");
+    let (found, owner) = db.find_passkey(&passkey.credential_id).await.unwrap().unwrap();
+    assert_eq!((found.user_id, owner.identifier.as_str()), (account.id, "pat"));
+});
+
+on_both_backends!(counter_updates_are_compare_and_set, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up(&mut key, "quinn").await;
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let account = db.find_by_identifier(&Identifier::parse("quinn").unwrap()).await.unwrap().unwrap();
+    let passkey = db.passkeys_of(account.id).await.unwrap().remove(0);
+    let usage = |counter: u32| PasskeyUse {
+        credential_id: passkey.credential_id.clone(),
+        credential: {
+            let mut c = passkey.credential.clone();
+            c.counter = counter;
+            c
+        },
+        counter,
+        backup_state: false,
+        backup_eligible: false,
+        at: now_ms(),
+        on: handoff_core::device::DeviceInfo::unknown(),
+    };
+    let start = passkey.credential.counter;
+    assert!(db.record_use(&usage(start + 5)).await.unwrap());
+    assert!(!db.record_use(&usage(start + 5)).await.unwrap(), "the same counter twice is a replay");
+    assert!(!db.record_use(&usage(start + 1)).await.unwrap(), "a lower counter is a regression");
+    assert!(db.record_use(&usage(start + 6)).await.unwrap());
+    let stored = db.passkeys_of(account.id).await.unwrap().remove(0);
+    assert_eq!(stored.credential.counter, start + 6);
+    assert!(stored.last_used_at.is_some());
+});
+
+on_both_backends!(sessions_expire_and_revoke, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    let done = app.sign_up(&mut key, "rita").await;
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let user = UserId::parse(done["userId"].as_str().unwrap()).unwrap();
+    let now = now_ms();
+    let s = SessionRecord {
+        token_digest: "d1".into(),
+        user_id: user,
+        created_at: now,
+        expires_at: now + 1000,
+        verified_at: now,
+        user_agent: None,
+        ip: Some("127.0.0.1".into()),
+    };
+    db.create(&s).await.unwrap();
+    assert!(db.find("d1", now).await.unwrap().is_some());
+    assert!(db.find("d1", now + 1000).await.unwrap().is_none(), "expired sessions are not found");
+    assert!(Sessions::purge_expired(&db, now + 1000).await.unwrap() >= 1);
+    let s2 = SessionRecord { token_digest: "d2".into(), expires_at: now + 60_000, ..s };
+    db.create(&s2).await.unwrap();
+    assert!(db.revoke("d2").await.unwrap());
+    assert!(!db.revoke("d2").await.unwrap());
+    assert!(db.find("d2", now).await.unwrap().is_none());
+});

@@ -1,0 +1,1 @@
+//! Shared helpers live in it/; this library is empty on purpose.
