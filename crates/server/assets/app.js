@@ -306,9 +306,13 @@ function providerIcon(provider) {
     const avatar = document.createElement('span');
     avatar.className = 'avatar';
     avatar.textContent = letter;
-    let hash = 0;
-    for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-    avatar.style.background = AVATAR_COLORS[hash % AVATAR_COLORS.length];
+    if (known) {
+      let hash = 0;
+      for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+      avatar.style.background = AVATAR_COLORS[hash % AVATAR_COLORS.length];
+    } else {
+      avatar.classList.add('avatar-unknown');
+    }
     avatar.setAttribute('aria-hidden', 'true');
     box.append(avatar);
   }

@@ -29,7 +29,6 @@ enum Command {
 #[derive(Args)]
 struct ServeArgs {
     /// TOML configuration file (keys as in the flags below, e.g. rp_id = "example.com").
-    /// [env: HANDOFF_CONFIG]
     #[arg(long, value_name = "FILE", env = "HANDOFF_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on. [env: HANDOFF_LISTEN] [toml: listen] [default: 127.0.0.1:8080]
