@@ -11,11 +11,12 @@
  * Nothing here calls the SDK: tests type and click like a person.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -77,6 +78,7 @@ export async function startServer({ name = 'server', env = {} } = {}) {
       HANDOFF_ORIGIN: baseUrl,
       HANDOFF_RP_ID: 'localhost',
       RUST_LOG: process.env.RUST_LOG ?? 'info',
+      NO_COLOR: '1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -229,6 +231,23 @@ export async function openPage(browser, { viewport = { width: 1280, height: 900 
       const res = await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { ...PLATFORM_AUTHENTICATOR, ...options } });
       return res.authenticatorId;
     },
+    /** How many conditional-mediation (autofill) requests the page has made so far. */
+    async conditionalRequests() {
+      return page.evaluate(() => window.__webauthnCalls.filter((c) => c.mediation === 'conditional').length);
+    },
+    /**
+     * Wait until the page has made more than `count` autofill requests, then give the browser a
+     * moment to hand the request to the authenticator. Used before switching presence back on,
+     * so a request made after a sign-out is the one the "user" ignores.
+     */
+    async waitForConditionalRequest(count) {
+      await page.waitForFunction(
+        (n) => window.__webauthnCalls.filter((c) => c.mediation === 'conditional').length > n,
+        count,
+        { timeout: 10_000 },
+      );
+      await page.waitForTimeout(500);
+    },
     async screenshot(name) {
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -239,4 +258,24 @@ export async function openPage(browser, { viewport = { width: 1280, height: 900 
 /** DevTools returns credential ids as standard base64; the API and page use base64url. */
 export function cdpIdToBase64url(id) {
   return Buffer.from(id, 'base64').toString('base64url');
+}
+
+/**
+ * Run axe-core (WCAG 2.x A/AA rules) on the page as it is now and return the violations.
+ * The script is evaluated through DevTools, so the page's CSP stays as strict as in production.
+ * @param {import('playwright-core').Page} page
+ */
+export async function axeViolations(page) {
+  const source = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(source);
+  const result = await page.evaluate(() =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } }),
+  );
+  return result.violations.map((v) => ({
+    id: v.id,
+    impact: v.impact,
+    help: v.help,
+    targets: v.nodes.map((n) => n.target.join(' ')).slice(0, 5),
+  }));
 }

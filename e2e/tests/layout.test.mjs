@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { launchBrowser, openPage, startServer } from '../lib/harness.mjs';
+import { axeViolations, launchBrowser, openPage, startServer } from '../lib/harness.mjs';
 
 describe('demo page: phone layout and keyboard', { timeout: 120_000 }, () => {
   let server;
@@ -36,6 +36,7 @@ describe('demo page: phone layout and keyboard', { timeout: 120_000 }, () => {
     await page.goto(server.baseUrl);
     await page.locator('#signin-title').waitFor({ state: 'visible' });
     await noSidewaysScroll();
+    assert.deepEqual(await axeViolations(page), [], 'axe finds no WCAG A/AA problems on the sign-in page');
     await t.screenshot('phone-01-signed-out');
 
     // Tab order reaches the sign-up fields; each focused control shows a visible outline.
@@ -68,8 +69,23 @@ describe('demo page: phone layout and keyboard', { timeout: 120_000 }, () => {
     // Focus moved to the account heading, so a screen reader user hears where they are.
     assert.equal(await page.evaluate(() => document.activeElement.id), 'account-title');
     assert.equal(await page.locator('#passkey-list > li').count(), 1);
+    // No AAGUID list on this server: the provider is unknown, shown with a neutral letter avatar.
+    assert.equal((await page.locator('#passkey-list .passkey-name').innerText()).trim(), 'Unknown passkey provider');
+    assert.equal((await page.locator('#passkey-list .avatar').innerText()).trim(), '?');
     await noSidewaysScroll();
+    assert.deepEqual(await axeViolations(page), [], 'axe finds no WCAG A/AA problems on the account page');
     await t.screenshot('phone-02-account');
+
+    // The delete confirmation, opened and cancelled from the keyboard.
+    await page.locator('.passkey-delete').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#delete-dialog').waitFor({ state: 'visible' });
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'delete-cancel', 'focus starts on the safe choice');
+    assert.deepEqual(await axeViolations(page), [], 'axe finds no problems in the dialog');
+    await page.keyboard.press('Enter');
+    await page.locator('#delete-dialog').waitFor({ state: 'hidden' });
+    assert.equal(await page.locator('#passkey-list > li').count(), 1, 'cancel kept the passkey');
+    assert.ok(await page.evaluate(() => document.activeElement.classList.contains('passkey-delete')), 'focus returns to the Delete button');
 
     // The status line is a polite live region with the outcome in words.
     assert.equal(await page.locator('#status').getAttribute('role'), 'status');

@@ -17,19 +17,35 @@
  * "the user picked the passkey" / "the user ignored the autofill list".
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cdpIdToBase64url, launchBrowser, openPage, startServer } from '../lib/harness.mjs';
+import { axeViolations, cdpIdToBase64url, launchBrowser, openPage, startServer } from '../lib/harness.mjs';
 
 const IDENTIFIER = 'ada@example.com';
 const DISPLAY_NAME = 'Ada Lovelace';
+// The AAGUID Chromium's virtual authenticators report, named through a community-format list.
+const VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
+const PROVIDER_NAME = 'Test Passkey Vault';
+const ICON_LIGHT =
+  "data:image/svg+xml;base64," +
+  Buffer.from("<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 10 10'><circle cx='5' cy='5' r='4' fill='#0b57d0'/></svg>").toString('base64');
+const ICON_DARK =
+  "data:image/svg+xml;base64," +
+  Buffer.from("<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 10 10'><circle cx='5' cy='5' r='4' fill='#a8c7fa'/></svg>").toString('base64');
 
 describe('demo page: passkeys on this device', { timeout: 180_000 }, () => {
   let server;
   let browser;
   let t; // the page and its virtual authenticator
+  let listDir;
 
   before(async () => {
-    server = await startServer({ name: 'server-passkeys' });
+    listDir = mkdtempSync(path.join(os.tmpdir(), 'handoff-aaguids-'));
+    const list = path.join(listDir, 'aaguids.json');
+    writeFileSync(list, JSON.stringify({ [VIRTUAL_AAGUID]: { name: PROVIDER_NAME, icon_light: ICON_LIGHT, icon_dark: ICON_DARK } }));
+    server = await startServer({ name: 'server-passkeys', env: { HANDOFF_AAGUID_LIST: list } });
     browser = await launchBrowser();
     // A synced platform passkey provider (BE=1, BS=1), like iCloud Keychain or Google Password Manager.
     t = await openPage(browser, { authenticator: { defaultBackupEligibility: true, defaultBackupState: true } });
@@ -38,10 +54,21 @@ describe('demo page: passkeys on this device', { timeout: 180_000 }, () => {
   after(async () => {
     await browser?.close();
     await server?.stop();
+    if (listDir) rmSync(listDir, { recursive: true, force: true });
   });
 
   const status = () => t.page.locator('#status');
   const passkeyItems = () => t.page.locator('#passkey-list > li');
+
+  /** Sign out while the user ignores the autofill list: presence stays off until the page's new
+   * conditional request is pending, then comes back on for whatever the user does next. */
+  async function signOutIgnoringAutofill() {
+    await t.presence(false);
+    const before = await t.conditionalRequests();
+    await signOut();
+    await t.waitForConditionalRequest(before);
+    await t.presence(true);
+  }
 
   async function signOut() {
     await t.page.click('#signout');
@@ -65,6 +92,7 @@ describe('demo page: passkeys on this device', { timeout: 180_000 }, () => {
     await page.getByLabel('Email or username').first().waitFor();
     assert.equal(await page.locator('#identifier').getAttribute('autocomplete'), 'username webauthn');
     assert.equal(await page.getByRole('heading', { name: 'Create an account' }).isVisible(), true);
+    assert.deepEqual(await axeViolations(page), [], 'axe finds no WCAG A/AA problems on the sign-in page');
     await t.screenshot('01-signed-out-desktop');
 
     await page.fill('#signup-identifier', IDENTIFIER);
@@ -104,9 +132,11 @@ describe('demo page: passkeys on this device', { timeout: 180_000 }, () => {
     // Created on this browser: the server parsed the User-Agent (Chromium on Linux, a desktop).
     assert.match(text, /Linux/, `created-on shows the OS:\n${text}`);
     assert.match(text, /Chrom/i, `created-on shows the browser:\n${text}`);
-    // Provider: a name (the virtual authenticator has an unknown AAGUID) and an icon or letter avatar.
-    assert.ok((await item.locator('.passkey-name').innerText()).trim().length > 0);
-    assert.equal(await item.locator('.passkey-icon img, .passkey-icon .avatar').count(), 1);
+    // Provider: the name and icon from the operator's AAGUID list (light icon in a light theme).
+    assert.equal((await item.locator('.passkey-name').innerText()).trim(), PROVIDER_NAME);
+    assert.equal(await item.locator('.passkey-icon img').getAttribute('src'), ICON_LIGHT);
+    assert.ok(await item.locator('.passkey-icon img').evaluate((img) => img.complete && img.naturalWidth > 0), 'icon renders');
+    await assertText(status(), `Your passkey is saved in ${PROVIDER_NAME}.`);
 
     // The registration request carried the W3C JSON with transports and attachment.
     const finish = t.apiCalls.find((c) => c.path === '/api/v1/passkeys/registration/finish');
@@ -116,21 +146,20 @@ describe('demo page: passkeys on this device', { timeout: 180_000 }, () => {
     assert.equal(finish.body.credential.authenticatorAttachment, 'platform');
     assert.equal(typeof finish.body.credential.response.attestationObject, 'string');
 
+    assert.deepEqual(await axeViolations(page), [], 'axe finds no WCAG A/AA problems in the account view');
     await t.screenshot('03-account-desktop');
   });
 
   it('(b) signs out, then signs in identifier-first with the Continue button', async () => {
     const { page } = t;
     // The user ignores the autofill list: with presence off, the page's conditional request stays pending.
-    await t.presence(false);
-    await signOut();
+    await signOutIgnoringAutofill();
     await t.screenshot('04-signed-out-after-sign-out');
     assert.equal(await page.locator('#account').isVisible(), false);
     // The signed-out page still knows nobody is signed in.
     const session = await page.evaluate(async () => (await fetch('/api/v1/session')).status);
     assert.equal(session, 401, 'GET /session is 401 after signing out');
 
-    await t.presence(true); // from now on the user touches the authenticator when asked
     const before = (await t.credentials())[0].signCount;
     const callsBefore = t.apiCalls.length;
     await page.fill('#identifier', IDENTIFIER);
@@ -161,9 +190,8 @@ describe('demo page: passkeys on this device', { timeout: 180_000 }, () => {
 
   it('(c) signs in through autofill (conditional mediation) on a fresh visit', async () => {
     const { page } = t;
-    await t.presence(false);
-    await signOut();
-    await t.presence(true);
+    await signOutIgnoringAutofill();
+    assert.equal(await page.locator('#signin-title').isVisible(), true, 'still signed out: the autofill was ignored');
 
     // A fresh visit: the page starts a usernameless conditional request on load. The user focuses
     // the field to pick their passkey; Chromium's virtual authenticator answers the request without
@@ -265,7 +293,7 @@ describe('demo page: passkeys on this device', { timeout: 180_000 }, () => {
 
   it('explains failures in plain language', async () => {
     const { page } = t;
-    await signOut();
+    await signOut(); // the authenticators hold no credential any more, so autofill finds nothing
     // Taken identifier.
     await page.fill('#signup-identifier', IDENTIFIER);
     await page.click('#signup-submit');

@@ -56,9 +56,12 @@ describe('SDK without the browser JSON helpers', { timeout: 120_000 }, () => {
 
     // Sign out (ignoring autofill), then identifier-first sign-in.
     await t.presence(false);
+    const autofills = await t.conditionalRequests();
     await page.click('#signout');
     await page.locator('#signin-title').waitFor({ state: 'visible' });
+    await t.waitForConditionalRequest(autofills);
     await t.presence(true);
+    assert.equal(await page.locator('#signin-title').isVisible(), true, 'still signed out');
     await page.fill('#identifier', 'lin@example.com');
     await page.click('#signin-continue');
     await page.locator('#account').waitFor({ state: 'visible', timeout: 15_000 });
