@@ -107,11 +107,13 @@ on_both_backends!(unknown_replayed_and_expired_ceremonies, |backend| async move 
 });
 
 on_both_backends!(forged_responses_are_refused, |backend| async move {
-    let app = TestApp::spawn_with(
-        backend,
-        TestOptions { extra_origin_hosts: vec!["sub.localhost".into()], ..Default::default() },
-    )
-    .await;
+    // Every forged attempt below is a failure in this browser; keep passkeys on offer.
+    let options = TestOptions {
+        extra_origin_hosts: vec!["sub.localhost".into()],
+        failures_before_fallback: Some(100),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(backend, options).await;
     let mut key = SoftKey::new(&app.origin);
     app.sign_up(&mut key, "hank").await;
 

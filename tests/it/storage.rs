@@ -96,6 +96,7 @@ on_both_backends!(counter_updates_are_compare_and_set, |backend| async move {
         backup_eligible: false,
         at: now_ms(),
         on: handoff_core::device::DeviceInfo::unknown(),
+        device_id: Some("browser-1".into()),
     };
     let start = passkey.credential.counter;
     assert!(db.record_use(&usage(start + 5)).await.unwrap());

@@ -8,6 +8,7 @@ pub mod decision;
 pub mod device;
 pub mod domain;
 pub mod error;
+pub mod intelligence;
 pub mod passkeys;
 pub mod provider;
 pub mod storage;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::clock::Millis;
-use crate::domain::{CeremonyId, CredentialId, Identifier, UserId};
+use crate::domain::{CeremonyId, CredentialId, Identifier, JourneyId, UserId};
 use crate::error::Result;
+use crate::intelligence::FailureHistory;
 use crate::passkeys::{Account, PasskeyRecord, PasskeyUse};
 
 /// Accounts and their passkeys.
@@ -24,6 +25,9 @@ pub trait Accounts: Send + Sync {
     async fn create_with_passkey(&self, account: &Account, passkey: &PasskeyRecord) -> Result<()>;
     /// Adds a passkey to an existing account. Fails with `CredentialExists`.
     async fn add_passkey(&self, passkey: &PasskeyRecord) -> Result<()>;
+    /// The account with this identifier and all its passkeys, in one round trip (the
+    /// decision needs both, and unknown identifiers must cost the same).
+    async fn find_with_passkeys(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeyRecord>)>>;
     /// All passkeys of an account, oldest first.
     async fn passkeys_of(&self, user: UserId) -> Result<Vec<PasskeyRecord>>;
     /// One passkey by credential id, with its owner's account.
@@ -141,6 +145,118 @@ pub trait SecurityEvents: Send + Sync {
     async fn of_user(&self, user: UserId, limit: u32) -> Result<Vec<SecurityEvent>>;
 }
 
+/// One passkey attempt in one browser.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The normalised identifier (known or not).
+    pub identifier: String,
+    /// The browser's device cookie.
+    pub device_id: String,
+    /// When.
+    pub at: Millis,
+    /// True for a failure.
+    pub failed: bool,
+    /// Error code or name, for failures.
+    pub detail: Option<String>,
+}
+
+/// Passkey attempts per identifier and browser.
+#[async_trait]
+pub trait Attempts: Send + Sync {
+    /// Records an attempt.
+    async fn record_attempt(&self, attempt: &Attempt) -> Result<()>;
+    /// Failures since the last success and since `since`.
+    async fn failure_history(&self, identifier: &str, device_id: &str, since: Millis) -> Result<FailureHistory>;
+}
+
+/// A product event as stored (journeys are built from these).
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Unique id; a repeat is ignored.
+    pub event_id: String,
+    /// The journey.
+    pub journey_id: JourneyId,
+    /// Canonical name, e.g. `decision.made`.
+    pub name: String,
+    /// `desktop`, `mobile` or `server`.
+    pub device: String,
+    /// `passkey-local`, `cross-device`, `qr-approval` or `fallback`.
+    pub flow: Option<String>,
+    /// The emitter's clock.
+    pub ts: Millis,
+    /// The server's clock on receipt.
+    pub received_at: Millis,
+    /// Free attributes.
+    pub attrs: serde_json::Value,
+    /// Emitting device's OS.
+    pub os: Option<String>,
+    /// Emitting device's browser.
+    pub browser: Option<String>,
+    /// Emitting device's form factor.
+    pub form_factor: Option<String>,
+    /// Native app version, when given.
+    pub app_version: Option<String>,
+}
+
+/// Product events.
+#[async_trait]
+pub trait Events: Send + Sync {
+    /// Stores events durably; repeats (same event id) are ignored. Returns how many were new.
+    async fn append(&self, events: &[StoredEvent]) -> Result<u64>;
+    /// The events of a journey, in order of receipt.
+    async fn of_journey(&self, journey: JourneyId) -> Result<Vec<StoredEvent>>;
+}
+
+/// Server-wide secrets shared by every instance on the same database.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    /// The secret called `name`; stores `candidate` first if there is none yet (the first
+    /// instance to ask wins, the others read its value).
+    async fn get_or_create(&self, name: &str, candidate: &str) -> Result<String>;
+}
+
+/// What happened to a passkey-append offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendAction {
+    /// The offer was shown.
+    Offered,
+    /// The person skipped it.
+    Skipped,
+    /// The person created a passkey.
+    Accepted,
+}
+
+impl AppendAction {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Offered => "offered",
+            Self::Skipped => "skipped",
+            Self::Accepted => "accepted",
+        }
+    }
+}
+
+/// A user's passkey-append history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendHistory {
+    /// Offers since the given time (for a per-day cap).
+    pub offers_since: u32,
+    /// Skips ever.
+    pub skips_total: u32,
+    /// The latest skip.
+    pub last_skip_at: Option<Millis>,
+}
+
+/// Passkey-append offers.
+#[async_trait]
+pub trait AppendOffers: Send + Sync {
+    /// Records an offer, skip or acceptance.
+    async fn record_append(&self, user: UserId, device_id: &str, at: Millis, action: AppendAction) -> Result<()>;
+    /// The user's history, counting offers since `since`.
+    async fn append_history(&self, user: UserId, since: Millis) -> Result<AppendHistory>;
+}
+
 /// All storage a Handoff instance uses.
 #[derive(Clone)]
 pub struct Storage {
@@ -152,4 +268,12 @@ pub struct Storage {
     pub sessions: Arc<dyn Sessions>,
     /// Security events.
     pub security: Arc<dyn SecurityEvents>,
+    /// Passkey attempts per browser.
+    pub attempts: Arc<dyn Attempts>,
+    /// Product events.
+    pub events: Arc<dyn Events>,
+    /// Server-wide secrets.
+    pub secrets: Arc<dyn Secrets>,
+    /// Passkey-append offers.
+    pub append_offers: Arc<dyn AppendOffers>,
 }

@@ -2,6 +2,19 @@
  * Handoff demo page: sign up, sign in (identifier-first, autofill, passkey
  * button) and an account view that shows where each passkey lives.
  *
+ * Identifier-first sign-in follows the server's decision (`/login/start`):
+ *   local / try-once   the browser's passkey dialog opens at once;
+ *   cross-device       a screen explains the phone's QR code and Bluetooth
+ *                      first; "Continue" opens the dialog, "Use another
+ *                      method" goes to the alternative; the ceremony's timeout
+ *                      is shown and enforced;
+ *   fallback / qr-approval, or a failed ceremony
+ *                      a panel with the next way to sign in
+ *                      (`decision.retry.then`, then `decision.alternatives`).
+ * After a sign-in with the phone, when the server says so (`appendOffer`), a
+ * panel offers to create a passkey on this device ("Not now" tells the server,
+ * which then waits before offering again).
+ *
  * It only uses the public SDK (`/sdk/handoff.js`), so it doubles as a worked
  * example for integrators.
  *
@@ -24,6 +37,14 @@
  *   #add-passkey         "Add a passkey on this device"
  *   #signout             "Sign out"
  *   #delete-dialog       confirmation dialog; #delete-confirm / #delete-cancel
+ *   #cross-device        "Sign in with your phone" explainer; #cross-device-continue,
+ *                        #cross-device-other ("Use another method"), #cross-device-restart
+ *                        ("Start again", after #cross-device-expired), #cross-device-timer,
+ *                        #cross-device-reasons (in a "Why am I seeing this?" <details>)
+ *   #alternative         the next way to sign in; #alternative-title, #alternative-what,
+ *                        #alternative-options, #alternative-retry, #alternative-back,
+ *                        #alternative-reasons
+ *   #append-offer        "Create a passkey on this device?"; #append-create, #append-skip
  *
  * Autofill: when the browser supports conditional mediation, a usernameless
  * request is started whenever the sign-in form is shown; it is aborted (and
@@ -59,6 +80,29 @@ const els = {
   passkeyEmpty: $('passkey-empty'),
   addPasskey: $('add-passkey'),
   signout: $('signout'),
+  crossDevice: $('cross-device'),
+  crossDeviceTitle: $('cross-device-title'),
+  crossDeviceFor: $('cross-device-for'),
+  crossDeviceIdentifier: $('cross-device-identifier'),
+  crossDeviceTimer: $('cross-device-timer'),
+  crossDeviceExpired: $('cross-device-expired'),
+  crossDeviceContinue: $('cross-device-continue'),
+  crossDeviceRestart: $('cross-device-restart'),
+  crossDeviceOther: $('cross-device-other'),
+  crossDeviceReasons: $('cross-device-reasons'),
+  alternative: $('alternative'),
+  alternativeTitle: $('alternative-title'),
+  alternativeWhat: $('alternative-what'),
+  alternativeOptions: $('alternative-options'),
+  alternativeRetry: $('alternative-retry'),
+  alternativeBack: $('alternative-back'),
+  alternativeReasons: $('alternative-reasons'),
+  appendOffer: $('append-offer'),
+  appendTitle: $('append-title'),
+  appendWho: $('append-who'),
+  appendWhoWrap: $('append-who-wrap'),
+  appendCreate: $('append-create'),
+  appendSkip: $('append-skip'),
   deleteDialog: $('delete-dialog'),
   deleteText: $('delete-text'),
   deleteLast: $('delete-last'),
@@ -186,11 +230,17 @@ async function stopAutofill() {
 
 // ---- views -------------------------------------------------------------------
 
+/** Show one of the page's views and hide the others. */
+function showView(view) {
+  els.loading.hidden = true;
+  for (const v of [els.signedOut, els.crossDevice, els.alternative, els.appendOffer, els.account]) v.hidden = v !== view;
+}
+
 function showSignedOut() {
   session = null;
-  els.loading.hidden = true;
-  els.account.hidden = true;
-  els.signedOut.hidden = false;
+  flow = null;
+  stopTimer();
+  showView(els.signedOut);
   startAutofill();
 }
 
@@ -214,9 +264,9 @@ async function enterAccount(message) {
 }
 
 function renderAccount() {
-  els.loading.hidden = true;
-  els.signedOut.hidden = true;
-  els.account.hidden = false;
+  flow = null;
+  stopTimer();
+  showView(els.account);
   els.accountIdentifier.textContent = session.identifier;
   const name = session.displayName && session.displayName !== session.identifier ? session.displayName : '';
   els.accountName.textContent = name;
@@ -469,17 +519,349 @@ els.signinForm.addEventListener('submit', async (event) => {
   const identifier = requireValue(els.identifier, 'Enter your email or username.');
   if (!identifier) return;
   const done = busy(els.signinContinue, 'Waiting for your passkey…');
-  setStatus('Follow the instructions from your browser to use your passkey.');
+  setStatus('Checking how you can sign in…');
   try {
     await stopAutofill();
-    await handoff.signIn({ identifier });
-    await enterAccount('Signed in. Welcome back!');
+    await startFlow(identifier);
   } catch (error) {
     if (!isAbort(error)) setStatus(explain(error, 'signin'), 'error');
     startAutofill();
   } finally {
     done();
   }
+});
+
+// ---- identifier-first sign-in: follow the server's decision -------------------
+
+/**
+ * The sign-in in progress: the identifier, the journey and the server's attempt (its
+ * decision and, when it has one, the ceremony). `attempt` is null when the next step needs
+ * a fresh one (after a failed ceremony, which the server has used up).
+ * @type {{identifier: string, journeyId?: string, attempt: import('/sdk/handoff.js').SignInAttempt | null, decision?: object} | null}
+ */
+let flow = null;
+let timer = null; // setInterval id of the cross-device countdown
+
+const VERDICT_NAMES = {
+  local: 'a passkey on this device',
+  'try-once': 'a passkey that may be on this device',
+  'cross-device': 'your phone (QR code)',
+  'qr-approval': 'Handoff QR approval with your phone',
+  fallback: 'another sign-in method',
+};
+
+/** The server's reason fragments ("this browser can reach a phone…") as sentences. */
+function sentence(text) {
+  const t = String(text ?? '').trim();
+  if (!t) return '';
+  return `${t.charAt(0).toUpperCase()}${t.slice(1)}${/[.!?]$/.test(t) ? '' : '.'}`;
+}
+
+function fillReasons(list, decision) {
+  list.replaceChildren();
+  for (const reason of decision?.reasons ?? []) {
+    const item = el('li', '', sentence(reason.message || reason.code));
+    item.dataset.code = reason.code ?? '';
+    list.append(item);
+  }
+  const verdict = decision?.verdict;
+  if (verdict) {
+    const pct = typeof decision.confidence === 'number' ? ` (confidence ${Math.round(decision.confidence * 100)}%)` : '';
+    list.append(el('li', '', `So the server suggested ${VERDICT_NAMES[verdict] ?? verdict}${pct}.`));
+  }
+  if (!list.children.length) list.append(el('li', '', 'The server gave no reason for this choice.'));
+}
+
+/** Ask the server how this identifier can sign in here, then take that path. */
+async function startFlow(identifier, journeyId) {
+  stopTimer();
+  const attempt = await handoff.startSignIn({ identifier, journeyId });
+  flow = { identifier, journeyId: attempt.journeyId ?? journeyId, attempt, decision: attempt.decision };
+  const verdict = attempt.decision?.verdict;
+  if (attempt.hasCeremony && verdict === 'cross-device') return showCrossDevice();
+  if (attempt.hasCeremony) return runCeremony(attempt);
+  return showAlternative(attempt.decision, { why: 'decided' });
+}
+
+/** Open the browser's passkey dialog for the attempt; on success sign in, on failure offer the next step. */
+async function runCeremony(attempt, options = {}) {
+  setStatus(
+    attempt.decision?.verdict === 'cross-device' || options.hints?.includes('hybrid')
+      ? "Scan the QR code your computer shows with your phone's camera, then confirm on the phone."
+      : 'Follow the instructions from your browser to use your passkey.',
+  );
+  let result;
+  try {
+    result = await handoff.completeSignIn(attempt, options);
+  } catch (error) {
+    flow = flow && { ...flow, attempt: null };
+    return afterFailure(error, attempt);
+  }
+  return signedIn(result);
+}
+
+async function signedIn(result) {
+  if (result?.appendOffer) {
+    try {
+      session = await handoff.session();
+    } catch {
+      session = null;
+    }
+    if (session) return showAppendOffer(result);
+  }
+  return enterAccount(result?.flow === 'cross-device' ? 'Signed in with your phone.' : 'Signed in. Welcome back!');
+}
+
+/** A failed ceremony: the ones a person can recover from lead to the next method. */
+function afterFailure(error, attempt) {
+  const code = error instanceof HandoffError ? error.code : error?.name;
+  const decision = error?.decision ?? attempt?.decision;
+  if (code === 'ceremony-expired' && !els.crossDevice.hidden) return expireCrossDevice();
+  if (['NotAllowedError', 'AbortError', 'user-not-verified', 'ceremony-expired'].includes(code) || error?.timedOut) {
+    return offerNext(decision, error);
+  }
+  // Something else (server unreachable, origin mismatch…): back to the form with the explanation.
+  const wasOnForm = !els.signedOut.hidden;
+  if (!wasOnForm) showSignedOut();
+  else startAutofill();
+  setStatus(explain(error, 'signin'), 'error');
+  if (!wasOnForm) els.signinTitle.focus();
+}
+
+/** After a failure, the decision's next method: `retry.then`, else the first other alternative. */
+function offerNext(decision, error) {
+  const failed = decision?.verdict;
+  let next = decision?.retry?.then;
+  if (!next || next === failed) {
+    next = (decision?.alternatives ?? []).map((a) => a.verdict).find((v) => v && v !== failed) ?? 'fallback';
+  }
+  if (next === 'cross-device' && flow) {
+    flow.attempt = null; // "Continue" asks the server for a fresh ceremony
+    return showCrossDevice({ after: error });
+  }
+  return showAlternative(decision, { why: 'failed', error, next });
+}
+
+// ---- the cross-device explainer -----------------------------------------------
+
+function showCrossDevice({ after } = {}) {
+  stopTimer();
+  const attempt = flow.attempt;
+  els.crossDeviceIdentifier.textContent = flow.identifier ?? '';
+  els.crossDeviceFor.hidden = !flow.identifier;
+  fillReasons(els.crossDeviceReasons, attempt?.decision ?? flow.decision);
+  els.crossDeviceExpired.hidden = true;
+  els.crossDeviceContinue.hidden = false;
+  els.crossDeviceRestart.hidden = true;
+  els.crossDeviceTimer.textContent = '';
+  if (attempt?.expiresAt) startTimer(attempt.expiresAt);
+  showView(els.crossDevice);
+  setStatus(
+    after
+      ? 'No passkey on this device was used. You can sign in with the phone that has your passkey instead.'
+      : 'Your passkey is on your phone. Read the steps, then select Continue.',
+    after ? 'error' : 'info',
+  );
+  els.crossDeviceTitle.focus();
+}
+
+function formatLeft(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const minutes = Math.floor(total / 60);
+  const seconds = String(total % 60).padStart(2, '0');
+  return `${minutes}:${seconds}`;
+}
+
+function startTimer(expiresAt) {
+  const tick = () => {
+    const left = expiresAt - Date.now();
+    if (left <= 0) return expireCrossDevice();
+    els.crossDeviceTimer.textContent = `This request stays open for ${formatLeft(left)}.`;
+  };
+  tick();
+  timer = setInterval(tick, 1000);
+}
+
+function stopTimer() {
+  if (timer !== null) clearInterval(timer);
+  timer = null;
+}
+
+/** The ceremony timed out before the person continued: say so, offer a new one. */
+function expireCrossDevice() {
+  stopTimer();
+  if (flow) flow.attempt = null;
+  els.crossDeviceTimer.textContent = '';
+  els.crossDeviceExpired.hidden = false;
+  const hadFocus = document.activeElement === els.crossDeviceContinue;
+  els.crossDeviceContinue.hidden = true;
+  els.crossDeviceRestart.hidden = false;
+  setStatus('This sign-in request timed out. Select "Start again" to get a new one.', 'error');
+  if (hadFocus) els.crossDeviceRestart.focus();
+}
+
+els.crossDeviceContinue.addEventListener('click', async () => {
+  if (!flow) return showSignedOut();
+  stopTimer();
+  const done = busy(els.crossDeviceContinue, 'Waiting for your phone…');
+  els.crossDeviceOther.disabled = true;
+  try {
+    let attempt = flow.attempt;
+    let hints;
+    if (!attempt?.hasCeremony) {
+      // After a failed attempt on this device: a new ceremony, led by the phone's QR code.
+      attempt = await handoff.startSignIn({ identifier: flow.identifier, journeyId: flow.journeyId });
+      flow.attempt = attempt;
+      flow.decision = attempt.decision;
+      if (!attempt.hasCeremony) return showAlternative(attempt.decision, { why: 'decided' });
+      if (attempt.decision?.verdict !== 'cross-device') hints = ['hybrid'];
+    }
+    await runCeremony(attempt, hints ? { hints } : {});
+  } catch (error) {
+    afterFailure(error, flow?.attempt);
+  } finally {
+    done();
+    els.crossDeviceOther.disabled = false;
+  }
+});
+
+els.crossDeviceRestart.addEventListener('click', async () => {
+  if (!flow) return showSignedOut();
+  const done = busy(els.crossDeviceRestart, 'Starting again…');
+  try {
+    await startFlow(flow.identifier, flow.journeyId);
+  } catch (error) {
+    afterFailure(error, null);
+  } finally {
+    done();
+  }
+});
+
+els.crossDeviceOther.addEventListener('click', () => {
+  stopTimer();
+  const decision = flow?.attempt?.decision ?? flow?.decision;
+  const next = (decision?.alternatives ?? []).map((a) => a.verdict).find((v) => v && v !== 'cross-device') ?? 'fallback';
+  showAlternative(decision, { why: 'chosen', next });
+});
+
+// ---- the next way to sign in -----------------------------------------------------
+
+function showAlternative(decision, { why, error, next } = {}) {
+  stopTimer();
+  const verdict = next ?? decision?.verdict ?? 'fallback';
+  const failedVerdict = why === 'failed' ? decision?.verdict : null;
+  const fromPhone = failedVerdict === 'cross-device';
+  const recentFailures = (decision?.reasons ?? []).some((r) => r.code === 'recent-failures');
+
+  let title;
+  let what;
+  if (why === 'chosen') {
+    title = 'Other ways to sign in';
+    what = 'You chose not to use your phone this time.';
+  } else if (why === 'failed') {
+    title = "Passkey sign-in didn't work here";
+    if (error?.timedOut) what = 'The request timed out before a passkey was used.';
+    else if (fromPhone) what = "Your phone didn't complete the sign-in: it was cancelled, timed out, or the phone couldn't confirm it's you.";
+    else what = "No passkey was used: it was cancelled, timed out, or this device doesn't have your passkey.";
+  } else if (recentFailures) {
+    title = "Passkey sign-in didn't work here";
+    what = 'Signing in with a passkey failed more than once in this browser, so it is paused here for a while.';
+  } else {
+    title = "Passkey sign-in isn't available here";
+    what = sentence(decision?.reasons?.[0]?.message) || "Your passkey can't be used from this device.";
+  }
+  els.alternativeTitle.textContent = title;
+  els.alternativeWhat.textContent = what;
+
+  const options = [];
+  if (verdict === 'qr-approval') {
+    options.push(
+      'Sign in with your phone (QR): on a phone where you are already signed in, scan the code shown here and approve this sign-in.',
+    );
+  }
+  options.push('Sign in on the device that has your passkey — for example your phone, or the computer where you created it.');
+  if (fromPhone || failedVerdict === null) {
+    options.push('Try again with your phone: make sure Bluetooth is on on both devices and both have internet.');
+  } else {
+    options.push('Try again, and confirm with your fingerprint, face or screen lock when your device asks.');
+  }
+  options.push('This demo site has no other sign-in method, such as a password or an email link.');
+  els.alternativeOptions.replaceChildren(...options.map((text) => el('li', '', text)));
+  fillReasons(els.alternativeReasons, decision);
+
+  showView(els.alternative);
+  setStatus(`${title}. ${what}`, why === 'chosen' ? 'info' : 'error');
+  els.alternativeTitle.focus();
+}
+
+els.alternativeRetry.addEventListener('click', async () => {
+  if (!flow) return showSignedOut();
+  const done = busy(els.alternativeRetry, 'Checking…');
+  setStatus('Checking how you can sign in…');
+  try {
+    await startFlow(flow.identifier, flow.journeyId);
+  } catch (error) {
+    afterFailure(error, null);
+  } finally {
+    done();
+  }
+});
+
+els.alternativeBack.addEventListener('click', () => {
+  showSignedOut();
+  clearStatus();
+  els.signinTitle.focus();
+});
+
+// ---- passkey append ---------------------------------------------------------------
+
+function showAppendOffer() {
+  els.appendWho.textContent = session?.identifier ?? '';
+  els.appendWhoWrap.hidden = !session?.identifier;
+  showView(els.appendOffer);
+  setStatus('Signed in with your phone.', 'ok');
+  els.appendTitle.focus();
+}
+
+els.appendCreate.addEventListener('click', async () => {
+  const done = busy(els.appendCreate, 'Creating your passkey…');
+  els.appendSkip.disabled = true;
+  setStatus('Follow the instructions from your browser to create a passkey on this device.');
+  try {
+    const result = await handoff.appendPasskey({
+      identifier: session?.identifier,
+      displayName: session?.displayName || undefined,
+    });
+    const provider = result?.provider?.name;
+    await enterAccount(
+      provider && provider.toLowerCase() !== 'unknown'
+        ? `Passkey created on this device. It is saved in ${provider}. Next time, sign in here without your phone.`
+        : 'Passkey created on this device. Next time, sign in here without your phone.',
+    );
+  } catch (error) {
+    if (error?.code === 'not-signed-in') {
+      showSignedOut();
+      setStatus(explain(error, 'add'), 'error');
+      return;
+    }
+    setStatus(explain(error, 'add'), 'error');
+    els.appendTitle.focus();
+  } finally {
+    done();
+    els.appendSkip.disabled = false;
+  }
+});
+
+els.appendSkip.addEventListener('click', async () => {
+  const done = busy(els.appendSkip, 'One moment…');
+  try {
+    await handoff.skipAppend();
+  } catch {
+    // Not remembering the "Not now" only means the offer may come back sooner; the person is signed in.
+  } finally {
+    done();
+  }
+  await enterAccount('Signed in with your phone. You can add a passkey for this device later from your account.');
 });
 
 els.signinPasskey.addEventListener('click', async () => {

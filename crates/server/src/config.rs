@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use handoff_core::intelligence::{DecisionRules, Rollout};
+use handoff_core::passkeys::AppendPolicy;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
@@ -70,6 +72,39 @@ pub struct RawConfig {
     /// How long a WebAuthn ceremony may take, in seconds (default 300).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ceremony_ttl_seconds: Option<u64>,
+    /// Offer the browser's cross-device (hybrid QR + Bluetooth) flow (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_device_enabled: Option<bool>,
+    /// Only offer passkeys from these providers (default: all).
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
+    pub allowed_providers: Option<Vec<String>>,
+    /// Never offer passkeys from these providers.
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
+    pub blocked_providers: Option<Vec<String>>,
+    /// Failed passkey attempts in one browser before falling back (default 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures_before_fallback: Option<u32>,
+    /// How long the fallback lasts after the last failure, in seconds (default 900).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_cooldown_seconds: Option<u64>,
+    /// Share of users who get the cross-device flow, 0–100 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_device_rollout_percent: Option<u8>,
+    /// Operating systems that get the cross-device flow (default: all).
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
+    pub cross_device_rollout_os: Option<Vec<String>>,
+    /// Browsers that get the cross-device flow (default: all).
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
+    pub cross_device_rollout_browsers: Option<Vec<String>>,
+    /// Passkey-append offers per user per day (default 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append_max_offers_per_day: Option<u32>,
+    /// Stop offering passkey append after this many skips (default 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append_max_skips_total: Option<u32>,
+    /// No passkey-append offer for this long after a skip, in seconds (default 86400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append_skip_cooldown_seconds: Option<u64>,
 }
 
 /// Every configuration key (TOML key; `HANDOFF_<KEY>` in the environment).
@@ -84,6 +119,17 @@ pub const KEYS: &[&str] = &[
     "aaguid_list",
     "session_ttl_seconds",
     "ceremony_ttl_seconds",
+    "cross_device_enabled",
+    "allowed_providers",
+    "blocked_providers",
+    "failures_before_fallback",
+    "failure_cooldown_seconds",
+    "cross_device_rollout_percent",
+    "cross_device_rollout_os",
+    "cross_device_rollout_browsers",
+    "append_max_offers_per_day",
+    "append_max_skips_total",
+    "append_skip_cooldown_seconds",
 ];
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -122,6 +168,10 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Ceremony lifetime.
     pub ceremony_ttl: Duration,
+    /// Decision rules.
+    pub rules: DecisionRules,
+    /// Passkey-append caps.
+    pub append: AppendPolicy,
 }
 
 /// A configuration problem, named.
@@ -194,7 +244,39 @@ impl RawConfig {
         if session_ttl.is_zero() {
             return Err(ConfigError("session_ttl_seconds must be above 0".into()));
         }
+        let rollout_percent = self.cross_device_rollout_percent.unwrap_or(100);
+        if rollout_percent > 100 {
+            return Err(ConfigError("cross_device_rollout_percent must be between 0 and 100".into()));
+        }
+        let defaults = DecisionRules::default();
+        let rules = DecisionRules {
+            cross_device_enabled: self.cross_device_enabled.unwrap_or(defaults.cross_device_enabled),
+            qr_approval_enabled: false,
+            allowed_providers: self.allowed_providers.unwrap_or_default(),
+            blocked_providers: self.blocked_providers.unwrap_or_default(),
+            failures_before_fallback: self.failures_before_fallback.unwrap_or(defaults.failures_before_fallback),
+            failure_cooldown: self
+                .failure_cooldown_seconds
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.failure_cooldown),
+            cross_device_rollout: Rollout {
+                percent: rollout_percent,
+                os: self.cross_device_rollout_os.unwrap_or_default(),
+                browsers: self.cross_device_rollout_browsers.unwrap_or_default(),
+            },
+        };
+        let append_defaults = AppendPolicy::default();
+        let append = AppendPolicy {
+            max_offers_per_day: self.append_max_offers_per_day.unwrap_or(append_defaults.max_offers_per_day),
+            max_skips_total: self.append_max_skips_total.unwrap_or(append_defaults.max_skips_total),
+            skip_cooldown: self
+                .append_skip_cooldown_seconds
+                .map(Duration::from_secs)
+                .unwrap_or(append_defaults.skip_cooldown),
+        };
         Ok(Settings {
+            rules,
+            append,
             listen,
             data_dir,
             database_url,
@@ -279,6 +361,21 @@ mod tests {
             ..Default::default()
         };
         assert!(s.into_settings().unwrap().secure_cookies());
+    }
+
+    #[test]
+    fn decision_rules_come_from_config() {
+        let raw: RawConfig = serde_json::from_str(
+            r#"{"cross_device_enabled": false, "blocked_providers": "Windows Hello, Chrome on Mac",
+                "failures_before_fallback": 3, "cross_device_rollout_os": ["macOS"]}"#,
+        )
+        .unwrap();
+        let s = raw.into_settings().unwrap();
+        assert!(!s.rules.cross_device_enabled);
+        assert_eq!(s.rules.blocked_providers, vec!["Windows Hello", "Chrome on Mac"]);
+        assert_eq!(s.rules.failures_before_fallback, 3);
+        assert_eq!(s.rules.cross_device_rollout.os, vec!["macOS"]);
+        assert_eq!(s.rules.cross_device_rollout.percent, 100);
     }
 
     #[test]

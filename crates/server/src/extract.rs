@@ -20,6 +20,10 @@ use crate::state::AppState;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "handoff_session";
+/// Name of the first-party device cookie (which browser is this?).
+pub const DEVICE_COOKIE: &str = "handoff_device";
+/// How long the device cookie lives (400 days, the most browsers keep).
+const DEVICE_COOKIE_DAYS: i64 = 400;
 
 /// A JSON body; malformed JSON, wrong types and oversize bodies become clear 4xx errors.
 pub struct ApiJson<T>(pub T);
@@ -42,6 +46,8 @@ pub struct ClientContext {
     pub user_agent: Option<String>,
     /// Peer address.
     pub ip: Option<String>,
+    /// The browser's device cookie, when it has one of ours.
+    pub device_id: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientContext {
@@ -56,7 +62,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientContext {
             ch_mobile: header("sec-ch-ua-mobile"),
         });
         let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Self { device, user_agent, ip })
+        let device_id = CookieJar::from_headers(&parts.headers)
+            .get(DEVICE_COOKIE)
+            .and_then(|c| SecretToken::parse(c.value()))
+            .map(|t| t.expose().to_owned());
+        Ok(Self { device, user_agent, ip, device_id })
     }
 }
 
@@ -89,6 +99,25 @@ impl FromRequestParts<AppState> for SignedIn {
             Some(user) => Ok(Self(user)),
             None => Err(DomainError::NotSignedIn.into()),
         }
+    }
+}
+
+impl ClientContext {
+    /// The device id, minting one (and adding its cookie to `jar`) when the browser has none.
+    pub fn ensure_device_id(&mut self, jar: CookieJar, state: &AppState) -> Result<(CookieJar, String), ApiError> {
+        if let Some(id) = &self.device_id {
+            return Ok((jar, id.clone()));
+        }
+        let id = SecretToken::generate()?.expose().to_owned();
+        let cookie = Cookie::build((DEVICE_COOKIE, id.clone()))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(state.http.secure_cookies)
+            .path("/")
+            .max_age(time::Duration::days(DEVICE_COOKIE_DAYS))
+            .build();
+        self.device_id = Some(id.clone());
+        Ok((jar.add(cookie), id))
     }
 }
 

@@ -20,9 +20,25 @@ struct Cli {
     command: Command,
 }
 
+/// The configuration keys without flags (TOML keys; HANDOFF_<KEY> in the environment).
+const DECISION_KEYS_HELP: &str = "\
+Sign-in decision rules (TOML keys; set from the environment as HANDOFF_<KEY IN UPPER CASE>):
+  cross_device_enabled           offer the browser's cross-device (hybrid) flow [default: true]
+  allowed_providers              only offer passkeys from these providers, e.g. \"iCloud Keychain, 1Password\"
+  blocked_providers              never offer passkeys from these providers
+  failures_before_fallback       failed passkey attempts in one browser before falling back [default: 2]
+  failure_cooldown_seconds       how long that fallback lasts [default: 900]
+  cross_device_rollout_percent   share of users who get the cross-device flow, 0-100 [default: 100]
+  cross_device_rollout_os        only these operating systems get it, e.g. \"Windows, macOS\"
+  cross_device_rollout_browsers  only these browsers get it, e.g. \"Chrome, Edge\"
+  append_max_offers_per_day      offers to create a passkey here after a cross-device sign-in [default: 2]
+  append_max_skips_total         stop offering after this many \"Not now\" [default: 3]
+  append_skip_cooldown_seconds   no offer for this long after \"Not now\" [default: 86400]";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: the API under /api/v1, the demo page at /, the SDK at /sdk/handoff.js.
+    #[command(after_long_help = DECISION_KEYS_HELP)]
     Serve(ServeArgs),
 }
 
@@ -88,6 +104,7 @@ impl ServeArgs {
             aaguid_list: self.aaguid_list.clone(),
             session_ttl_seconds: self.session_ttl_seconds,
             ceremony_ttl_seconds: self.ceremony_ttl_seconds,
+            ..RawConfig::default()
         }
     }
 }

@@ -14,11 +14,12 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Handoff API", version = "1",
          description = "Passkey sign-in with cross-device handoff and journey observability. Errors are {\"error\": {\"code\", \"message\"}}."),
-    paths(passkeys::start, passkeys::finish, passkeys::list, passkeys::remove,
-          login::start, login::finish, session::current, session::sign_out),
+    paths(passkeys::start, passkeys::finish, passkeys::list, passkeys::remove, passkeys::skip_append,
+          login::start, login::finish, login::failure, session::current, session::sign_out),
     components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
         dto::RegistrationFinishResponse, dto::ProviderView, dto::ClientEnvironment, dto::LoginStartRequest,
-        dto::LoginStartResponse, dto::LoginFinishResponse, dto::PasskeyView, dto::PasskeyList, dto::SessionResponse)),
+        dto::LoginStartResponse, dto::LoginFinishResponse, dto::LoginFailureRequest, dto::UserAgentData,
+        handoff_core::passkeys::AppendOffer, dto::PasskeyView, dto::PasskeyList, dto::SessionResponse)),
     tags((name = "passkeys", description = "Registration and the passkey record"),
          (name = "login", description = "Sign-in ceremonies and the method decision"),
          (name = "session", description = "The signed-in user"))

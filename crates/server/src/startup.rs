@@ -15,9 +15,9 @@ use handoff_core::passkeys::{PasskeyConfig, PasskeyService, SessionService};
 use handoff_core::provider::ProviderCatalog;
 use handoff_store::Database;
 use tokio::net::TcpListener;
+use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::{Secret, Settings, redact_url};
@@ -82,9 +82,12 @@ impl Application {
             rp_name: settings.rp_name.clone(),
             origins: settings.origins.clone(),
             ceremony_ttl: settings.ceremony_ttl,
+            rules: settings.rules.clone(),
+            append: settings.append.clone(),
         };
-        let passkeys =
-            PasskeyService::new(passkey_config, storage.clone(), Arc::new(catalog)).map_err(StartError::Config)?;
+        let decoy_key = decoy_key(&storage).await?;
+        let passkeys = PasskeyService::new(passkey_config, storage.clone(), Arc::new(catalog), decoy_key.as_bytes())
+            .map_err(StartError::Config)?;
         let sessions = SessionService::new(storage, settings.session_ttl);
         let state = AppState {
             passkeys,
@@ -166,6 +169,17 @@ fn operator_token(settings: &Settings) -> Result<Secret, StartError> {
     write_private(&path, token.expose()).map_err(io(format!("cannot write {}", path.display())))?;
     tracing::info!(path = %path.display(), "generated an operator token; use it as `Authorization: Bearer <token>`");
     Ok(Secret::new(token.expose()))
+}
+
+/// The server-wide key behind decoy passkeys, shared through the database so that every
+/// instance answers an unknown identifier the same way.
+async fn decoy_key(storage: &handoff_core::storage::Storage) -> Result<String, StartError> {
+    let candidate = handoff_core::domain::SecretToken::generate().map_err(|e| StartError::Config(e.to_string()))?;
+    storage
+        .secrets
+        .get_or_create("decoy-credential-key", candidate.expose())
+        .await
+        .map_err(|e| StartError::Config(format!("cannot read the decoy key from the database: {e}")))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -15,7 +15,10 @@ use crate::db::{Database, flag, is_unique_violation_on, storage_error};
 const ACCOUNT_COLUMNS: &str = "u.id, u.identifier, u.display_name, u.created_at";
 const PASSKEY_COLUMNS: &str = "p.credential_id, p.user_id, p.credential, p.aaguid, p.provider, p.transports, \
      p.attachment, p.backup_eligible, p.backup_state, p.created_at, p.created_os, p.created_browser, \
-     p.created_form_factor, p.last_used_at, p.last_used_os, p.last_used_browser, p.last_used_form_factor";
+     p.created_form_factor, p.last_used_at, p.last_used_os, p.last_used_browser, p.last_used_form_factor, \
+     p.created_device_id, p.last_used_device_id";
+/// Where the passkey columns start when the account's four columns come first.
+const PASSKEY_OFFSET: usize = 4;
 
 fn corrupt(what: &str) -> DomainError {
     DomainError::Storage(format!("stored {what} does not parse"))
@@ -57,6 +60,8 @@ fn passkey_from_row(row: &AnyRow, offset: usize) -> Result<PasskeyRecord> {
         created_on: DeviceInfo { os: text(10)?, browser: text(11)?, form_factor: FormFactor::from_stored(&text(12)?) },
         last_used_at,
         last_used_on,
+        created_device_id: opt_text(17)?,
+        last_used_device_id: opt_text(18)?,
     })
 }
 
@@ -71,8 +76,8 @@ fn passkey_insert_error(err: sqlx::Error) -> DomainError {
 }
 
 const INSERT_PASSKEY: &str = "INSERT INTO passkeys (credential_id, user_id, credential, counter, aaguid, provider, \
-     transports, attachment, backup_eligible, backup_state, created_at, created_os, created_browser, created_form_factor) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     transports, attachment, backup_eligible, backup_state, created_at, created_os, created_browser, created_form_factor, \
+     created_device_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 async fn insert_passkey<'e, E>(executor: E, p: &PasskeyRecord) -> std::result::Result<(), sqlx::Error>
 where
@@ -95,6 +100,7 @@ where
         .bind(p.created_on.os.clone())
         .bind(p.created_on.browser.clone())
         .bind(p.created_on.form_factor.as_str())
+        .bind(p.created_device_id.clone())
         .execute(executor)
         .await?;
     Ok(())
@@ -133,6 +139,24 @@ impl Accounts for Database {
         insert_passkey(&self.pool, passkey).await.map_err(passkey_insert_error)
     }
 
+    async fn find_with_passkeys(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeyRecord>)>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS}, {PASSKEY_COLUMNS} FROM users u LEFT JOIN passkeys p ON p.user_id = u.id \
+             WHERE u.identifier = $1 ORDER BY p.created_at, p.credential_id"
+        );
+        let rows = sqlx::query(&sql).bind(identifier.as_str()).fetch_all(&self.pool).await.map_err(storage_error)?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let account = account_from_row(first)?;
+        let mut passkeys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let has_passkey = row.try_get::<Option<String>, _>(PASSKEY_OFFSET).map_err(storage_error)?.is_some();
+            if has_passkey {
+                passkeys.push(passkey_from_row(row, PASSKEY_OFFSET)?);
+            }
+        }
+        Ok(Some((account, passkeys)))
+    }
+
     async fn passkeys_of(&self, user: UserId) -> Result<Vec<PasskeyRecord>> {
         let sql = format!(
             "SELECT {PASSKEY_COLUMNS} FROM passkeys p WHERE p.user_id = $1 ORDER BY p.created_at, p.credential_id"
@@ -143,27 +167,20 @@ impl Accounts for Database {
 
     async fn find_passkey(&self, id: &CredentialId) -> Result<Option<(PasskeyRecord, Account)>> {
         let sql = format!(
-            "SELECT {PASSKEY_COLUMNS}, {ACCOUNT_COLUMNS} FROM passkeys p JOIN users u ON u.id = p.user_id \
+            "SELECT {ACCOUNT_COLUMNS}, {PASSKEY_COLUMNS} FROM passkeys p JOIN users u ON u.id = p.user_id \
              WHERE p.credential_id = $1"
         );
         let row = sqlx::query(&sql).bind(id.to_base64url()).fetch_optional(&self.pool).await.map_err(storage_error)?;
         let Some(row) = row else { return Ok(None) };
-        let passkey = passkey_from_row(&row, 0)?;
-        let account = Account {
-            id: passkey.user_id,
-            identifier: Identifier::parse(&row.try_get::<String, _>(18).map_err(storage_error)?)
-                .map_err(|_| corrupt("identifier"))?,
-            display_name: DisplayName::from_stored(row.try_get::<String, _>(19).map_err(storage_error)?),
-            created_at: row.try_get::<i64, _>(20).map_err(storage_error)?,
-        };
-        Ok(Some((passkey, account)))
+        Ok(Some((passkey_from_row(&row, PASSKEY_OFFSET)?, account_from_row(&row)?)))
     }
 
     async fn record_use(&self, usage: &PasskeyUse) -> Result<bool> {
         let credential = serde_json::to_string(&usage.credential).map_err(|_| corrupt("credential"))?;
         let done = sqlx::query(
             "UPDATE passkeys SET credential = $2, counter = $3, backup_state = $4, backup_eligible = $5, \
-             last_used_at = $6, last_used_os = $7, last_used_browser = $8, last_used_form_factor = $9 \
+             last_used_at = $6, last_used_os = $7, last_used_browser = $8, last_used_form_factor = $9, \
+             last_used_device_id = COALESCE($10, last_used_device_id) \
              WHERE credential_id = $1 AND (counter < $3 OR ($3 = 0 AND counter = 0))",
         )
         .bind(usage.credential_id.to_base64url())
@@ -175,6 +192,7 @@ impl Accounts for Database {
         .bind(usage.on.os.clone())
         .bind(usage.on.browser.clone())
         .bind(usage.on.form_factor.as_str())
+        .bind(usage.device_id.clone())
         .execute(&self.pool)
         .await
         .map_err(storage_error)?;

@@ -107,7 +107,16 @@ impl Database {
     /// The storage traits, all backed by this database.
     pub fn storage(&self) -> Storage {
         let this = Arc::new(self.clone());
-        Storage { accounts: this.clone(), ceremonies: this.clone(), sessions: this.clone(), security: this }
+        Storage {
+            accounts: this.clone(),
+            ceremonies: this.clone(),
+            sessions: this.clone(),
+            security: this.clone(),
+            attempts: this.clone(),
+            events: this.clone(),
+            secrets: this.clone(),
+            append_offers: this,
+        }
     }
 
     /// Closes the pool, waiting for connections to return.

@@ -6,6 +6,8 @@
 mod accounts;
 mod ceremonies;
 mod db;
+mod decisions;
+mod events;
 mod security;
 mod sessions;
 

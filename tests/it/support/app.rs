@@ -62,6 +62,8 @@ pub struct TestOptions {
     pub extra_origin_hosts: Vec<String>,
     /// The public origin, when instances sit behind one address (a load balancer).
     pub public_origin: Option<String>,
+    /// Failed attempts in one browser before passkeys are paused there (default 2).
+    pub failures_before_fallback: Option<u32>,
 }
 
 /// A running server and an HTTP client with a cookie jar.
@@ -80,6 +82,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, options: TestOptions) -> Self {
+        handoff_server::telemetry::init();
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = match &options.database_url {
             Some(url) => url.clone(),
@@ -106,6 +109,7 @@ impl TestApp {
             operator_token: Some("test-operator-token-0123456789".into()),
             aaguid_list: Some(shared_aaguid_list()),
             ceremony_ttl_seconds: options.ceremony_ttl_seconds,
+            failures_before_fallback: options.failures_before_fallback,
             ..RawConfig::default()
         };
         let settings = raw.into_settings().expect("test settings are valid");

@@ -1,21 +1,26 @@
-//! Sign-in: identifier-first (allowCredentials from the account) and usernameless /
-//! conditional mediation (empty allowCredentials; the user handle in the response names
-//! the account). The counter is written back with a compare-and-set so that a cloned
-//! authenticator or a concurrent replay is refused and recorded.
+//! Sign-in: identifier-first (the decision engine picks the method and the credentials to
+//! allow) and usernameless / conditional mediation (empty allowCredentials; the user
+//! handle in the response names the account). The counter is written back with a
+//! compare-and-set so that a cloned authenticator or a concurrent replay is refused and
+//! recorded. Every attempt is counted per identifier and browser, which is what lets the
+//! engine stop offering passkeys where they keep failing.
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use uuid::Uuid;
 use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential, UserVerificationPolicy};
 
+use super::decoy::decoy_inventory;
 use super::model::{Account, PasskeyUse};
 use super::service::PasskeyService;
 use super::verify::map_webauthn_error;
 use crate::clock::now_ms;
-use crate::decision::Decision;
-use crate::device::DeviceInfo;
-use crate::domain::{CeremonyId, CredentialId, Identifier, JourneyId};
-use crate::error::{DomainError, Result, VerificationFailure};
-use crate::storage::{CeremonyKind, SecurityEvent};
+use crate::decision::{Decision, Reason, Verdict};
+use crate::device::{DeviceInfo, FormFactor};
+use crate::domain::{CeremonyId, CredentialId, Identifier, JourneyId, UserId};
+use crate::error::{DomainError, ErrorCode, Result, VerificationFailure};
+use crate::intelligence::{ClientSignals, CredentialFacts, Outcome, decide};
+use crate::storage::{AppendAction, Attempt, CeremonyKind, SecurityEvent};
 
 /// Input of `login/start`.
 #[derive(Debug, Clone)]
@@ -24,6 +29,8 @@ pub struct LoginStart {
     pub identifier: Option<Identifier>,
     /// The journey this attempt belongs to, if the client already has one.
     pub journey_id: Option<JourneyId>,
+    /// What the browser and the request say about the client.
+    pub client: ClientSignals,
 }
 
 /// Output of `login/start`.
@@ -33,10 +40,9 @@ pub struct LoginStarted {
     pub journey_id: JourneyId,
     /// Which method to offer.
     pub decision: Decision,
-    /// The ceremony to finish.
-    pub ceremony_id: CeremonyId,
+    /// The ceremony to run, when the verdict involves a passkey: its id and
     /// `PublicKeyCredentialRequestOptionsJSON`.
-    pub public_key: serde_json::Value,
+    pub ceremony: Option<(CeremonyId, serde_json::Value)>,
 }
 
 /// Input of `login/finish`.
@@ -48,62 +54,305 @@ pub struct LoginFinish {
     pub credential: serde_json::Value,
     /// The device it comes from.
     pub device: DeviceInfo,
+    /// The browser's device cookie.
+    pub device_id: Option<String>,
     /// Client IP, for the security log.
     pub ip: Option<String>,
     /// Client user agent, for the security log.
     pub user_agent: Option<String>,
 }
 
+/// An offer to create a passkey on this device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AppendOffer {
+    /// Why it is offered.
+    pub reason: String,
+}
+
+/// Output of `login/finish`.
+#[derive(Debug, Clone)]
+pub struct LoginFinished {
+    /// The account.
+    pub account: Account,
+    /// The journey.
+    pub journey_id: JourneyId,
+    /// The product flow the sign-in took.
+    pub flow: &'static str,
+    /// Create a passkey here? (after a cross-device sign-in on a capable device)
+    pub append_offer: Option<AppendOffer>,
+}
+
+/// A ceremony that failed in the browser (the SDK reports it).
+#[derive(Debug, Clone)]
+pub struct LoginFailure {
+    /// The ceremony.
+    pub ceremony_id: CeremonyId,
+    /// The DOMException name, e.g. `NotAllowedError`.
+    pub error_name: String,
+    /// How long the ceremony ran before failing.
+    pub elapsed_ms: Option<u64>,
+    /// The reporting device.
+    pub device: DeviceInfo,
+}
+
 #[derive(Serialize, Deserialize)]
 struct PendingLogin {
     state: AuthenticationState,
-    /// The account named by the identifier; `None` for usernameless (and unknown identifiers).
+    /// The account named by the identifier; `None` for usernameless and unknown identifiers.
     user_id: Option<Uuid>,
+    /// The normalised identifier, when one was given (known or not).
+    identifier: Option<String>,
     journey_id: Uuid,
+    verdict: Verdict,
+    device_id: Option<String>,
+    /// The client said it can hold a passkey (`Some(false)` when it said it cannot).
+    platform_authenticator: Option<bool>,
+    form_factor: FormFactor,
+}
+
+/// The product flow of a verdict.
+pub(crate) fn flow_of(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Local | Verdict::TryOnce => "passkey-local",
+        Verdict::CrossDevice => "cross-device",
+        Verdict::QrApproval => "qr-approval",
+        Verdict::Fallback => "fallback",
+    }
+}
+
+fn usernameless_decision() -> Decision {
+    Decision {
+        verdict: Verdict::Local,
+        reasons: vec![Reason {
+            code: "usernameless".into(),
+            message: "no identifier: the browser offers the passkeys it holds for this site".into(),
+        }],
+        confidence: 0.5,
+        alternatives: vec![crate::decision::Alternative { verdict: Verdict::Fallback }],
+        retry: crate::decision::RetryPolicy { max_attempts: 1, then: Verdict::Fallback },
+    }
 }
 
 impl PasskeyService {
-    /// Starts a sign-in.
+    /// Starts a sign-in: decides the method and, when it involves a passkey, starts the
+    /// ceremony with the credentials and hints that fit the decision.
     #[tracing::instrument(skip_all)]
     pub async fn start_login(&self, input: LoginStart) -> Result<LoginStarted> {
         let journey_id = input.journey_id.unwrap_or_default();
-        let account = match &input.identifier {
-            Some(identifier) => self.storage.accounts.find_by_identifier(identifier).await?,
-            None => None,
+        let now = now_ms();
+        let (user_id, outcome) = match &input.identifier {
+            None => (None, Outcome { decision: usernameless_decision(), allow: Vec::new(), hints: Vec::new() }),
+            Some(identifier) => {
+                // Known and unknown identifiers cost the same: one inventory query, one
+                // history query, one decision.
+                let found = self.storage.accounts.find_with_passkeys(identifier).await?;
+                let (user_id, inventory) = match &found {
+                    Some((account, passkeys)) => {
+                        (Some(account.id), passkeys.iter().map(|p| CredentialFacts::of(p, &self.catalog)).collect())
+                    }
+                    None => (None, decoy_inventory(&self.decoy_key, identifier)),
+                };
+                let cooldown = i64::try_from(self.config.rules.failure_cooldown.as_millis()).unwrap_or(i64::MAX);
+                let failures = match &input.client.device_id {
+                    Some(device) => {
+                        self.storage
+                            .attempts
+                            .failure_history(identifier.as_str(), device, now.saturating_sub(cooldown))
+                            .await?
+                    }
+                    None => Default::default(),
+                };
+                let outcome = decide(identifier.as_str(), &inventory, &input.client, failures, &self.config.rules, now);
+                (user_id, outcome)
+            }
         };
-        let credentials = match &account {
-            Some(a) => self.storage.accounts.passkeys_of(a.id).await?.into_iter().map(|p| p.credential).collect(),
-            None => Vec::new(),
+        let decision = outcome.decision.clone();
+        let flow = flow_of(decision.verdict);
+        let mut events = vec![(
+            "decision.made",
+            json!({
+                "verdict": decision.verdict,
+                "reasons": decision.reasons,
+                "confidence": decision.confidence,
+                "alternatives": decision.alternatives,
+                "usernameless": input.identifier.is_none(),
+            }),
+        )];
+        let ceremony = if input.identifier.is_none() || outcome.runs_ceremony() {
+            let builder = self
+                .core
+                .new_challenge_authenticate_builder(Vec::new(), Some(UserVerificationPolicy::Required))
+                .map_err(map_webauthn_error)?;
+            let (options, state) = self.core.generate_challenge_authenticate(builder).map_err(map_webauthn_error)?;
+            let pending = PendingLogin {
+                state,
+                user_id: user_id.map(|u| u.uuid()),
+                identifier: input.identifier.as_ref().map(|i| i.as_str().to_owned()),
+                journey_id: journey_id.uuid(),
+                verdict: decision.verdict,
+                device_id: input.client.device_id.clone(),
+                platform_authenticator: input.client.platform_authenticator,
+                form_factor: input.client.device.form_factor,
+            };
+            let ceremony_id = self.put_ceremony(CeremonyKind::Authentication, &pending).await?;
+            let mut public_key = serde_json::to_value(&options.public_key)
+                .map_err(|e| DomainError::Internal(format!("cannot serialise request options: {e}")))?;
+            public_key["allowCredentials"] = outcome
+                .allow
+                .iter()
+                .map(|a| json!({"type": "public-key", "id": a.id.to_base64url(), "transports": a.transports}))
+                .collect();
+            if !outcome.hints.is_empty() {
+                public_key["hints"] = json!(outcome.hints);
+            }
+            events.push(("challenge.created", json!({"ceremonyId": ceremony_id.to_string(), "hints": outcome.hints})));
+            Some((ceremony_id, public_key))
+        } else {
+            None
         };
-        let builder = self
-            .core
-            .new_challenge_authenticate_builder(credentials, Some(UserVerificationPolicy::Required))
-            .map_err(map_webauthn_error)?;
-        let (options, state) = self.core.generate_challenge_authenticate(builder).map_err(map_webauthn_error)?;
-        let pending =
-            PendingLogin { state, user_id: account.as_ref().map(|a| a.id.uuid()), journey_id: journey_id.uuid() };
-        let ceremony_id = self.put_ceremony(CeremonyKind::Authentication, &pending).await?;
-        let public_key = serde_json::to_value(&options.public_key)
-            .map_err(|e| DomainError::Internal(format!("cannot serialise request options: {e}")))?;
-        Ok(LoginStarted { journey_id, decision: Decision::static_local(), ceremony_id, public_key })
+        self.emit(journey_id, Some(flow), &events).await;
+        Ok(LoginStarted { journey_id, decision, ceremony })
     }
 
-    /// Finishes a sign-in and returns the account.
+    /// Finishes a sign-in and returns the account, the journey and any passkey-append offer.
     #[tracing::instrument(skip_all, fields(ceremony = %input.ceremony_id))]
-    pub async fn finish_login(&self, mut input: LoginFinish) -> Result<Account> {
-        let mut pending: PendingLogin = self.take_ceremony(input.ceremony_id, CeremonyKind::Authentication).await?;
-        let response: PublicKeyCredential = serde_json::from_value(std::mem::take(&mut input.credential))
+    pub async fn finish_login(&self, mut input: LoginFinish) -> Result<LoginFinished> {
+        let pending: PendingLogin = self.take_ceremony(input.ceremony_id, CeremonyKind::Authentication).await?;
+        let journey_id = JourneyId::parse(&pending.journey_id.to_string())?;
+        let flow = flow_of(pending.verdict);
+        let credential = std::mem::take(&mut input.credential);
+        match self.verify_assertion(pending.state.clone(), pending.user_id, credential, &input).await {
+            Ok(account) => {
+                self.note_attempt(&pending, false, None).await;
+                self.emit(journey_id, Some(flow), &[("server.verification", json!({"result": "ok"}))]).await;
+                let append_offer = self.append_offer(&pending, &account, &input).await;
+                tracing::info!(user = %account.id, journey = %journey_id, flow, "signed in with a passkey");
+                Ok(LoginFinished { account, journey_id, flow, append_offer })
+            }
+            Err(err) => {
+                if !err.is_internal() {
+                    self.note_attempt(&pending, true, Some(err.code())).await;
+                    self.emit(journey_id, Some(flow), &[("server.verification", json!({"result": err.code()}))]).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Records a ceremony that failed in the browser (e.g. `NotAllowedError`): the
+    /// ceremony is used up and the failure counts towards this browser's fallback.
+    #[tracing::instrument(skip_all, fields(ceremony = %input.ceremony_id, error = %input.error_name))]
+    pub async fn report_failure(&self, input: LoginFailure) -> Result<()> {
+        let pending: PendingLogin = self.take_ceremony(input.ceremony_id, CeremonyKind::Authentication).await?;
+        self.note_attempt(&pending, true, Some(&input.error_name)).await;
+        let journey_id = JourneyId::parse(&pending.journey_id.to_string())?;
+        let device = match input.device.form_factor {
+            FormFactor::Phone | FormFactor::Tablet => "mobile",
+            _ => "desktop",
+        };
+        let event = crate::storage::StoredEvent {
+            event_id: Uuid::new_v4().to_string(),
+            journey_id,
+            name: "webauthn.failed".into(),
+            device: device.into(),
+            flow: Some(flow_of(pending.verdict).into()),
+            ts: now_ms(),
+            received_at: now_ms(),
+            attrs: json!({"errorName": input.error_name, "elapsedMs": input.elapsed_ms, "reportedTo": "login/failure"}),
+            os: Some(input.device.os),
+            browser: Some(input.device.browser),
+            form_factor: Some(input.device.form_factor.as_str().into()),
+            app_version: None,
+        };
+        if let Err(e) = self.storage.events.append(&[event]).await {
+            tracing::error!(error = %e, "could not store a reported failure");
+        }
+        Ok(())
+    }
+
+    /// The person declined to create a passkey on this device.
+    pub async fn skip_append(&self, user: UserId, device_id: &str) -> Result<()> {
+        self.storage.append_offers.record_append(user, device_id, now_ms(), AppendAction::Skipped).await
+    }
+
+    /// Records `session.established` for a journey.
+    pub async fn note_session(&self, journey: JourneyId, flow: &str) {
+        self.emit(journey, Some(flow), &[("session.established", json!({}))]).await;
+    }
+
+    async fn note_attempt(&self, pending: &PendingLogin, failed: bool, detail: Option<&str>) {
+        let (Some(identifier), Some(device_id)) = (&pending.identifier, &pending.device_id) else { return };
+        let attempt = Attempt {
+            identifier: identifier.clone(),
+            device_id: device_id.clone(),
+            at: now_ms(),
+            failed,
+            detail: detail.map(str::to_owned),
+        };
+        if let Err(e) = self.storage.attempts.record_attempt(&attempt).await {
+            tracing::error!(error = %e, "could not record a passkey attempt");
+        }
+    }
+
+    /// Offer a passkey here after a cross-device sign-in on a device that can hold one,
+    /// within the caps of the append policy.
+    async fn append_offer(
+        &self,
+        pending: &PendingLogin,
+        account: &Account,
+        input: &LoginFinish,
+    ) -> Option<AppendOffer> {
+        let device_id = input.device_id.as_ref().or(pending.device_id.as_ref())?;
+        let capable = pending.platform_authenticator != Some(false) && pending.form_factor != FormFactor::Unknown;
+        if pending.verdict != Verdict::CrossDevice || !capable {
+            return None;
+        }
+        let now = now_ms();
+        let policy = &self.config.append;
+        let day_ago = now - 24 * 3600 * 1000;
+        let history = match self.storage.append_offers.append_history(account.id, day_ago).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read passkey-append history");
+                return None;
+            }
+        };
+        let cooldown = i64::try_from(policy.skip_cooldown.as_millis()).unwrap_or(i64::MAX);
+        let cooling = history.last_skip_at.is_some_and(|at| now.saturating_sub(at) < cooldown);
+        if history.offers_since >= policy.max_offers_per_day || history.skips_total >= policy.max_skips_total || cooling
+        {
+            return None;
+        }
+        if let Err(e) =
+            self.storage.append_offers.record_append(account.id, device_id, now, AppendAction::Offered).await
+        {
+            tracing::error!(error = %e, "could not record a passkey-append offer");
+        }
+        Some(AppendOffer {
+            reason: "signed in with a phone; a passkey on this device makes the next sign-in one step".into(),
+        })
+    }
+
+    /// Verifies an assertion against the stored credential and writes the new counter.
+    async fn verify_assertion(
+        &self,
+        mut state: AuthenticationState,
+        expected_user: Option<Uuid>,
+        credential: serde_json::Value,
+        input: &LoginFinish,
+    ) -> Result<Account> {
+        let response: PublicKeyCredential = serde_json::from_value(credential)
             .map_err(|_| DomainError::Verification(VerificationFailure::Malformed))?;
         let credential_id = CredentialId::from_bytes(response.raw_id.to_vec());
         let (passkey, account) =
             self.storage.accounts.find_passkey(&credential_id).await?.ok_or(DomainError::UnknownCredential)?;
-        match pending.user_id {
+        match expected_user {
             // Identifier-first: the passkey must belong to the account that was named.
             Some(expected) if expected != account.id.uuid() => {
                 return Err(DomainError::Verification(VerificationFailure::CredentialNotAllowed));
             }
             Some(_) => {}
-            // Usernameless: the authenticator's user handle must name the passkey's owner.
+            // Usernameless (or an unknown identifier): the user handle must name the owner.
             None => {
                 let handle = response.get_user_unique_id().unwrap_or_default();
                 if handle != account.id.uuid().as_bytes() {
@@ -112,13 +361,13 @@ impl PasskeyService {
             }
         }
         // Verify against the stored credential as it is now (fresh counter).
-        pending.state.set_allowed_credentials(vec![passkey.credential.clone()]);
-        let result = match self.core.authenticate_credential(&response, &pending.state) {
+        state.set_allowed_credentials(vec![passkey.credential.clone()]);
+        let result = match self.core.authenticate_credential(&response, &state) {
             Ok(result) => result,
             Err(e) => {
                 let err = map_webauthn_error(e);
                 if matches!(err, DomainError::CounterRegression) {
-                    self.record_counter_regression(&account, &credential_id, passkey.credential.counter, None, &input)
+                    self.record_counter_regression(&account, &credential_id, passkey.credential.counter, None, input)
                         .await;
                 }
                 return Err(err);
@@ -136,14 +385,14 @@ impl PasskeyService {
             backup_eligible: result.backup_eligible(),
             at: now_ms(),
             on: input.device.clone(),
+            device_id: input.device_id.clone(),
             credential,
         };
         if !self.storage.accounts.record_use(&usage).await? {
-            self.record_counter_regression(&account, &credential_id, stored_counter, Some(result.counter()), &input)
+            self.record_counter_regression(&account, &credential_id, stored_counter, Some(result.counter()), input)
                 .await;
             return Err(DomainError::CounterRegression);
         }
-        tracing::info!(user = %account.id, journey = %pending.journey_id, "signed in with a passkey");
         Ok(account)
     }
 
@@ -159,7 +408,7 @@ impl PasskeyService {
         let event = SecurityEvent {
             kind: "counter-regression".into(),
             user_id: Some(account.id),
-            detail: serde_json::json!({
+            detail: json!({
                 "credentialId": credential_id.to_base64url(),
                 "storedCounter": stored,
                 "presentedCounter": presented,

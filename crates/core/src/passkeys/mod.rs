@@ -5,6 +5,7 @@
 //! what another started, and turns every verification failure into a stable code.
 
 mod authdata;
+mod decoy;
 mod login;
 mod model;
 mod registration;
@@ -13,8 +14,8 @@ mod sessions;
 mod verify;
 
 pub use authdata::RegistrationFacts;
-pub use login::{LoginFinish, LoginStart, LoginStarted};
+pub use login::{AppendOffer, LoginFailure, LoginFinish, LoginFinished, LoginStart, LoginStarted};
 pub use model::{Account, PasskeyRecord, PasskeyUse, SessionUser};
 pub use registration::{RegistrationFinish, RegistrationFinished, RegistrationStart, RegistrationStarted};
-pub use service::{PasskeyConfig, PasskeyService};
+pub use service::{AppendPolicy, PasskeyConfig, PasskeyService};
 pub use sessions::{NewSession, SessionService};

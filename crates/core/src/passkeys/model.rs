@@ -42,12 +42,16 @@ pub struct PasskeyRecord {
     pub backup_state: bool,
     /// The device it was made on.
     pub created_on: DeviceInfo,
+    /// The first-party device cookie of the browser it was made in.
+    pub created_device_id: Option<String>,
     /// When it was made.
     pub created_at: Millis,
     /// When it was last used to sign in.
     pub last_used_at: Option<Millis>,
     /// The device it was last used on.
     pub last_used_on: Option<DeviceInfo>,
+    /// The device cookie of the browser it was last used in.
+    pub last_used_device_id: Option<String>,
 }
 
 /// A successful use of a passkey, written back with a compare-and-set on the counter.
@@ -67,6 +71,8 @@ pub struct PasskeyUse {
     pub at: Millis,
     /// On which device.
     pub on: DeviceInfo,
+    /// The browser's device cookie.
+    pub device_id: Option<String>,
 }
 
 /// The signed-in user behind a session.

@@ -46,6 +46,8 @@ pub struct RegistrationFinish {
     pub credential: serde_json::Value,
     /// The device it comes from.
     pub device: DeviceInfo,
+    /// The browser's device cookie.
+    pub device_id: Option<String>,
 }
 
 /// Output of `registration/finish`.
@@ -164,9 +166,11 @@ impl PasskeyService {
             backup_eligible: facts.backup_eligible,
             backup_state: facts.backup_state,
             created_on: input.device,
+            created_device_id: input.device_id.clone(),
             created_at: now,
             last_used_at: None,
             last_used_on: None,
+            last_used_device_id: None,
             credential,
         };
         if pending.new_account {
@@ -179,6 +183,14 @@ impl PasskeyService {
             self.storage.accounts.create_with_passkey(&account, &record).await?;
         } else {
             self.storage.accounts.add_passkey(&record).await?;
+            if let Some(device) = &input.device_id {
+                // A passkey added by a signed-in account: the append offer was taken (or
+                // the account page was used, which counts the same for the caps).
+                let action = crate::storage::AppendAction::Accepted;
+                if let Err(e) = self.storage.append_offers.record_append(user_id, device, now, action).await {
+                    tracing::error!(error = %e, "could not record a passkey append");
+                }
+            }
         }
         tracing::info!(user = %user_id, provider = %provider.name, new_account = pending.new_account, "passkey registered");
         Ok(RegistrationFinished { user_id, credential_id: record.credential_id, provider, aaguid: facts.aaguid })

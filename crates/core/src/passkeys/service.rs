@@ -10,10 +10,11 @@ use url::Url;
 use webauthn_rs_core::WebauthnCore;
 
 use crate::clock::{Millis, now_ms};
-use crate::domain::CeremonyId;
+use crate::domain::{CeremonyId, JourneyId};
 use crate::error::{DomainError, Result};
+use crate::intelligence::DecisionRules;
 use crate::provider::ProviderCatalog;
-use crate::storage::{CeremonyKind, CeremonyRecord, Storage};
+use crate::storage::{CeremonyKind, CeremonyRecord, Storage, StoredEvent};
 
 /// Relying-party settings.
 #[derive(Debug, Clone)]
@@ -26,6 +27,27 @@ pub struct PasskeyConfig {
     pub origins: Vec<Url>,
     /// How long a ceremony may take, start to finish.
     pub ceremony_ttl: Duration,
+    /// Operator rules for sign-in decisions.
+    pub rules: DecisionRules,
+    /// When to offer creating a passkey on this device after a cross-device sign-in.
+    pub append: AppendPolicy,
+}
+
+/// Caps on passkey-append offers, so a person who said "not now" is not nagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendPolicy {
+    /// Offers per user per day, at most.
+    pub max_offers_per_day: u32,
+    /// After this many skips in total, stop offering.
+    pub max_skips_total: u32,
+    /// No offer for this long after a skip.
+    pub skip_cooldown: Duration,
+}
+
+impl Default for AppendPolicy {
+    fn default() -> Self {
+        Self { max_offers_per_day: 2, max_skips_total: 3, skip_cooldown: Duration::from_secs(24 * 3600) }
+    }
 }
 
 impl PasskeyConfig {
@@ -62,14 +84,18 @@ pub struct PasskeyService {
     pub(crate) storage: Storage,
     pub(crate) catalog: Arc<ProviderCatalog>,
     pub(crate) config: PasskeyConfig,
+    pub(crate) decoy_key: Arc<[u8]>,
 }
 
 impl PasskeyService {
-    /// Builds the service. Fails with a sentence when the configuration is inconsistent.
+    /// Builds the service. `decoy_key` is the server-wide secret behind the decoy passkeys
+    /// of unknown identifiers (every instance must use the same). Fails with a sentence
+    /// when the configuration is inconsistent.
     pub fn new(
         config: PasskeyConfig,
         storage: Storage,
         catalog: Arc<ProviderCatalog>,
+        decoy_key: &[u8],
     ) -> std::result::Result<Self, String> {
         config.validate()?;
         let core = WebauthnCore::new_unsafe_experts_only(
@@ -80,7 +106,7 @@ impl PasskeyService {
             Some(false),
             Some(false),
         );
-        Ok(Self { core: Arc::new(core), storage, catalog, config })
+        Ok(Self { core: Arc::new(core), storage, catalog, config, decoy_key: decoy_key.into() })
     }
 
     /// The provider catalog (names and icons).
@@ -116,6 +142,32 @@ impl PasskeyService {
             Ok(())
         } else {
             Err(DomainError::PasskeyNotFound)
+        }
+    }
+
+    /// Stores server-side product events; a storage failure is logged, never fatal to the
+    /// sign-in it describes.
+    pub(crate) async fn emit(&self, journey: JourneyId, flow: Option<&str>, events: &[(&str, serde_json::Value)]) {
+        let now = now_ms();
+        let stored: Vec<StoredEvent> = events
+            .iter()
+            .map(|(name, attrs)| StoredEvent {
+                event_id: uuid::Uuid::new_v4().to_string(),
+                journey_id: journey,
+                name: (*name).to_owned(),
+                device: "server".into(),
+                flow: flow.map(str::to_owned),
+                ts: now,
+                received_at: now,
+                attrs: attrs.clone(),
+                os: None,
+                browser: None,
+                form_factor: None,
+                app_version: None,
+            })
+            .collect();
+        if let Err(e) = self.storage.events.append(&stored).await {
+            tracing::error!(error = %e, journey = %journey, "could not store server events");
         }
     }
 
@@ -156,6 +208,8 @@ mod tests {
             rp_name: "x".into(),
             origins: origins.iter().map(|o| Url::parse(o).unwrap()).collect(),
             ceremony_ttl: Duration::from_secs(300),
+            rules: DecisionRules::default(),
+            append: AppendPolicy::default(),
         }
     }
 

@@ -98,6 +98,30 @@ pub struct ClientEnvironment {
     /// The credential last used in this browser (first-party hint).
     #[serde(default)]
     pub last_credential_id: Option<String>,
+    /// User-Agent Client Hints high-entropy values (`navigator.userAgentData.getHighEntropyValues`).
+    #[serde(default)]
+    pub user_agent_data: Option<UserAgentData>,
+}
+
+/// User-Agent Client Hints as the SDK read them (all optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserAgentData {
+    /// `Windows`, `macOS`, `Android`, `iOS`, `Linux`, `Chrome OS`.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Platform version.
+    #[serde(default)]
+    pub platform_version: Option<String>,
+    /// True on phones.
+    #[serde(default)]
+    pub mobile: Option<bool>,
+    /// Device model (Android).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `Desktop`, `Mobile`, `Tablet`, `XR`, …
+    #[serde(default)]
+    pub form_factors: Option<Vec<String>>,
 }
 
 /// `POST /login/start`.
@@ -113,6 +137,10 @@ pub struct LoginStartRequest {
     /// The browser's environment.
     #[serde(default)]
     pub client: Option<ClientEnvironment>,
+    /// The method the page asks for after the previous one failed (the previous decision's
+    /// `retry.then`); honoured when it can work, e.g. `cross-device` after a failed `try-once`.
+    #[serde(default)]
+    pub prefer: Option<handoff_core::decision::Verdict>,
 }
 
 /// `POST /login/start` response.
@@ -140,6 +168,26 @@ pub struct LoginFinishResponse {
     pub user_id: String,
     /// Its identifier.
     pub identifier: String,
+    /// The journey of this attempt.
+    pub journey_id: String,
+    /// The flow the sign-in took: `passkey-local` or `cross-device`.
+    pub flow: String,
+    /// Present when creating a passkey on this device is worth offering now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append_offer: Option<handoff_core::passkeys::AppendOffer>,
+}
+
+/// `POST /login/failure`: a WebAuthn ceremony failed in the browser.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFailureRequest {
+    /// From `/login/start`.
+    pub ceremony_id: String,
+    /// The DOMException name, e.g. `NotAllowedError`.
+    pub error_name: String,
+    /// Milliseconds from `navigator.credentials.get` to the failure.
+    #[serde(default)]
+    pub elapsed_ms: Option<u64>,
 }
 
 /// A passkey and where it lives.

@@ -1,41 +1,104 @@
-//! `/login…`: sign-in ceremonies. `start` returns the decision and the request options;
-//! `finish` verifies the assertion and starts a session.
+//! `/login…`: sign-in ceremonies. `start` gathers the client's signals, asks the decision
+//! engine which method to offer and returns the request options that fit it; `finish`
+//! verifies the assertion and starts a session; `failure` lets the SDK report a ceremony
+//! that failed in the browser, so repeated failures stop the passkey offer there.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
-use handoff_core::domain::{CeremonyId, Identifier, JourneyId};
-use handoff_core::passkeys::{LoginFinish, LoginStart, NewSession};
+use handoff_core::device::{DeviceHeaders, DeviceInfo, FormFactor};
+use handoff_core::domain::{CeremonyId, CredentialId, Identifier, JourneyId};
+use handoff_core::intelligence::ClientSignals;
+use handoff_core::passkeys::{LoginFailure, LoginFinish, LoginStart, NewSession};
 
-use super::dto::{FinishRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse};
+use super::dto::{
+    ClientEnvironment, FinishRequest, LoginFailureRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ClientContext, session_cookie};
 use crate::state::AppState;
 
 /// Routes of this area.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/login/start", post(start)).route("/login/finish", post(finish))
+    Router::new()
+        .route("/login/start", post(start))
+        .route("/login/finish", post(finish))
+        .route("/login/failure", post(failure))
+}
+
+/// The client's signals: request headers first (they cannot be skewed by a script), the
+/// SDK's report where headers are silent. Anything missing stays unknown.
+fn client_signals(ctx: &ClientContext, env: Option<&ClientEnvironment>) -> ClientSignals {
+    let mut device = ctx.device.clone();
+    let capability = |name: &str| env?.capabilities.as_ref()?.get(name)?.as_bool();
+    if let Some(ua) = env.and_then(|e| e.user_agent_data.as_ref()) {
+        if device.os == "unknown" || ctx.user_agent.is_none() {
+            let hinted = DeviceInfo::from_headers(&DeviceHeaders {
+                user_agent: None,
+                ch_platform: ua.platform.as_deref(),
+                ch_mobile: None,
+            });
+            if hinted.os != "unknown" {
+                device.os = hinted.os;
+            }
+        }
+        let tablet = ua.form_factors.as_ref().is_some_and(|f| f.iter().any(|x| x.eq_ignore_ascii_case("tablet")));
+        if tablet {
+            device.form_factor = FormFactor::Tablet;
+        } else if device.form_factor == FormFactor::Unknown {
+            device.form_factor = match ua.mobile {
+                Some(true) => FormFactor::Phone,
+                Some(false) => FormFactor::Desktop,
+                None => FormFactor::Unknown,
+            };
+        }
+    }
+    ClientSignals {
+        device,
+        device_id: ctx.device_id.clone(),
+        hybrid_transport: capability("hybridTransport"),
+        platform_authenticator: env
+            .and_then(|e| e.platform_authenticator)
+            .or_else(|| capability("userVerifyingPlatformAuthenticator"))
+            .or_else(|| capability("passkeyPlatformAuthenticator")),
+        conditional_mediation: env.and_then(|e| e.conditional_mediation).or_else(|| capability("conditionalGet")),
+        last_credential_id: env.and_then(|e| e.last_credential_id.as_deref()).and_then(|c| CredentialId::parse(c).ok()),
+        requested: None,
+    }
 }
 
 /// Start a sign-in: identifier-first when `identifier` is given, usernameless otherwise.
+/// The decision says which method to offer; `ceremonyId`/`publicKey` are present when it
+/// runs a passkey ceremony (`local`, `try-once`, `cross-device`, or usernameless).
 #[utoipa::path(post, path = "/api/v1/login/start", tag = "login",
     request_body = LoginStartRequest,
-    responses((status = 200, body = LoginStartResponse),
+    responses((status = 200, description = "the decision, and the ceremony when it runs one; sets the handoff_device cookie", body = LoginStartResponse),
               (status = 400, description = "invalid identifier, journey id or body", body = ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
+    mut ctx: ClientContext,
+    jar: CookieJar,
     ApiJson(req): ApiJson<LoginStartRequest>,
-) -> Result<Json<LoginStartResponse>, ApiError> {
+) -> Result<(CookieJar, Json<LoginStartResponse>), ApiError> {
     let identifier = req.identifier.as_deref().map(Identifier::parse).transpose()?;
     let journey_id = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;
-    let started = state.passkeys.start_login(LoginStart { identifier, journey_id }).await?;
-    Ok(Json(LoginStartResponse {
+    let (jar, _) = ctx.ensure_device_id(jar, &state)?;
+    let mut client = client_signals(&ctx, req.client.as_ref());
+    client.requested = req.prefer;
+    let started = state.passkeys.start_login(LoginStart { identifier, journey_id, client }).await?;
+    let (ceremony_id, public_key) = match started.ceremony {
+        Some((id, options)) => (Some(id.to_string()), Some(options)),
+        None => (None, None),
+    };
+    let body = LoginStartResponse {
         journey_id: started.journey_id.to_string(),
         decision: started.decision,
-        ceremony_id: Some(started.ceremony_id.to_string()),
-        public_key: Some(started.public_key),
-    }))
+        ceremony_id,
+        public_key,
+    };
+    Ok((jar, Json(body)))
 }
 
 /// Finish a sign-in; sets the session cookie.
@@ -57,12 +120,54 @@ pub async fn finish(
         ceremony_id: CeremonyId::parse(&req.ceremony_id)?,
         credential: req.credential,
         device: client.device,
+        device_id: client.device_id,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
     };
-    let account = state.passkeys.finish_login(input).await?;
-    let token =
-        state.sessions.start(NewSession { user_id: account.id, user_agent: client.user_agent, ip: client.ip }).await?;
-    let body = LoginFinishResponse { user_id: account.id.to_string(), identifier: account.identifier.to_string() };
+    let done = state.passkeys.finish_login(input).await?;
+    let token = state
+        .sessions
+        .start(NewSession { user_id: done.account.id, user_agent: client.user_agent, ip: client.ip })
+        .await?;
+    state.passkeys.note_session(done.journey_id, done.flow).await;
+    let body = LoginFinishResponse {
+        user_id: done.account.id.to_string(),
+        identifier: done.account.identifier.to_string(),
+        journey_id: done.journey_id.to_string(),
+        flow: done.flow.to_owned(),
+        append_offer: done.append_offer,
+    };
     Ok((jar.add(session_cookie(&token, &state)), Json(body)))
+}
+
+/// Report a passkey ceremony that failed in the browser (`NotAllowedError`, `AbortError`,
+/// …). The ceremony is used up; the failure counts towards falling back in this browser.
+#[utoipa::path(post, path = "/api/v1/login/failure", tag = "login",
+    request_body = LoginFailureRequest,
+    responses((status = 204, description = "recorded"),
+              (status = 400, description = "invalid ceremony id or error name", body = ErrorBody),
+              (status = 404, description = "ceremony-not-found: unknown or already used", body = ErrorBody),
+              (status = 410, description = "ceremony-expired", body = ErrorBody)))]
+pub async fn failure(
+    State(state): State<AppState>,
+    client: ClientContext,
+    ApiJson(req): ApiJson<LoginFailureRequest>,
+) -> Result<StatusCode, ApiError> {
+    let name = req.error_name.trim();
+    let valid = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !valid {
+        return Err(handoff_core::DomainError::invalid(
+            "invalid-error-name",
+            "errorName must be a DOMException name such as NotAllowedError (letters and digits, at most 64)",
+        )
+        .into());
+    }
+    let input = LoginFailure {
+        ceremony_id: CeremonyId::parse(&req.ceremony_id)?,
+        error_name: name.to_owned(),
+        elapsed_ms: req.elapsed_ms,
+        device: client.device,
+    };
+    state.passkeys.report_failure(input).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/passkeys/registration/finish", post(finish))
         .route("/passkeys", get(list))
         .route("/passkeys/{credential_id}", delete(remove))
+        .route("/passkeys/append/skip", post(skip_append))
 }
 
 /// Start registering a passkey.
@@ -52,14 +53,17 @@ pub async fn start(
 pub async fn finish(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
-    client: ClientContext,
+    mut client: ClientContext,
     jar: CookieJar,
     ApiJson(req): ApiJson<FinishRequest>,
 ) -> Result<(CookieJar, Json<RegistrationFinishResponse>), ApiError> {
+    let ceremony_id = CeremonyId::parse(&req.ceremony_id)?;
+    let (jar, device_id) = client.ensure_device_id(jar, &state)?;
     let input = RegistrationFinish {
-        ceremony_id: CeremonyId::parse(&req.ceremony_id)?,
+        ceremony_id,
         credential: req.credential,
         device: client.device,
+        device_id: Some(device_id),
     };
     let done = state.passkeys.finish_registration(input, user.as_ref()).await?;
     let token = state
@@ -81,6 +85,21 @@ pub async fn list(State(state): State<AppState>, SignedIn(user): SignedIn) -> Re
     let passkeys = state.passkeys.passkeys(user.user_id).await?;
     let catalog = state.passkeys.catalog();
     Ok(Json(PasskeyList { passkeys: passkeys.into_iter().map(|p| PasskeyView::of(p, catalog)).collect() }))
+}
+
+/// "Not now" on the offer to create a passkey on this device; later offers respect the
+/// skip cooldown and caps.
+#[utoipa::path(post, path = "/api/v1/passkeys/append/skip", tag = "passkeys",
+    responses((status = 204, description = "recorded"), (status = 401, description = "not-signed-in", body = ErrorBody)))]
+pub async fn skip_append(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    mut client: ClientContext,
+    jar: CookieJar,
+) -> Result<(CookieJar, StatusCode), ApiError> {
+    let (jar, device_id) = client.ensure_device_id(jar, &state)?;
+    state.passkeys.skip_append(user.user_id, &device_id).await?;
+    Ok((jar, StatusCode::NO_CONTENT))
 }
 
 /// Delete one of the signed-in user's passkeys.
