@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod decisions;
 mod passkeys;
 mod sessions;
 mod shared_postgres;

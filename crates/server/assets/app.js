@@ -566,8 +566,8 @@ function fillReasons(list, decision) {
   }
   const verdict = decision?.verdict;
   if (verdict) {
-    const pct = typeof decision.confidence === 'number' ? ` (confidence ${Math.round(decision.confidence * 100)}%)` : '';
-    list.append(el('li', '', `So the server suggested ${VERDICT_NAMES[verdict] ?? verdict}${pct}.`));
+    const pct = typeof decision.confidence === 'number' ? ` Confidence: ${Math.round(decision.confidence * 100)}%.` : '';
+    list.append(el('li', '', `So the server suggested ${VERDICT_NAMES[verdict] ?? verdict}.${pct}`));
   }
   if (!list.children.length) list.append(el('li', '', 'The server gave no reason for this choice.'));
 }
@@ -780,9 +780,14 @@ function showAlternative(decision, { why, error, next } = {}) {
     );
   }
   options.push('Sign in on the device that has your passkey — for example your phone, or the computer where you created it.');
-  if (fromPhone || failedVerdict === null) {
+  const codes = (decision?.reasons ?? []).map((r) => r.code);
+  if (recentFailures && why !== 'failed') {
+    options.push('Try again later: after repeated failures, passkeys are paused in this browser for a while.');
+  } else if (fromPhone || why === 'chosen') {
     options.push('Try again with your phone: make sure Bluetooth is on on both devices and both have internet.');
-  } else {
+  } else if (codes.includes('no-hybrid-transport')) {
+    options.push('If this computer has Bluetooth, turn it on, then try again to use your phone.');
+  } else if (why === 'failed') {
     options.push('Try again, and confirm with your fingerprint, face or screen lock when your device asks.');
   }
   options.push('This demo site has no other sign-in method, such as a password or an email link.');
@@ -790,7 +795,7 @@ function showAlternative(decision, { why, error, next } = {}) {
   fillReasons(els.alternativeReasons, decision);
 
   showView(els.alternative);
-  setStatus(`${title}. ${what}`, why === 'chosen' ? 'info' : 'error');
+  setStatus(why === 'chosen' ? 'Here are other ways to sign in.' : `${title}.`, why === 'chosen' ? 'info' : 'error');
   els.alternativeTitle.focus();
 }
 

@@ -44,7 +44,7 @@ impl Events for Database {
     async fn of_journey(&self, journey: JourneyId) -> Result<Vec<StoredEvent>> {
         let rows = sqlx::query(
             "SELECT event_id, name, device, flow, ts, received_at, attrs, os, browser, form_factor, app_version \
-             FROM events WHERE journey_id = $1 ORDER BY received_at, ts, event_id",
+             FROM events WHERE journey_id = $1 ORDER BY received_at, seq",
         )
         .bind(journey.to_string())
         .fetch_all(&self.pool)

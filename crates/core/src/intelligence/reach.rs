@@ -30,17 +30,26 @@ fn is_mobile(ff: FormFactor) -> bool {
 
 /// Classifies one passkey for the current client.
 pub fn reach(c: &CredentialFacts, client: &ClientSignals) -> Reach {
+    let this_browser = client.device_id.as_ref();
+    if this_browser.is_some() && c.created_device_id.as_ref() == this_browser {
+        return Reach::Here("created-in-this-browser");
+    }
+    let base = reach_by_ecosystem(c, client);
+    // A passkey on a phone that this browser used before was used *through* the phone:
+    // the hints below say "this browser can use it", not "it is here".
+    if matches!(base, Reach::Phone(_)) {
+        return base;
+    }
     if client.last_credential_id.as_ref() == Some(&c.credential_id) {
         return Reach::Here("used-in-this-browser");
     }
-    if let Some(device) = &client.device_id {
-        if c.last_used_device_id.as_ref() == Some(device) {
-            return Reach::Here("last-used-in-this-browser");
-        }
-        if c.created_device_id.as_ref() == Some(device) {
-            return Reach::Here("created-in-this-browser");
-        }
+    if this_browser.is_some() && c.last_used_device_id.as_ref() == this_browser {
+        return Reach::Here("last-used-in-this-browser");
     }
+    base
+}
+
+fn reach_by_ecosystem(c: &CredentialFacts, client: &ClientSignals) -> Reach {
     let here = &client.device;
     let made_on_mobile = is_mobile(c.created_on.form_factor);
     let client_is_mobile = is_mobile(here.form_factor);

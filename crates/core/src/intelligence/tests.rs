@@ -166,12 +166,24 @@ fn no_passkeys_falls_back() {
 }
 
 #[test]
-fn the_last_used_hint_wins() {
-    let mut c = client(windows_chrome());
+fn the_last_used_hint_means_local_unless_the_passkey_lives_on_a_phone() {
+    let mut c = client(mac_safari());
     c.last_credential_id = Some(icloud_from_iphone().credential_id);
     let o = run(&[icloud_from_iphone()], &c);
     assert_eq!(o.decision.verdict, Verdict::Local);
     assert_eq!(codes(&o)[0], "used-in-this-browser");
+    let mut on_linux = client(device("Linux", "Firefox", FormFactor::Desktop));
+    let synced =
+        cred(5, "unknown", Ecosystem::Unknown, device("Linux", "Firefox", FormFactor::Desktop), &["internal"], false);
+    on_linux.last_credential_id = Some(synced.credential_id.clone());
+    assert_eq!(run(&[synced], &on_linux).decision.verdict, Verdict::Local);
+    // Used from this Windows browser through the phone: still the phone next time.
+    let mut w = with_hybrid(client(windows_chrome()), Some(true));
+    w.last_credential_id = Some(icloud_from_iphone().credential_id);
+    w.device_id = Some("browser-w".into());
+    let mut used = icloud_from_iphone();
+    used.last_used_device_id = Some("browser-w".into());
+    assert_eq!(run(&[used], &w).decision.verdict, Verdict::CrossDevice);
 }
 
 #[test]
@@ -229,7 +241,7 @@ fn after_a_failed_try_the_page_can_ask_for_the_phone() {
     let gpm = cred(2, "Google Password Manager", Ecosystem::Google, android(), &["internal"], true);
     let mut c = with_hybrid(client(windows_chrome()), Some(true));
     c.requested = Some(Verdict::CrossDevice);
-    let o = run(&[gpm.clone()], &c);
+    let o = run(std::slice::from_ref(&gpm), &c);
     assert_eq!(o.decision.verdict, Verdict::CrossDevice);
     assert!(codes(&o).contains(&"requested-by-client"));
     assert_eq!(o.allow[0].transports, vec!["internal".to_owned(), "hybrid".to_owned()]);

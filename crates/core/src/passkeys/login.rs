@@ -202,9 +202,8 @@ impl PasskeyService {
                 .iter()
                 .map(|a| json!({"type": "public-key", "id": a.id.to_base64url(), "transports": a.transports}))
                 .collect();
-            if !outcome.hints.is_empty() {
-                public_key["hints"] = json!(outcome.hints);
-            }
+            // Always present (possibly empty), so every verdict has the same response shape.
+            public_key["hints"] = json!(outcome.hints);
             events.push(("challenge.created", json!({"ceremonyId": ceremony_id.to_string(), "hints": outcome.hints})));
             Some((ceremony_id, public_key))
         } else {

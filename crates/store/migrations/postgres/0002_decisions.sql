@@ -18,7 +18,8 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_by_browser ON attempts (identifier, device_id, at);
 
 CREATE TABLE events (
-    event_id    TEXT PRIMARY KEY,
+    seq         BIGSERIAL PRIMARY KEY,              -- arrival order
+    event_id    TEXT NOT NULL UNIQUE,
     journey_id  TEXT NOT NULL,
     name        TEXT NOT NULL,
     device      TEXT NOT NULL,
