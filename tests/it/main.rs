@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod decisions;
 mod passkeys;
+mod qr;
 mod sessions;
 mod shared_postgres;
 mod storage;

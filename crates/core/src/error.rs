@@ -116,6 +116,27 @@ pub enum DomainError {
     /// The signed-in user has no passkey with this id.
     #[error("no passkey with this id belongs to the signed-in account")]
     PasskeyNotFound,
+    /// No QR attempt has this id or token (or the token was rotated away).
+    #[error("no such QR code: it does not exist, or a newer code replaced it")]
+    QrNotFound,
+    /// The QR attempt's time ran out.
+    #[error("this QR code expired; show a new one")]
+    QrExpired,
+    /// Another phone already scanned this QR code.
+    #[error("another device already scanned this QR code; the attempt is refused")]
+    QrClaimedElsewhere,
+    /// The attempt is not in a state that allows this step.
+    #[error("this QR sign-in is {0}; this step is not possible any more")]
+    QrWrongState(&'static str),
+    /// The number picked on the phone is not the one on the desktop.
+    #[error("that is not the number shown on the computer; the sign-in was stopped")]
+    WrongMatchCode,
+    /// The phone must verify the user again (passkey) before approving.
+    #[error("confirm it is you with your passkey again before approving")]
+    ReauthRequired,
+    /// The desktop's redemption secret is missing or wrong.
+    #[error("this browser did not start this QR sign-in")]
+    RedeemRefused,
     /// The storage backend failed; details are logged, not shown.
     #[error("storage failure: {0}")]
     Storage(String),
@@ -149,6 +170,13 @@ impl ErrorCode for DomainError {
             Self::CounterRegression => "counter-regression",
             Self::CredentialExists => "credential-exists",
             Self::PasskeyNotFound => "passkey-not-found",
+            Self::QrNotFound => "qr-not-found",
+            Self::QrExpired => "qr-expired",
+            Self::QrClaimedElsewhere => "qr-already-scanned",
+            Self::QrWrongState(_) => "qr-wrong-state",
+            Self::WrongMatchCode => "wrong-number",
+            Self::ReauthRequired => "reauth-required",
+            Self::RedeemRefused => "redeem-refused",
             Self::Storage(_) | Self::Internal(_) => "internal",
         }
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod intelligence;
 pub mod passkeys;
 pub mod provider;
+pub mod qr;
 pub mod storage;
 
 pub use error::{DomainError, ErrorCode};

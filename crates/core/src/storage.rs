@@ -257,6 +257,61 @@ pub trait AppendOffers: Send + Sync {
     async fn append_history(&self, user: UserId, since: Millis) -> Result<AppendHistory>;
 }
 
+/// What must hold for a QR transition besides its `from` state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QrGuard {
+    /// The displayed token (digest) is the current one and has not expired.
+    Token(String),
+    /// The phone session (digest) is the one that claimed the attempt.
+    Session(String),
+    /// The desktop's redemption secret (digest) matches.
+    Redeem(String),
+    /// Nothing else.
+    None,
+}
+
+/// One compare-and-set transition of a QR attempt.
+#[derive(Debug, Clone)]
+pub struct QrTransition {
+    /// The attempt.
+    pub id: uuid::Uuid,
+    /// The state it must be in.
+    pub from: crate::qr::QrState,
+    /// The state it moves to.
+    pub to: crate::qr::QrState,
+    /// The extra condition.
+    pub guard: QrGuard,
+    /// Now (the attempt must not have expired).
+    pub now: Millis,
+    /// Set the claiming phone session (digest), user and IP.
+    pub claim: Option<(String, UserId, Option<String>)>,
+    /// Set the reason (denials and rejections).
+    pub reason: Option<String>,
+}
+
+/// QR approval attempts. Every transition is one compare-and-set statement.
+#[async_trait]
+pub trait QrAttempts: Send + Sync {
+    /// Stores a new attempt.
+    async fn create_qr(&self, attempt: &crate::qr::QrAttempt) -> Result<()>;
+    /// The attempt with this id.
+    async fn qr_by_id(&self, id: uuid::Uuid) -> Result<Option<crate::qr::QrAttempt>>;
+    /// The attempt whose current token has this digest.
+    async fn qr_by_token(&self, token_digest: &str) -> Result<Option<crate::qr::QrAttempt>>;
+    /// Applies a transition if its conditions hold; returns the attempt after it, or `None`.
+    async fn qr_transition(&self, t: &QrTransition) -> Result<Option<crate::qr::QrAttempt>>;
+    /// Replaces the displayed token of a `created`, unexpired attempt.
+    async fn qr_rotate(
+        &self,
+        id: uuid::Uuid,
+        token_digest: &str,
+        token_expires_at: Millis,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Moves every unfinished attempt whose time ran out to `expired`; returns them.
+    async fn qr_expire_due(&self, now: Millis) -> Result<Vec<crate::qr::QrAttempt>>;
+}
+
 /// All storage a Handoff instance uses.
 #[derive(Clone)]
 pub struct Storage {
@@ -276,4 +331,6 @@ pub struct Storage {
     pub secrets: Arc<dyn Secrets>,
     /// Passkey-append offers.
     pub append_offers: Arc<dyn AppendOffers>,
+    /// QR approval attempts.
+    pub qr: Arc<dyn QrAttempts>,
 }

@@ -11,6 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use handoff_core::intelligence::{DecisionRules, Rollout};
 use handoff_core::passkeys::AppendPolicy;
+use handoff_core::qr::QrConfig;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
@@ -105,6 +106,24 @@ pub struct RawConfig {
     /// No passkey-append offer for this long after a skip, in seconds (default 86400).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub append_skip_cooldown_seconds: Option<u64>,
+    /// Offer Handoff QR approval (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_enabled: Option<bool>,
+    /// How long a QR approval attempt lives, in seconds, at most 300 (default 300).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_ttl_seconds: Option<u64>,
+    /// How long one displayed QR code works before it rotates, in seconds (default 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_code_ttl_seconds: Option<u64>,
+    /// QR attempts one IP may create per minute (default 20).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_create_per_minute: Option<u32>,
+    /// QR approvals one account may make per minute (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_approve_per_minute: Option<u32>,
+    /// How recent the phone's passkey verification must be to approve, in seconds (default 120).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_reauth_after_seconds: Option<u64>,
 }
 
 /// Every configuration key (TOML key; `HANDOFF_<KEY>` in the environment).
@@ -130,6 +149,12 @@ pub const KEYS: &[&str] = &[
     "append_max_offers_per_day",
     "append_max_skips_total",
     "append_skip_cooldown_seconds",
+    "qr_enabled",
+    "qr_ttl_seconds",
+    "qr_code_ttl_seconds",
+    "qr_create_per_minute",
+    "qr_approve_per_minute",
+    "qr_reauth_after_seconds",
 ];
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -172,6 +197,12 @@ pub struct Settings {
     pub rules: DecisionRules,
     /// Passkey-append caps.
     pub append: AppendPolicy,
+    /// QR approval.
+    pub qr: QrConfig,
+    /// QR attempts per IP per minute.
+    pub qr_create_per_minute: u32,
+    /// QR approvals per account per minute.
+    pub qr_approve_per_minute: u32,
 }
 
 /// A configuration problem, named.
@@ -248,10 +279,28 @@ impl RawConfig {
         if rollout_percent > 100 {
             return Err(ConfigError("cross_device_rollout_percent must be between 0 and 100".into()));
         }
+        let qr_defaults = QrConfig::default();
+        let qr = QrConfig {
+            enabled: self.qr_enabled.unwrap_or(true),
+            ttl: self.qr_ttl_seconds.map(Duration::from_secs).unwrap_or(qr_defaults.ttl),
+            code_ttl: self.qr_code_ttl_seconds.map(Duration::from_secs).unwrap_or(qr_defaults.code_ttl),
+            fresh_verification: self
+                .qr_reauth_after_seconds
+                .map(Duration::from_secs)
+                .unwrap_or(qr_defaults.fresh_verification),
+        };
+        if qr.ttl.is_zero() || qr.ttl > Duration::from_secs(300) {
+            return Err(ConfigError(
+                "qr_ttl_seconds must be between 1 and 300 (an attempt lives at most 5 minutes)".into(),
+            ));
+        }
+        if qr.code_ttl.is_zero() {
+            return Err(ConfigError("qr_code_ttl_seconds must be above 0".into()));
+        }
         let defaults = DecisionRules::default();
         let rules = DecisionRules {
             cross_device_enabled: self.cross_device_enabled.unwrap_or(defaults.cross_device_enabled),
-            qr_approval_enabled: false,
+            qr_approval_enabled: qr.enabled,
             allowed_providers: self.allowed_providers.unwrap_or_default(),
             blocked_providers: self.blocked_providers.unwrap_or_default(),
             failures_before_fallback: self.failures_before_fallback.unwrap_or(defaults.failures_before_fallback),
@@ -277,6 +326,9 @@ impl RawConfig {
         Ok(Settings {
             rules,
             append,
+            qr,
+            qr_create_per_minute: self.qr_create_per_minute.unwrap_or(20),
+            qr_approve_per_minute: self.qr_approve_per_minute.unwrap_or(10),
             listen,
             data_dir,
             database_url,

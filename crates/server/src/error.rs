@@ -15,6 +15,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 /// The error body.
@@ -36,7 +37,13 @@ pub struct ErrorDetail {
 impl ApiError {
     /// An error with an explicit status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// Adds a `Retry-After` header (seconds), for 429s.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 404 for unknown API paths.
@@ -63,7 +70,12 @@ pub fn status_of(err: &DomainError) -> StatusCode {
         DomainError::NotSignedIn | DomainError::UnknownCredential => StatusCode::UNAUTHORIZED,
         DomainError::CounterRegression => StatusCode::FORBIDDEN,
         DomainError::CeremonyNotFound | DomainError::PasskeyNotFound => StatusCode::NOT_FOUND,
-        DomainError::CeremonyExpired => StatusCode::GONE,
+        DomainError::CeremonyExpired | DomainError::QrExpired => StatusCode::GONE,
+        DomainError::QrNotFound => StatusCode::NOT_FOUND,
+        DomainError::QrClaimedElsewhere | DomainError::QrWrongState(_) => StatusCode::CONFLICT,
+        DomainError::WrongMatchCode => StatusCode::BAD_REQUEST,
+        DomainError::ReauthRequired => StatusCode::UNAUTHORIZED,
+        DomainError::RedeemRefused => StatusCode::FORBIDDEN,
         DomainError::Storage(_) | DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -122,7 +134,11 @@ impl From<QueryRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -13,6 +13,7 @@ use axum::http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTION
 use handoff_core::clock::now_ms;
 use handoff_core::passkeys::{PasskeyConfig, PasskeyService, SessionService};
 use handoff_core::provider::ProviderCatalog;
+use handoff_core::qr::QrService;
 use handoff_store::Database;
 use tokio::net::TcpListener;
 use tower_http::LatencyUnit;
@@ -20,7 +21,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::api::qr::QrLimits;
 use crate::config::{Secret, Settings, redact_url};
+use crate::notify::QrNotifier;
 use crate::state::{AppState, HttpSettings};
 use crate::telemetry;
 
@@ -51,6 +54,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     db: Database,
+    state: AppState,
     local_addr: SocketAddr,
 }
 
@@ -88,16 +92,27 @@ impl Application {
         let decoy_key = decoy_key(&storage).await?;
         let passkeys = PasskeyService::new(passkey_config, storage.clone(), Arc::new(catalog), decoy_key.as_bytes())
             .map_err(StartError::Config)?;
-        let sessions = SessionService::new(storage, settings.session_ttl);
+        let sessions = SessionService::new(storage.clone(), settings.session_ttl);
+        let qr = QrService::new(storage, settings.qr.clone());
+        let notifier = match db.backend() {
+            handoff_store::Backend::Postgres => QrNotifier::postgres(&settings.database_url)
+                .await
+                .map_err(|e| StartError::Config(format!("cannot LISTEN for QR notifications: {e}")))?,
+            handoff_store::Backend::Sqlite => QrNotifier::local(),
+        };
+        let origins = settings.origins.iter().map(|o| o.origin().ascii_serialization()).collect();
         let state = AppState {
             passkeys,
             sessions,
-            http: Arc::new(HttpSettings { secure_cookies: settings.secure_cookies(), operator_token }),
+            qr,
+            notifier,
+            qr_limits: Arc::new(QrLimits::new(settings.qr_create_per_minute, settings.qr_approve_per_minute)),
+            http: Arc::new(HttpSettings { secure_cookies: settings.secure_cookies(), operator_token, origins }),
         };
-        let router = router(state);
+        let router = router(state.clone());
         let local_addr =
             listener.local_addr().map_err(|source| StartError::Io { context: "listener address".into(), source })?;
-        Ok(Self { listener, router, db, local_addr })
+        Ok(Self { listener, router, db, state, local_addr })
     }
 
     /// The address actually bound (port 0 becomes a real port).
@@ -112,9 +127,11 @@ impl Application {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let janitor = tokio::spawn(purge_expired(self.db.clone()));
+        let qr_janitor = tokio::spawn(expire_qr(self.state.clone()));
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         janitor.abort();
+        qr_janitor.abort();
         self.db.close().await;
         result
     }
@@ -207,6 +224,22 @@ async fn purge_expired(db: Database) {
             (Ok(c), Ok(s)) if c + s > 0 => tracing::debug!(ceremonies = c, sessions = s, "purged expired rows"),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
             _ => {}
+        }
+    }
+}
+
+/// Expires QR attempts whose time ran out and wakes their desktops, every second.
+async fn expire_qr(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match state.qr.expire_due().await {
+            Ok(expired) => {
+                for a in expired {
+                    state.notifier.publish(a.id).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiring QR attempts failed"),
         }
     }
 }

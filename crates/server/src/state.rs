@@ -4,8 +4,11 @@
 use std::sync::Arc;
 
 use handoff_core::passkeys::{PasskeyService, SessionService};
+use handoff_core::qr::QrService;
 
+use crate::api::qr::QrLimits;
 use crate::config::Secret;
+use crate::notify::QrNotifier;
 
 /// Shared state of the HTTP layer.
 #[derive(Clone)]
@@ -14,6 +17,12 @@ pub struct AppState {
     pub passkeys: PasskeyService,
     /// Sessions.
     pub sessions: SessionService,
+    /// QR approval.
+    pub qr: QrService,
+    /// Wakes desktops waiting on QR attempts.
+    pub notifier: QrNotifier,
+    /// QR rate limits.
+    pub qr_limits: Arc<QrLimits>,
     /// HTTP-only settings.
     pub http: Arc<HttpSettings>,
 }
@@ -25,4 +34,6 @@ pub struct HttpSettings {
     pub secure_cookies: bool,
     /// Bearer token for operator endpoints.
     pub operator_token: Secret,
+    /// Configured origins (`scheme://host[:port]`), for QR URLs and CSRF checks.
+    pub origins: Vec<String>,
 }

@@ -115,7 +115,8 @@ impl Database {
             attempts: this.clone(),
             events: this.clone(),
             secrets: this.clone(),
-            append_offers: this,
+            append_offers: this.clone(),
+            qr: this,
         }
     }
 

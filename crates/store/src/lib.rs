@@ -8,6 +8,7 @@ mod ceremonies;
 mod db;
 mod decisions;
 mod events;
+mod qr;
 mod security;
 mod sessions;
 

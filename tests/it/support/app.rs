@@ -64,6 +64,8 @@ pub struct TestOptions {
     pub public_origin: Option<String>,
     /// Failed attempts in one browser before passkeys are paused there (default 2).
     pub failures_before_fallback: Option<u32>,
+    /// Any other settings (QR lifetimes and limits, …); the fields above win.
+    pub extra: RawConfig,
 }
 
 /// A running server and an HTTP client with a cookie jar.
@@ -110,7 +112,7 @@ impl TestApp {
             aaguid_list: Some(shared_aaguid_list()),
             ceremony_ttl_seconds: options.ceremony_ttl_seconds,
             failures_before_fallback: options.failures_before_fallback,
-            ..RawConfig::default()
+            ..options.extra.clone()
         };
         let settings = raw.into_settings().expect("test settings are valid");
         let app = Application::build_on(settings, listener).await.expect("application builds");

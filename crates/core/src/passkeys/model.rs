@@ -84,4 +84,6 @@ pub struct SessionUser {
     pub created_at: Millis,
     /// When the session's user last completed a user-verified passkey ceremony.
     pub verified_at: Millis,
+    /// SHA-256 of the session token (identifies this browser's session).
+    pub session_digest: String,
 }

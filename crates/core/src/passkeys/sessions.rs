@@ -59,7 +59,12 @@ impl SessionService {
     /// The user behind a token, if the session is live.
     pub async fn resolve(&self, token: &SecretToken) -> Result<Option<SessionUser>> {
         let found = self.storage.sessions.find(&token.digest(), now_ms()).await?;
-        Ok(found.map(|s| SessionUser { user_id: s.user_id, created_at: s.created_at, verified_at: s.verified_at }))
+        Ok(found.map(|s| SessionUser {
+            user_id: s.user_id,
+            created_at: s.created_at,
+            verified_at: s.verified_at,
+            session_digest: s.token_digest,
+        }))
     }
 
     /// Ends a session; false when it did not exist.

@@ -4,6 +4,7 @@
 pub mod dto;
 pub mod login;
 pub mod passkeys;
+pub mod qr;
 pub mod session;
 
 use axum::Router;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(passkeys::router())
         .merge(login::router())
         .merge(session::router())
+        .merge(qr::router())
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

@@ -1,0 +1,450 @@
+//! The QR approval protocol.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::model::{QrAttempt, QrState, Requester};
+use crate::clock::{Millis, now_ms};
+use crate::domain::{Identifier, JourneyId, SecretToken, UserId};
+use crate::error::{DomainError, Result};
+use crate::storage::{QrGuard, QrTransition, SecurityEvent, Storage, StoredEvent};
+
+/// QR approval settings.
+#[derive(Debug, Clone)]
+pub struct QrConfig {
+    /// Offer QR approval at all.
+    pub enabled: bool,
+    /// How long an attempt lives (at most 5 minutes).
+    pub ttl: Duration,
+    /// How long one displayed code works before the desktop must rotate it.
+    pub code_ttl: Duration,
+    /// How recent the phone's user verification must be to approve.
+    pub fresh_verification: Duration,
+}
+
+impl Default for QrConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl: Duration::from_secs(300),
+            code_ttl: Duration::from_secs(60),
+            fresh_verification: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A new attempt as the desktop sees it.
+#[derive(Debug, Clone)]
+pub struct NewQr {
+    /// The attempt.
+    pub attempt: QrAttempt,
+    /// The token for the QR's URL.
+    pub token: SecretToken,
+    /// The redemption secret for the desktop's cookie.
+    pub redeem_secret: SecretToken,
+}
+
+/// The signed-in phone acting on a QR code.
+#[derive(Debug, Clone)]
+pub struct PhoneSession {
+    /// Digest of its session token.
+    pub session_digest: String,
+    /// The user.
+    pub user_id: UserId,
+    /// When the user last verified with a passkey in this session.
+    pub verified_at: Millis,
+    /// The phone's IP.
+    pub ip: Option<String>,
+    /// The phone's user agent.
+    pub user_agent: Option<String>,
+}
+
+/// What the phone shows after claiming.
+#[derive(Debug, Clone)]
+pub struct ClaimView {
+    /// The attempt.
+    pub attempt: QrAttempt,
+    /// Three two-digit numbers, one of them the desktop's.
+    pub match_choices: [u8; 3],
+    /// The desktop and the phone seem to be on far-apart networks.
+    pub far_apart: bool,
+}
+
+fn digest(secret: &str) -> String {
+    SecretToken::parse(secret).map(|t| t.digest()).unwrap_or_default()
+}
+
+fn random_byte() -> Result<u8> {
+    let mut b = [0u8; 1];
+    getrandom::fill(&mut b).map_err(|e| DomainError::Internal(format!("random source failed: {e}")))?;
+    Ok(b[0])
+}
+
+/// Three distinct numbers 10–99 including `code`, in an order derived from the attempt
+/// (stable when the same phone reopens the page).
+pub fn match_choices(id: Uuid, code: u8) -> [u8; 3] {
+    let h: [u8; 32] = Sha256::digest(id.as_bytes()).into();
+    let pick = |seed: u8, avoid: &[u8]| {
+        let mut n = 10 + seed % 90;
+        while avoid.contains(&n) {
+            n = if n == 99 { 10 } else { n + 1 };
+        }
+        n
+    };
+    let a = pick(h[0], &[code]);
+    let b = pick(h[1], &[code, a]);
+    match h[2] % 3 {
+        0 => [code, a, b],
+        1 => [a, code, b],
+        _ => [a, b, code],
+    }
+}
+
+/// True when two IPs are on clearly different networks (different IPv4 /16 or IPv6 /48).
+/// Loopback and private addresses count as the same network as each other.
+pub fn far_apart(a: Option<&str>, b: Option<&str>) -> bool {
+    use std::net::IpAddr;
+    let (Some(Ok(a)), Some(Ok(b))) = (a.map(str::parse::<IpAddr>), b.map(str::parse::<IpAddr>)) else { return false };
+    let local = |ip: &IpAddr| match ip {
+        IpAddr::V4(v) => v.is_loopback() || v.is_private() || v.is_link_local(),
+        IpAddr::V6(v) => v.is_loopback() || (v.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    if local(&a) && local(&b) {
+        return false;
+    }
+    match (a, b) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => x.octets()[..2] != y.octets()[..2],
+        (IpAddr::V6(x), IpAddr::V6(y)) => x.segments()[..3] != y.segments()[..3],
+        _ => true,
+    }
+}
+
+/// Runs QR approval attempts.
+#[derive(Clone)]
+pub struct QrService {
+    storage: Storage,
+    config: QrConfig,
+}
+
+impl QrService {
+    /// The service.
+    pub fn new(storage: Storage, config: QrConfig) -> Self {
+        Self { storage, config }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &QrConfig {
+        &self.config
+    }
+
+    fn ms(d: Duration) -> Millis {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    async fn emit(&self, attempt: &QrAttempt, name: &str, attrs: serde_json::Value) {
+        let now = now_ms();
+        let event = StoredEvent {
+            event_id: Uuid::new_v4().to_string(),
+            journey_id: attempt.journey_id,
+            name: name.to_owned(),
+            device: "server".into(),
+            flow: Some("qr-approval".into()),
+            ts: now,
+            received_at: now,
+            attrs,
+            os: None,
+            browser: None,
+            form_factor: None,
+            app_version: None,
+        };
+        if let Err(e) = self.storage.events.append(&[event]).await {
+            tracing::error!(error = %e, "could not store a QR event");
+        }
+    }
+
+    /// Starts an attempt for a desktop.
+    #[tracing::instrument(skip_all)]
+    pub async fn create(
+        &self,
+        identifier: Option<Identifier>,
+        journey: Option<JourneyId>,
+        requester: Requester,
+    ) -> Result<NewQr> {
+        if !self.config.enabled {
+            return Err(DomainError::invalid("qr-disabled", "QR approval is switched off on this server"));
+        }
+        let token = SecretToken::generate()?;
+        let redeem_secret = SecretToken::generate()?;
+        let now = now_ms();
+        let attempt = QrAttempt {
+            id: Uuid::new_v4(),
+            journey_id: journey.unwrap_or_default(),
+            state: QrState::Created,
+            token_digest: token.digest(),
+            token_expires_at: now + Self::ms(self.config.code_ttl),
+            rotations: 0,
+            redeem_digest: redeem_secret.digest(),
+            match_code: 10 + random_byte()? % 90,
+            identifier: identifier.map(|i| i.as_str().to_owned()),
+            requester,
+            created_at: now,
+            expires_at: now + Self::ms(self.config.ttl),
+            claimed_session: None,
+            claimed_user: None,
+            phone_ip: None,
+            reason: None,
+            updated_at: now,
+        };
+        self.storage.qr.create_qr(&attempt).await?;
+        self.emit(
+            &attempt,
+            "qr.created",
+            json!({"ip": attempt.requester.ip, "userAgent": attempt.requester.user_agent}),
+        )
+        .await;
+        Ok(NewQr { attempt, token, redeem_secret })
+    }
+
+    /// The attempt, for the desktop that holds its redemption secret. An attempt past its
+    /// time reads as `expired` even before the janitor has written that.
+    pub async fn status(&self, id: Uuid, redeem_secret: Option<&str>) -> Result<QrAttempt> {
+        let mut attempt = self.storage.qr.qr_by_id(id).await?.ok_or(DomainError::QrNotFound)?;
+        if redeem_secret.map(digest).as_deref() != Some(attempt.redeem_digest.as_str()) {
+            return Err(DomainError::RedeemRefused);
+        }
+        if !attempt.state.is_final() && attempt.expires_at <= now_ms() {
+            attempt.state = QrState::Expired;
+        }
+        Ok(attempt)
+    }
+
+    /// A new code for the same attempt (the old one stops working); only before a scan.
+    pub async fn rotate(&self, id: Uuid, redeem_secret: Option<&str>) -> Result<(QrAttempt, SecretToken)> {
+        let attempt = self.status(id, redeem_secret).await?;
+        match attempt.state {
+            QrState::Created => {}
+            QrState::Expired => return Err(DomainError::QrExpired),
+            other => return Err(DomainError::QrWrongState(other.as_str())),
+        }
+        let token = SecretToken::generate()?;
+        let now = now_ms();
+        let until = (now + Self::ms(self.config.code_ttl)).min(attempt.expires_at);
+        if !self.storage.qr.qr_rotate(id, &token.digest(), until, now).await? {
+            return Err(DomainError::QrWrongState("no longer waiting for a scan"));
+        }
+        let attempt = self.storage.qr.qr_by_id(id).await?.ok_or(DomainError::QrNotFound)?;
+        Ok((attempt, token))
+    }
+
+    /// The desktop gives up on this attempt.
+    pub async fn cancel(&self, id: Uuid, redeem_secret: Option<&str>) -> Result<QrAttempt> {
+        let attempt = self.status(id, redeem_secret).await?;
+        for from in [QrState::Created, QrState::Scanned, QrState::Approved] {
+            let t = self.transition(&attempt, from, QrState::Cancelled, QrGuard::None, None, None);
+            if let Some(done) = self.storage.qr.qr_transition(&t).await? {
+                self.emit(&done, "qr.cancelled", json!({})).await;
+                return Ok(done);
+            }
+        }
+        Err(DomainError::QrWrongState(attempt.state.as_str()))
+    }
+
+    fn transition(
+        &self,
+        attempt: &QrAttempt,
+        from: QrState,
+        to: QrState,
+        guard: QrGuard,
+        claim: Option<(String, UserId, Option<String>)>,
+        reason: Option<&str>,
+    ) -> QrTransition {
+        QrTransition { id: attempt.id, from, to, guard, now: now_ms(), claim, reason: reason.map(str::to_owned) }
+    }
+
+    /// Finds the attempt behind a displayed token, telling expired and unknown apart.
+    async fn by_token(&self, token: &str) -> Result<QrAttempt> {
+        let attempt = self.storage.qr.qr_by_token(&digest(token)).await?.ok_or(DomainError::QrNotFound)?;
+        if attempt.expires_at <= now_ms() && !attempt.state.is_final() {
+            return Err(DomainError::QrExpired);
+        }
+        Ok(attempt)
+    }
+
+    /// A signed-in phone claims the code it scanned. The first phone wins; the same phone
+    /// session reopening the page carries on; any other device is refused and recorded.
+    #[tracing::instrument(skip_all)]
+    pub async fn claim(&self, token: &str, phone: &PhoneSession) -> Result<ClaimView> {
+        let attempt = self.by_token(token).await?;
+        let view = |attempt: QrAttempt| {
+            let far = far_apart(attempt.requester.ip.as_deref(), phone.ip.as_deref());
+            ClaimView { match_choices: match_choices(attempt.id, attempt.match_code), far_apart: far, attempt }
+        };
+        if attempt.state == QrState::Created {
+            if attempt.token_expires_at <= now_ms() {
+                return Err(DomainError::QrExpired);
+            }
+            let claim = Some((phone.session_digest.clone(), phone.user_id, phone.ip.clone()));
+            let t = self.transition(
+                &attempt,
+                QrState::Created,
+                QrState::Scanned,
+                QrGuard::Token(digest(token)),
+                claim,
+                None,
+            );
+            if let Some(done) = self.storage.qr.qr_transition(&t).await? {
+                let far = far_apart(done.requester.ip.as_deref(), phone.ip.as_deref());
+                self.emit(&done, "qr.scanned", json!({"ip": phone.ip, "userAgent": phone.user_agent, "farApart": far}))
+                    .await;
+                if far {
+                    self.emit(
+                        &done,
+                        "qr.risk",
+                        json!({"farApart": true, "desktopIp": done.requester.ip, "phoneIp": phone.ip}),
+                    )
+                    .await;
+                }
+                return Ok(view(done));
+            }
+        }
+        // Lost the race or scanned before: reload and decide.
+        let now = self.storage.qr.qr_by_id(attempt.id).await?.ok_or(DomainError::QrNotFound)?;
+        if now.claimed_session.as_deref() == Some(phone.session_digest.as_str()) && !now.state.is_final() {
+            return Ok(view(now));
+        }
+        if now.state == QrState::Scanned || now.state == QrState::Approved {
+            self.refused(&now, phone, "second-scan").await;
+            return Err(DomainError::QrClaimedElsewhere);
+        }
+        Err(DomainError::QrWrongState(now.state.as_str()))
+    }
+
+    async fn refused(&self, attempt: &QrAttempt, phone: &PhoneSession, why: &str) {
+        self.emit(attempt, "qr.refused", json!({"reason": why, "ip": phone.ip, "userAgent": phone.user_agent})).await;
+        let event = SecurityEvent {
+            kind: format!("qr-{why}"),
+            user_id: Some(phone.user_id),
+            detail: json!({"qrId": attempt.id.to_string(), "journeyId": attempt.journey_id.to_string()}),
+            at: now_ms(),
+            ip: phone.ip.clone(),
+            user_agent: phone.user_agent.clone(),
+        };
+        if let Err(e) = self.storage.security.record(&event).await {
+            tracing::error!(error = %e, "could not record a security event");
+        }
+    }
+
+    /// The phone that claimed the attempt approves it, with the number it picked. A wrong
+    /// number stops the attempt; a stale user verification asks for a new one.
+    #[tracing::instrument(skip_all)]
+    pub async fn approve(&self, token: &str, match_code: u8, phone: &PhoneSession) -> Result<QrAttempt> {
+        let attempt = self.by_token(token).await?;
+        if attempt.claimed_session.as_deref() != Some(phone.session_digest.as_str()) {
+            if attempt.state == QrState::Created {
+                return Err(DomainError::QrWrongState("not scanned yet"));
+            }
+            self.refused(&attempt, phone, "approve-from-other-device").await;
+            return Err(DomainError::QrClaimedElsewhere);
+        }
+        if attempt.state != QrState::Scanned {
+            return Err(DomainError::QrWrongState(attempt.state.as_str()));
+        }
+        if now_ms().saturating_sub(phone.verified_at) > Self::ms(self.config.fresh_verification) {
+            return Err(DomainError::ReauthRequired);
+        }
+        let guard = QrGuard::Session(phone.session_digest.clone());
+        if match_code != attempt.match_code {
+            let t = self.transition(&attempt, QrState::Scanned, QrState::Rejected, guard, None, Some("wrong-number"));
+            if let Some(done) = self.storage.qr.qr_transition(&t).await? {
+                self.refused(&done, phone, "wrong-number").await;
+            }
+            return Err(DomainError::WrongMatchCode);
+        }
+        let t = self.transition(&attempt, QrState::Scanned, QrState::Approved, guard, None, None);
+        let done = self
+            .storage
+            .qr
+            .qr_transition(&t)
+            .await?
+            .ok_or(DomainError::QrWrongState("no longer waiting for approval"))?;
+        self.emit(
+            &done,
+            "qr.approved",
+            json!({"ip": phone.ip, "userAgent": phone.user_agent, "userId": phone.user_id.to_string()}),
+        )
+        .await;
+        Ok(done)
+    }
+
+    /// The phone that claimed the attempt denies it.
+    #[tracing::instrument(skip_all)]
+    pub async fn deny(&self, token: &str, phone: &PhoneSession) -> Result<QrAttempt> {
+        let attempt = self.by_token(token).await?;
+        if attempt.claimed_session.as_deref() != Some(phone.session_digest.as_str()) {
+            return Err(DomainError::QrClaimedElsewhere);
+        }
+        let guard = QrGuard::Session(phone.session_digest.clone());
+        let t = self.transition(&attempt, QrState::Scanned, QrState::Denied, guard, None, Some("denied-on-phone"));
+        let done = self.storage.qr.qr_transition(&t).await?.ok_or(DomainError::QrWrongState(attempt.state.as_str()))?;
+        self.emit(&done, "qr.denied", json!({"ip": phone.ip, "userAgent": phone.user_agent})).await;
+        Ok(done)
+    }
+
+    /// The desktop redeems an approved attempt; returns the user to sign in.
+    #[tracing::instrument(skip_all)]
+    pub async fn redeem(&self, id: Uuid, redeem_secret: Option<&str>) -> Result<(QrAttempt, UserId)> {
+        let attempt = self.status(id, redeem_secret).await?;
+        if attempt.state == QrState::Expired {
+            return Err(DomainError::QrExpired);
+        }
+        let guard = QrGuard::Redeem(attempt.redeem_digest.clone());
+        let t = self.transition(&attempt, QrState::Approved, QrState::Redeemed, guard, None, None);
+        let done = self.storage.qr.qr_transition(&t).await?.ok_or(DomainError::QrWrongState(attempt.state.as_str()))?;
+        let user = done.claimed_user.ok_or_else(|| DomainError::Internal("approved attempt without a user".into()))?;
+        self.emit(&done, "qr.redeemed", json!({"ip": done.requester.ip})).await;
+        Ok((done, user))
+    }
+
+    /// The attempt id behind a displayed token, if any (for notifications after errors).
+    pub async fn id_of_token(&self, token: &str) -> Option<Uuid> {
+        self.storage.qr.qr_by_token(&digest(token)).await.ok().flatten().map(|a| a.id)
+    }
+
+    /// Expires every attempt whose time ran out; returns them (for notifications).
+    pub async fn expire_due(&self) -> Result<Vec<QrAttempt>> {
+        let expired = self.storage.qr.qr_expire_due(now_ms()).await?;
+        for a in &expired {
+            self.emit(a, "qr.expired", json!({"from": a.reason})).await;
+        }
+        Ok(expired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_hold_the_code_and_are_distinct_and_stable() {
+        for code in [10u8, 42, 99] {
+            let id = Uuid::new_v4();
+            let c = match_choices(id, code);
+            assert!(c.contains(&code));
+            assert!(c[0] != c[1] && c[1] != c[2] && c[0] != c[2]);
+            assert!(c.iter().all(|n| (10..=99).contains(n)));
+            assert_eq!(c, match_choices(id, code));
+        }
+    }
+
+    #[test]
+    fn networks_far_apart() {
+        assert!(!far_apart(Some("127.0.0.1"), Some("127.0.0.1")));
+        assert!(!far_apart(Some("192.168.1.5"), Some("10.0.0.3")));
+        assert!(!far_apart(Some("81.2.69.1"), Some("81.2.70.9")));
+        assert!(far_apart(Some("81.2.69.1"), Some("203.0.113.9")));
+        assert!(!far_apart(None, Some("203.0.113.9")));
+    }
+}

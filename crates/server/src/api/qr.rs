@@ -1,0 +1,547 @@
+//! `/qr…`: Handoff QR approval. The desktop creates an attempt (and gets the redemption
+//! secret as an `HttpOnly; SameSite=Strict` cookie scoped to the attempt's path), waits by
+//! server-sent events or long-polling, and redeems; the signed-in phone claims, approves or
+//! denies by the token in the QR. Creating is rate-limited per IP, approving per user.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use handoff_core::clock::rfc3339;
+use handoff_core::domain::{Identifier, JourneyId};
+use handoff_core::passkeys::NewSession;
+use handoff_core::qr::{PhoneSession, QrAttempt, QrState, Requester};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ClientContext, SignedIn, session_cookie};
+use crate::state::AppState;
+
+/// Per-IP and per-user limits.
+pub struct QrLimits {
+    create: DefaultKeyedRateLimiter<IpAddr>,
+    approve: DefaultKeyedRateLimiter<String>,
+}
+
+impl QrLimits {
+    /// `create_per_minute` attempts per IP, `approve_per_minute` approvals per user.
+    pub fn new(create_per_minute: u32, approve_per_minute: u32) -> Self {
+        let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+        Self {
+            create: RateLimiter::keyed(per_minute(create_per_minute)),
+            approve: RateLimiter::keyed(per_minute(approve_per_minute)),
+        }
+    }
+}
+
+fn too_many(wait: Duration, what: &str) -> ApiError {
+    let secs = wait.as_secs().max(1);
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", format!("too many {what}; try again in {secs} s"))
+        .with_retry_after(secs)
+}
+
+/// Routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/qr", post(create))
+        .route("/qr/claim", post(claim))
+        .route("/qr/approve", post(approve))
+        .route("/qr/deny", post(deny))
+        .route("/qr/{qr_id}", get(status))
+        .route("/qr/{qr_id}/events", get(events))
+        .route("/qr/{qr_id}/redeem", post(redeem))
+        .route("/qr/{qr_id}/rotate", post(rotate))
+        .route("/qr/{qr_id}/cancel", post(cancel))
+}
+
+fn cookie_name(id: Uuid) -> String {
+    format!("handoff_qr_{}", id.simple())
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| handoff_core::DomainError::invalid("invalid-qr-id", "qrId is not a UUID").into())
+}
+
+fn redeem_secret(jar: &CookieJar, id: Uuid) -> Option<String> {
+    jar.get(&cookie_name(id)).map(|c| c.value().to_owned())
+}
+
+/// `POST /qr` body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QrCreateRequest {
+    /// The journey this attempt continues.
+    #[serde(default)]
+    pub journey_id: Option<String>,
+    /// The identifier the person typed, if any.
+    #[serde(default)]
+    pub identifier: Option<String>,
+}
+
+/// A code to show.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QrCodeResponse {
+    /// The attempt.
+    pub qr_id: String,
+    /// Its journey.
+    pub journey_id: String,
+    /// The URL in the QR (`/q/{token}` on this origin): also the "trouble scanning?" link.
+    pub url: String,
+    /// The QR as SVG (with quiet zone).
+    pub svg: String,
+    /// The two-digit number to show beside the QR.
+    pub match_code: String,
+    /// When the attempt ends (RFC 3339).
+    pub expires_at: String,
+    /// When this code stops working and must be rotated (RFC 3339).
+    pub code_expires_at: String,
+    /// Seconds the attempt has left.
+    pub expires_in: i64,
+}
+
+/// The state of an attempt, for the desktop.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QrStatusResponse {
+    /// The attempt.
+    pub qr_id: String,
+    /// `created`, `scanned`, `approved`, `denied`, `redeemed`, `expired`, `cancelled` or `rejected`.
+    pub state: QrState,
+    /// When the attempt ends (RFC 3339).
+    pub expires_at: String,
+    /// When the current code stops working (RFC 3339).
+    pub code_expires_at: String,
+    /// Why it was denied, rejected or expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn status_of(a: &QrAttempt) -> QrStatusResponse {
+    QrStatusResponse {
+        qr_id: a.id.to_string(),
+        state: a.state,
+        expires_at: rfc3339(a.expires_at),
+        code_expires_at: rfc3339(a.token_expires_at),
+        reason: a.reason.clone(),
+    }
+}
+
+/// The page origin for QR URLs: the request's own `Origin` when it is configured, else the first.
+fn public_origin(state: &AppState, headers: &HeaderMap) -> String {
+    let configured = &state.http.origins;
+    let asked = headers.get("origin").and_then(|v| v.to_str().ok());
+    asked
+        .and_then(|o| configured.iter().find(|c| c.trim_end_matches('/') == o))
+        .or_else(|| configured.first())
+        .map(|o| o.trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+fn render(url: &str) -> Result<String, ApiError> {
+    let code = qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M)
+        .map_err(|e| handoff_core::DomainError::Internal(format!("QR encoding failed: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(264, 264)
+        .quiet_zone(true)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build())
+}
+
+fn code_response(
+    state: &AppState,
+    headers: &HeaderMap,
+    a: &QrAttempt,
+    token: &str,
+) -> Result<QrCodeResponse, ApiError> {
+    let url = format!("{}/q/{token}", public_origin(state, headers));
+    Ok(QrCodeResponse {
+        qr_id: a.id.to_string(),
+        journey_id: a.journey_id.to_string(),
+        svg: render(&url)?,
+        url,
+        match_code: format!("{:02}", a.match_code),
+        expires_at: rfc3339(a.expires_at),
+        code_expires_at: rfc3339(a.token_expires_at),
+        expires_in: ((a.expires_at - handoff_core::clock::now_ms()) / 1000).max(0),
+    })
+}
+
+/// Start a QR approval on this desktop.
+#[utoipa::path(post, path = "/api/v1/qr", tag = "qr", request_body = QrCreateRequest,
+    responses((status = 200, description = "the code; sets the attempt's redemption cookie", body = QrCodeResponse),
+              (status = 400, description = "invalid identifier or journey id, or qr-disabled", body = ErrorBody),
+              (status = 429, description = "rate-limited (Retry-After)", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    client: ClientContext,
+    headers: HeaderMap,
+    jar: CookieJar,
+    ApiJson(req): ApiJson<QrCreateRequest>,
+) -> Result<(CookieJar, Json<QrCodeResponse>), ApiError> {
+    if let Some(ip) = client.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()) {
+        if let Err(not_until) = state.qr_limits.create.check_key(&ip) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            return Err(too_many(wait, "QR codes from this address"));
+        }
+    }
+    let identifier = req.identifier.as_deref().map(Identifier::parse).transpose()?;
+    let journey = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;
+    let requester = Requester { device: client.device, ip: client.ip, user_agent: client.user_agent };
+    let new = state.qr.create(identifier, journey, requester).await?;
+    let body = code_response(&state, &headers, &new.attempt, new.token.expose())?;
+    // Outlives the attempt, so the desktop can still read why it ended.
+    let ttl = state.qr.config().ttl.as_secs() + 600;
+    let cookie = Cookie::build((cookie_name(new.attempt.id), new.redeem_secret.expose().to_owned()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.http.secure_cookies)
+        .path(format!("/api/v1/qr/{}", new.attempt.id))
+        .max_age(time::Duration::seconds(i64::try_from(ttl).unwrap_or(900)))
+        .build();
+    Ok((jar.add(cookie), Json(body)))
+}
+
+/// `?wait=N`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WaitQuery {
+    /// Long-poll: wait up to N seconds (at most 30) for the state to change.
+    pub wait: Option<u64>,
+}
+
+/// The attempt's state (the desktop's cookie is required); `?wait=N` long-polls.
+#[utoipa::path(get, path = "/api/v1/qr/{qr_id}", tag = "qr", params(("qr_id" = String, Path), WaitQuery),
+    responses((status = 200, body = QrStatusResponse),
+              (status = 403, description = "redeem-refused: this browser did not start the attempt", body = ErrorBody),
+              (status = 404, description = "qr-not-found", body = ErrorBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+    Path(qr_id): Path<String>,
+    Query(q): Query<WaitQuery>,
+    jar: CookieJar,
+) -> Result<Json<QrStatusResponse>, ApiError> {
+    let id = parse_id(&qr_id)?;
+    let secret = redeem_secret(&jar, id);
+    let mut sub = state.notifier.subscribe(id);
+    let first = state.qr.status(id, secret.as_deref()).await?;
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(30));
+    if wait.is_zero() || first.state.is_final() {
+        return Ok(Json(status_of(&first)));
+    }
+    let deadline = tokio::time::Instant::now()
+        + wait.min(Duration::from_millis(
+            u64::try_from((first.expires_at - handoff_core::clock::now_ms()).max(0)).unwrap_or(0) + 1000,
+        ));
+    loop {
+        match tokio::time::timeout_at(deadline, sub.changed()).await {
+            Ok(true) => {
+                let now = state.qr.status(id, secret.as_deref()).await?;
+                if now.state != first.state {
+                    return Ok(Json(status_of(&now)));
+                }
+            }
+            _ => return Ok(Json(status_of(&state.qr.status(id, secret.as_deref()).await?))),
+        }
+    }
+}
+
+/// Server-sent events of the attempt's state: one `state` event now and one per change,
+/// heartbeats every 15 s, closed after a final state.
+#[utoipa::path(get, path = "/api/v1/qr/{qr_id}/events", tag = "qr", params(("qr_id" = String, Path)),
+    responses((status = 200, description = "text/event-stream of `state` events with QrStatusResponse data"),
+              (status = 403, description = "redeem-refused", body = ErrorBody), (status = 404, description = "qr-not-found", body = ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(qr_id): Path<String>,
+    jar: CookieJar,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&qr_id)?;
+    let secret = redeem_secret(&jar, id);
+    let sub = state.notifier.subscribe(id);
+    let first = state.qr.status(id, secret.as_deref()).await?;
+    let event = |a: &QrAttempt| {
+        Event::default()
+            .event("state")
+            .json_data(status_of(a))
+            .unwrap_or_else(|_| Event::default().comment("encoding failed"))
+    };
+    let initial = event(&first);
+    let done = first.state.is_final();
+    let stream = futures_util::stream::unfold(
+        (Some(initial), sub, first.state, done, state, secret),
+        move |(pending, mut sub, last, done, state, secret)| async move {
+            if let Some(e) = pending {
+                return Some((Ok::<_, std::convert::Infallible>(e), (None, sub, last, done, state, secret)));
+            }
+            if done {
+                return None;
+            }
+            loop {
+                // Wake at expiry even if nobody publishes.
+                let changed = tokio::time::timeout(Duration::from_secs(5), sub.changed()).await;
+                if matches!(changed, Ok(false)) {
+                    return None;
+                }
+                let now = state.qr.status(id, secret.as_deref()).await.ok()?;
+                if now.state != last {
+                    let final_state = now.state.is_final();
+                    return Some((Ok(event(&now)), (None, sub, now.state, final_state, state, secret)));
+                }
+            }
+        },
+    );
+    let mut response = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
+    // Proxies must not buffer the stream.
+    response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// Redeem an approved attempt: this desktop is signed in.
+#[utoipa::path(post, path = "/api/v1/qr/{qr_id}/redeem", tag = "qr", params(("qr_id" = String, Path)),
+    responses((status = 200, description = "signed in; sets the session cookie", body = crate::api::dto::LoginFinishResponse),
+              (status = 403, description = "redeem-refused: no or another desktop's cookie", body = ErrorBody),
+              (status = 409, description = "qr-wrong-state: not approved (yet), or already redeemed", body = ErrorBody),
+              (status = 410, description = "qr-expired", body = ErrorBody)))]
+pub async fn redeem(
+    State(state): State<AppState>,
+    Path(qr_id): Path<String>,
+    client: ClientContext,
+    jar: CookieJar,
+) -> Result<(CookieJar, Json<crate::api::dto::LoginFinishResponse>), ApiError> {
+    let id = parse_id(&qr_id)?;
+    let (attempt, user) = state.qr.redeem(id, redeem_secret(&jar, id).as_deref()).await?;
+    state.notifier.publish(id).await;
+    let account = state.passkeys.account(user).await?;
+    let token =
+        state.sessions.start(NewSession { user_id: user, user_agent: client.user_agent, ip: client.ip }).await?;
+    state.passkeys.note_session(attempt.journey_id, "qr-approval").await;
+    let body = crate::api::dto::LoginFinishResponse {
+        user_id: user.to_string(),
+        identifier: account.identifier.to_string(),
+        journey_id: attempt.journey_id.to_string(),
+        flow: "qr-approval".into(),
+        append_offer: None,
+    };
+    Ok((jar.add(session_cookie(&token, &state)), Json(body)))
+}
+
+/// A new code for the same attempt; the old code stops working.
+#[utoipa::path(post, path = "/api/v1/qr/{qr_id}/rotate", tag = "qr", params(("qr_id" = String, Path)),
+    responses((status = 200, body = QrCodeResponse), (status = 403, description = "redeem-refused", body = ErrorBody),
+              (status = 409, description = "qr-wrong-state: already scanned", body = ErrorBody), (status = 410, description = "qr-expired", body = ErrorBody)))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    Path(qr_id): Path<String>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Json<QrCodeResponse>, ApiError> {
+    let id = parse_id(&qr_id)?;
+    let (attempt, token) = state.qr.rotate(id, redeem_secret(&jar, id).as_deref()).await?;
+    Ok(Json(code_response(&state, &headers, &attempt, token.expose())?))
+}
+
+/// The desktop gives up on the attempt (new code or another method).
+#[utoipa::path(post, path = "/api/v1/qr/{qr_id}/cancel", tag = "qr", params(("qr_id" = String, Path)),
+    responses((status = 200, body = QrStatusResponse), (status = 403, description = "redeem-refused", body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(qr_id): Path<String>,
+    jar: CookieJar,
+) -> Result<Json<QrStatusResponse>, ApiError> {
+    let id = parse_id(&qr_id)?;
+    let done = state.qr.cancel(id, redeem_secret(&jar, id).as_deref()).await?;
+    state.notifier.publish(id).await;
+    Ok(Json(status_of(&done)))
+}
+
+/// The phone's request body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QrTokenRequest {
+    /// The token from the QR's URL.
+    pub token: String,
+    /// The number picked (approve only), as shown: two digits.
+    #[serde(default)]
+    pub match_code: Option<String>,
+}
+
+/// The desktop as the phone sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequesterView {
+    /// OS of the requesting computer.
+    pub os: String,
+    /// Its browser.
+    pub browser: String,
+    /// Its form factor.
+    pub form_factor: String,
+    /// Its IP address.
+    pub ip: Option<String>,
+    /// When it asked (RFC 3339).
+    pub requested_at: String,
+}
+
+/// What the phone shows.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QrClaimResponse {
+    /// The attempt's state.
+    pub state: QrState,
+    /// Who is asking.
+    pub requester: RequesterView,
+    /// The account this phone would approve as.
+    pub account: AccountView,
+    /// The identifier typed on the computer, if any (a mismatch means "wrong account").
+    pub requested_identifier: Option<String>,
+    /// Three two-digit numbers; one is on the computer's screen.
+    pub match_choices: Vec<String>,
+    /// The computer and this phone seem to be on far-apart networks.
+    pub far_apart: bool,
+    /// When the attempt ends (RFC 3339).
+    pub expires_at: String,
+}
+
+/// An account, briefly.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    /// Identifier.
+    pub identifier: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+fn phone_of(user: &handoff_core::passkeys::SessionUser, client: &ClientContext) -> PhoneSession {
+    PhoneSession {
+        session_digest: user.session_digest.clone(),
+        user_id: user.user_id,
+        verified_at: user.verified_at,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    }
+}
+
+/// Refuses state-changing phone requests from other origins (CSRF). Browsers send `Origin`
+/// on every cross-origin POST; a request without one is not from a browser page.
+fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get("origin").and_then(|v| v.to_str().ok()) {
+        Some(o) if !state.http.origins.iter().any(|c| c.trim_end_matches('/') == o) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross-origin-request",
+            format!("requests from {o} are not accepted; open the link on this site"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A signed-in phone claims the QR it scanned (first scan only).
+#[utoipa::path(post, path = "/api/v1/qr/claim", tag = "qr", request_body = QrTokenRequest,
+    responses((status = 200, body = QrClaimResponse),
+              (status = 401, description = "not-signed-in", body = ErrorBody),
+              (status = 403, description = "cross-origin-request", body = ErrorBody),
+              (status = 404, description = "qr-not-found (unknown or rotated code)", body = ErrorBody),
+              (status = 409, description = "qr-already-scanned by another device", body = ErrorBody),
+              (status = 410, description = "qr-expired", body = ErrorBody)))]
+pub async fn claim(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    client: ClientContext,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<QrTokenRequest>,
+) -> Result<Json<QrClaimResponse>, ApiError> {
+    same_origin(&state, &headers)?;
+    let view = state.qr.claim(req.token.trim(), &phone_of(&user, &client)).await?;
+    state.notifier.publish(view.attempt.id).await;
+    let account = state.passkeys.account(user.user_id).await?;
+    let a = &view.attempt;
+    Ok(Json(QrClaimResponse {
+        state: a.state,
+        requester: RequesterView {
+            os: a.requester.device.os.clone(),
+            browser: a.requester.device.browser.clone(),
+            form_factor: a.requester.device.form_factor.as_str().into(),
+            ip: a.requester.ip.clone(),
+            requested_at: rfc3339(a.created_at),
+        },
+        account: AccountView {
+            identifier: account.identifier.to_string(),
+            display_name: account.display_name.as_str().into(),
+        },
+        requested_identifier: a.identifier.clone(),
+        match_choices: view.match_choices.iter().map(|n| format!("{n:02}")).collect(),
+        far_apart: view.far_apart,
+        expires_at: rfc3339(a.expires_at),
+    }))
+}
+
+/// Approve on the phone with the number shown on the computer. Needs a user-verified
+/// passkey sign-in in this phone session within the last 2 minutes (else 401 `reauth-required`).
+#[utoipa::path(post, path = "/api/v1/qr/approve", tag = "qr", request_body = QrTokenRequest,
+    responses((status = 200, body = QrStatusResponse),
+              (status = 400, description = "wrong-number: the attempt is stopped", body = ErrorBody),
+              (status = 401, description = "not-signed-in or reauth-required", body = ErrorBody),
+              (status = 403, description = "cross-origin-request", body = ErrorBody),
+              (status = 409, description = "qr-already-scanned / qr-wrong-state", body = ErrorBody),
+              (status = 410, description = "qr-expired", body = ErrorBody),
+              (status = 429, description = "rate-limited", body = ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    client: ClientContext,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<QrTokenRequest>,
+) -> Result<Json<QrStatusResponse>, ApiError> {
+    same_origin(&state, &headers)?;
+    if let Err(not_until) = state.qr_limits.approve.check_key(&user.user_id.to_string()) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(too_many(wait, "approvals for this account"));
+    }
+    let code = req
+        .match_code
+        .as_deref()
+        .and_then(|c| c.trim().parse::<u8>().ok())
+        .filter(|n| (10..=99).contains(n))
+        .ok_or_else(|| {
+            handoff_core::DomainError::invalid("invalid-match-code", "matchCode must be the two-digit number picked")
+        })?;
+    let result = state.qr.approve(req.token.trim(), code, &phone_of(&user, &client)).await;
+    if let Some(id) = match &result {
+        Ok(a) => Some(a.id),
+        Err(handoff_core::DomainError::WrongMatchCode) => state.qr.id_of_token(req.token.trim()).await,
+        Err(_) => None,
+    } {
+        state.notifier.publish(id).await;
+    }
+    Ok(Json(status_of(&result?)))
+}
+
+/// Deny on the phone.
+#[utoipa::path(post, path = "/api/v1/qr/deny", tag = "qr", request_body = QrTokenRequest,
+    responses((status = 200, body = QrStatusResponse), (status = 401, description = "not-signed-in", body = ErrorBody),
+              (status = 403, description = "cross-origin-request", body = ErrorBody), (status = 409, description = "qr-wrong-state", body = ErrorBody)))]
+pub async fn deny(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    client: ClientContext,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<QrTokenRequest>,
+) -> Result<Json<QrStatusResponse>, ApiError> {
+    same_origin(&state, &headers)?;
+    let done = state.qr.deny(req.token.trim(), &phone_of(&user, &client)).await?;
+    state.notifier.publish(done.id).await;
+    Ok(Json(status_of(&done)))
+}

@@ -1,0 +1,393 @@
+//! Handoff QR approval over HTTP: every transition and every attack of issue #4.
+
+use std::time::{Duration, Instant};
+
+use handoff_server::config::RawConfig;
+use reqwest::Client;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::app::{expect_error, json_ok};
+use crate::support::{Backend, SoftKey, TestApp, TestOptions};
+
+/// A desktop browser (its own cookie jar).
+struct Desktop {
+    http: Client,
+}
+
+/// A signed-in phone.
+struct Phone {
+    http: Client,
+}
+
+impl Desktop {
+    fn new(app: &TestApp) -> Self {
+        Self { http: app.new_browser() }
+    }
+
+    async fn create(&self, app: &TestApp) -> Value {
+        let resp = self.http.post(app.url("/api/v1/qr")).json(&json!({})).send().await.unwrap();
+        json_ok(resp).await
+    }
+
+    async fn status(&self, app: &TestApp, qr: &Value) -> reqwest::Response {
+        self.http.get(app.url(&format!("/api/v1/qr/{}", qr["qrId"].as_str().unwrap()))).send().await.unwrap()
+    }
+
+    async fn state(&self, app: &TestApp, qr: &Value) -> String {
+        json_ok(self.status(app, qr).await).await["state"].as_str().unwrap().to_owned()
+    }
+
+    async fn redeem(&self, app: &TestApp, qr: &Value) -> reqwest::Response {
+        self.http.post(app.url(&format!("/api/v1/qr/{}/redeem", qr["qrId"].as_str().unwrap()))).send().await.unwrap()
+    }
+}
+
+fn token(qr: &Value) -> String {
+    qr["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+}
+
+impl Phone {
+    async fn signed_up(app: &TestApp, identifier: &str) -> Self {
+        let http = app.new_browser();
+        let mut key = SoftKey::new(&app.origin);
+        let start = json_ok(
+            http.post(app.url("/api/v1/passkeys/registration/start"))
+                .json(&json!({"identifier": identifier}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let credential = key.create(&start["publicKey"]).await;
+        let finish = http
+            .post(app.url("/api/v1/passkeys/registration/finish"))
+            .header("user-agent", "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36")
+            .json(&json!({"ceremonyId": start["ceremonyId"], "credential": credential}))
+            .send()
+            .await
+            .unwrap();
+        json_ok(finish).await;
+        Self { http }
+    }
+
+    async fn post(&self, app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+        self.http.post(app.url(path)).json(&body).send().await.unwrap()
+    }
+
+    async fn claim(&self, app: &TestApp, qr: &Value) -> reqwest::Response {
+        self.post(app, "/api/v1/qr/claim", json!({"token": token(qr)})).await
+    }
+
+    async fn approve(&self, app: &TestApp, qr: &Value, code: &str) -> reqwest::Response {
+        self.post(app, "/api/v1/qr/approve", json!({"token": token(qr), "matchCode": code})).await
+    }
+
+    async fn deny(&self, app: &TestApp, qr: &Value) -> reqwest::Response {
+        self.post(app, "/api/v1/qr/deny", json!({"token": token(qr)})).await
+    }
+}
+
+fn wrong_code(claim: &Value, right: &str) -> String {
+    claim["matchChoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .find(|c| c != right)
+        .unwrap()
+}
+
+on_both_backends!(desktop_signs_in_after_phone_approves, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let phone = Phone::signed_up(&app, "ola@example.com").await;
+    let desktop = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    assert!(qr["url"].as_str().unwrap().starts_with(&format!("{}q/", app.origin)), "QR URL on our origin: {qr}");
+    assert!(token(&qr).len() >= 43, "≥ 256-bit token");
+    assert!(qr["svg"].as_str().unwrap().contains("<svg"));
+    let code = qr["matchCode"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 2);
+    assert_eq!(desktop.state(&app, &qr).await, "created");
+
+    let claim = json_ok(phone.claim(&app, &qr).await).await;
+    assert_eq!(claim["state"], "scanned");
+    assert_eq!(claim["account"]["identifier"], "ola@example.com");
+    assert_eq!(claim["requester"]["ip"], "127.0.0.1");
+    assert!(claim["requester"]["requestedAt"].is_string());
+    let choices: Vec<&str> = claim["matchChoices"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(choices.len(), 3);
+    assert!(choices.contains(&code.as_str()));
+    assert_eq!(claim["farApart"], false);
+    assert_eq!(desktop.state(&app, &qr).await, "scanned");
+    // The same phone reopening the page carries on.
+    assert_eq!(json_ok(phone.claim(&app, &qr).await).await["matchChoices"], claim["matchChoices"]);
+
+    let approved = json_ok(phone.approve(&app, &qr, &code).await).await;
+    assert_eq!(approved["state"], "approved");
+    let signed_in = json_ok(desktop.redeem(&app, &qr).await).await;
+    assert_eq!(signed_in["identifier"], "ola@example.com");
+    assert_eq!(signed_in["flow"], "qr-approval");
+    let session = json_ok(desktop.http.get(app.url("/api/v1/session")).send().await.unwrap()).await;
+    assert_eq!(session["identifier"], "ola@example.com");
+    assert_eq!(desktop.state(&app, &qr).await, "redeemed");
+    // Redeem twice: refused.
+    expect_error(desktop.redeem(&app, &qr).await, 409, "qr-wrong-state").await;
+
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
+    let journey = handoff_core::domain::JourneyId::parse(qr["journeyId"].as_str().unwrap()).unwrap();
+    let names: Vec<String> =
+        handoff_core::storage::Events::of_journey(&db, journey).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, vec!["qr.created", "qr.scanned", "qr.approved", "qr.redeemed", "session.established"]);
+});
+
+on_both_backends!(redemption_needs_this_desktops_cookie, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let phone = Phone::signed_up(&app, "pia@example.com").await;
+    let desktop = Desktop::new(&app);
+    let other = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    let other_qr = other.create(&app).await;
+    let code = qr["matchCode"].as_str().unwrap().to_owned();
+    json_ok(phone.claim(&app, &qr).await).await;
+    json_ok(phone.approve(&app, &qr, &code).await).await;
+    // Without the cookie (another browser), and with another desktop's secret under this name.
+    expect_error(other.redeem(&app, &qr).await, 403, "redeem-refused").await;
+    expect_error(other.status(&app, &qr).await, 403, "redeem-refused").await;
+    let id = qr["qrId"].as_str().unwrap();
+    let cookie_name = format!("handoff_qr_{}", id.replace('-', ""));
+    let stolen = app
+        .new_browser()
+        .post(app.url(&format!("/api/v1/qr/{id}/redeem")))
+        .header("cookie", format!("{cookie_name}=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(stolen, 403, "redeem-refused").await;
+    assert_eq!(desktop.state(&app, &qr).await, "approved", "failed redemptions change nothing");
+    json_ok(desktop.redeem(&app, &qr).await).await;
+    assert_eq!(other.state(&app, &other_qr).await, "created");
+});
+
+on_both_backends!(one_claim_one_approval, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let phone = Phone::signed_up(&app, "quin@example.com").await;
+    let thief = Phone::signed_up(&app, "mallory@example.com").await;
+    let desktop = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    let code = qr["matchCode"].as_str().unwrap().to_owned();
+    json_ok(phone.claim(&app, &qr).await).await;
+    expect_error(thief.claim(&app, &qr).await, 409, "qr-already-scanned").await;
+    expect_error(thief.approve(&app, &qr, &code).await, 409, "qr-already-scanned").await;
+    json_ok(phone.approve(&app, &qr, &code).await).await;
+    expect_error(phone.approve(&app, &qr, &code).await, 409, "qr-wrong-state").await;
+
+    // Not signed in at all.
+    let stranger = app.new_browser();
+    let qr2 = desktop.create(&app).await;
+    let resp = stranger.post(app.url("/api/v1/qr/claim")).json(&json!({"token": token(&qr2)})).send().await.unwrap();
+    expect_error(resp, 401, "not-signed-in").await;
+    let resp = stranger
+        .post(app.url("/api/v1/qr/approve"))
+        .json(&json!({"token": token(&qr2), "matchCode": "10"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 401, "not-signed-in").await;
+    // Unknown tokens and bad numbers are named.
+    expect_error(phone.post(&app, "/api/v1/qr/claim", json!({"token": "nope"})).await, 404, "qr-not-found").await;
+    json_ok(phone.claim(&app, &qr2).await).await;
+    expect_error(phone.approve(&app, &qr2, "7").await, 400, "invalid-match-code").await;
+});
+
+on_both_backends!(wrong_number_and_deny_stop_the_attempt, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let phone = Phone::signed_up(&app, "rui@example.com").await;
+    let desktop = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    let code = qr["matchCode"].as_str().unwrap().to_owned();
+    let claim = json_ok(phone.claim(&app, &qr).await).await;
+    expect_error(phone.approve(&app, &qr, &wrong_code(&claim, &code)).await, 400, "wrong-number").await;
+    assert_eq!(desktop.state(&app, &qr).await, "rejected");
+    expect_error(phone.approve(&app, &qr, &code).await, 409, "qr-wrong-state").await;
+    expect_error(desktop.redeem(&app, &qr).await, 409, "qr-wrong-state").await;
+
+    let qr = desktop.create(&app).await;
+    let code = qr["matchCode"].as_str().unwrap().to_owned();
+    json_ok(phone.claim(&app, &qr).await).await;
+    assert_eq!(json_ok(phone.deny(&app, &qr).await).await["state"], "denied");
+    expect_error(phone.approve(&app, &qr, &code).await, 409, "qr-wrong-state").await;
+    let status = json_ok(desktop.status(&app, &qr).await).await;
+    assert_eq!(status["state"], "denied");
+    assert_eq!(status["reason"], "denied-on-phone");
+});
+
+on_both_backends!(rotation_and_expiry, |backend| async move {
+    let extra = RawConfig { qr_ttl_seconds: Some(2), ..RawConfig::default() };
+    let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    let phone = Phone::signed_up(&app, "sam@example.com").await;
+    let desktop = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    let id = qr["qrId"].as_str().unwrap();
+    let rotated = json_ok(desktop.http.post(app.url(&format!("/api/v1/qr/{id}/rotate"))).send().await.unwrap()).await;
+    assert_eq!(rotated["qrId"], qr["qrId"]);
+    assert_eq!(rotated["journeyId"], qr["journeyId"], "the attempt and its journey continue");
+    assert_ne!(token(&rotated), token(&qr));
+    expect_error(phone.claim(&app, &qr).await, 404, "qr-not-found").await;
+    json_ok(phone.claim(&app, &rotated).await).await;
+    // Rotation after a scan is refused.
+    expect_error(
+        desktop.http.post(app.url(&format!("/api/v1/qr/{id}/rotate"))).send().await.unwrap(),
+        409,
+        "qr-wrong-state",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let code = rotated["matchCode"].as_str().unwrap().to_owned();
+    expect_error(phone.approve(&app, &rotated, &code).await, 410, "qr-expired").await;
+    assert_eq!(desktop.state(&app, &qr).await, "expired");
+    expect_error(desktop.redeem(&app, &qr).await, 410, "qr-expired").await;
+    // The janitor records the expiry, from the state it was in.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
+    let journey = handoff_core::domain::JourneyId::parse(qr["journeyId"].as_str().unwrap()).unwrap();
+    let events = handoff_core::storage::Events::of_journey(&db, journey).await.unwrap();
+    let expired = events.iter().find(|e| e.name == "qr.expired").expect("qr.expired recorded");
+    assert_eq!(expired.attrs["from"], "scanned");
+});
+
+on_both_backends!(approval_needs_a_fresh_verification, |backend| async move {
+    let extra = RawConfig { qr_reauth_after_seconds: Some(1), ..RawConfig::default() };
+    let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    let phone = Phone::signed_up(&app, "tom@example.com").await;
+    let desktop = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    json_ok(phone.claim(&app, &qr).await).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let code = qr["matchCode"].as_str().unwrap();
+    expect_error(phone.approve(&app, &qr, code).await, 401, "reauth-required").await;
+    assert_eq!(desktop.state(&app, &qr).await, "scanned", "still waiting for a verified approval");
+});
+
+on_both_backends!(rate_limits_and_csrf, |backend| async move {
+    let extra = RawConfig { qr_create_per_minute: Some(3), qr_approve_per_minute: Some(2), ..RawConfig::default() };
+    let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    let phone = Phone::signed_up(&app, "uma@example.com").await;
+    let desktop = Desktop::new(&app);
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(desktop.create(&app).await);
+    }
+    let resp = desktop.http.post(app.url("/api/v1/qr")).json(&json!({})).send().await.unwrap();
+    let retry_after: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    expect_error(resp, 429, "rate-limited").await;
+
+    // CSRF: a page on another origin cannot drive the phone's session.
+    let evil = phone
+        .http
+        .post(app.url("/api/v1/qr/claim"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"token": token(&codes[0])}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(evil, 403, "cross-origin-request").await;
+    let same = phone
+        .http
+        .post(app.url("/api/v1/qr/claim"))
+        .header("origin", app.origin.as_str().trim_end_matches('/'))
+        .json(&json!({"token": token(&codes[0])}))
+        .send()
+        .await
+        .unwrap();
+    json_ok(same).await;
+
+    // Approvals per account: the third within a minute is refused.
+    for qr in &codes[1..] {
+        json_ok(phone.claim(&app, qr).await).await;
+    }
+    for qr in &codes[..2] {
+        json_ok(phone.approve(&app, qr, qr["matchCode"].as_str().unwrap()).await).await;
+    }
+    let third = phone.approve(&app, &codes[2], codes[2]["matchCode"].as_str().unwrap()).await;
+    assert!(third.headers().contains_key("retry-after"));
+    expect_error(third, 429, "rate-limited").await;
+});
+
+on_both_backends!(desktop_learns_by_long_poll_and_events, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let phone = Phone::signed_up(&app, "vic@example.com").await;
+    let desktop = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    let id = qr["qrId"].as_str().unwrap().to_owned();
+
+    // Server-sent events: the current state first.
+    let mut sse = desktop.http.get(app.url(&format!("/api/v1/qr/{id}/events"))).send().await.unwrap();
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    let first = String::from_utf8(sse.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.contains("event: state") && first.contains("\"state\":\"created\""), "{first}");
+
+    // Long-poll in parallel.
+    let poll = {
+        let http = desktop.http.clone();
+        let url = app.url(&format!("/api/v1/qr/{id}?wait=10"));
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let body: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            (body, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let claimed_at = Instant::now();
+    json_ok(phone.claim(&app, &qr).await).await;
+    let (body, _) = poll.await.unwrap();
+    assert_eq!(body["state"], "scanned");
+    let mut seen = String::new();
+    while !seen.contains("\"state\":\"scanned\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), sse.chunk())
+            .await
+            .expect("event within 5 s")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(claimed_at.elapsed() < Duration::from_secs(2), "change delivered promptly");
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_reaches_a_desktop_on_another_instance() {
+    if crate::support::app::postgres_url().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let options = TestOptions {
+        database_url: Some(crate::support::app::fresh_database(Backend::Postgres, &dir).await),
+        public_origin: Some("http://localhost:8443".into()),
+        ..Default::default()
+    };
+    let a = TestApp::spawn_with(Backend::Postgres, options.clone()).await;
+    let b = TestApp::spawn_with(Backend::Postgres, options).await;
+    let phone = Phone::signed_up(&b, "wes@example.com").await;
+    let desktop = Desktop::new(&a);
+    let qr = desktop.create(&a).await;
+    let id = qr["qrId"].as_str().unwrap().to_owned();
+    json_ok(phone.claim(&b, &qr).await).await;
+    let waiting = {
+        let http = desktop.http.clone();
+        let url = a.url(&format!("/api/v1/qr/{id}?wait=10"));
+        tokio::spawn(async move {
+            let body: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            (body, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let approved_at = Instant::now();
+    json_ok(phone.approve(&b, &qr, qr["matchCode"].as_str().unwrap()).await).await;
+    let (body, seen_at) = waiting.await.unwrap();
+    assert_eq!(body["state"], "approved");
+    let lag = seen_at.duration_since(approved_at);
+    eprintln!("approval on instance B reached the desktop on instance A after {lag:?}");
+    assert!(lag < Duration::from_secs(1), "within a second: {lag:?}");
+    json_ok(desktop.redeem(&a, &qr).await).await;
+}
