@@ -19,7 +19,7 @@ DBS="${PROFILE_DBS:-sqlite postgres}"
 SECONDS_TO_PROFILE="${PROFILE_SECONDS:-8}"
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 OUT="${BENCH_OUT:-$ROOT/bench/RESULTS.md}"
-PORT=18080
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 command -v perf >/dev/null || { echo "perf is missing: apt-get install -y linux-perf" >&2; exit 1; }
 [ -x "$HANDOFF" ] && [ -x "$LOADGEN" ] || { echo "build first: bench/run.sh" >&2; exit 1; }
 
@@ -55,14 +55,23 @@ for db in $DBS; do
   lg=$!
   # Attach after setup and warm-up (registration of 200 users takes well under 2 s).
   sleep 4
+  # Syscall counts over the same seconds: SQLite's busy handler sleeps (clock_nanosleep), thread
+  # hand-offs (futex), durability (fsync/fdatasync), network writes and reads.
+  perf stat -x, -o "$dir/syscalls.csv" -p "$pid" \
+    -e syscalls:sys_enter_clock_nanosleep,syscalls:sys_enter_futex,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync \
+    -e syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read \
+    -- sleep "$SECONDS_TO_PROFILE" 2>/dev/null &
+  pstat=$!
   perf record -q -e cpu-clock -F 499 --call-graph dwarf,32768 -p "$pid" -o "$dir/perf.data" -- sleep "$SECONDS_TO_PROFILE" 2>"$dir/perf.log" || true
+  wait "$pstat" || true
   wait "$lg" || { cat "$dir/loadgen.log" >&2; exit 1; }
   kill -TERM -- "-$PGID" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   PGID=""
   if [ -n "$DBNAME" ]; then dropdb --if-exists -h 127.0.0.1 -U postgres "$DBNAME"; DBNAME=""; fi
   perf script -i "$dir/perf.data" -F comm,tid,ip,sym,dso 2>/dev/null >"$dir/perf.txt"
-  python3 "$ROOT/bench/profile_areas.py" "$dir/perf.txt" --db "$db" --loadgen "$dir/loadgen.json" >"$dir/summary.md"
+  python3 "$ROOT/bench/profile_areas.py" "$dir/perf.txt" --db "$db" --loadgen "$dir/loadgen.json" \
+    --syscalls "$dir/syscalls.csv" --seconds "$SECONDS_TO_PROFILE" >"$dir/summary.md"
   SUMMARIES+=("$dir/summary.md")
   cat "$dir/summary.md" >&2
 done

@@ -54,6 +54,9 @@ def samples(path):
 
 
 def short(sym):
+    if sym.startswith("[unknown]"):
+        dso = re.search(r"\(([^()]*)\)\s*$", sym)
+        return f"[unknown] in {dso.group(1).rsplit('/', 1)[-1]}" if dso else sym
     sym = re.sub(r"\s*\(.*?\)\s*$", "", sym)  # drop the "(dso)" suffix
     sym = re.sub(r"::h[0-9a-f]{16}$", "", sym)
     sym = re.sub(r"\+0x[0-9a-f]+$", "", sym)
@@ -65,6 +68,8 @@ def main():
     ap.add_argument("perf_script")
     ap.add_argument("--db", required=True)
     ap.add_argument("--loadgen")
+    ap.add_argument("--syscalls", help="perf stat -x, output over the profiled seconds")
+    ap.add_argument("--seconds", type=float)
     args = ap.parse_args()
 
     total = 0
@@ -99,6 +104,25 @@ def main():
         pct = lambda c: f"{100 * c / total:.1f} %" if total else "–"
         print(f"| {name} | {pct(attributed[name])} | {pct(inclusive[name]) if name in inclusive else '–'} |")
     print()
+    if args.syscalls and args.loadgen and args.seconds:
+        try:
+            rate = json.load(open(args.loadgen))["perSecond"]
+            rows = []
+            for line in open(args.syscalls):
+                parts = line.strip().split(",")
+                if len(parts) > 2 and parts[0].replace(".", "").isdigit() and "sys_enter_" in parts[2]:
+                    rows.append((parts[2].split("sys_enter_")[1], int(float(parts[0]))))
+            if rows and rate:
+                n = rate * args.seconds
+                print(f"System calls per sign-in (perf stat over the same {args.seconds:g} s, about {n:,.0f} sign-ins):")
+                print()
+                print("| syscall | per sign-in |")
+                print("|---|---:|")
+                for name, count in rows:
+                    print(f"| {name} | {count / n:.2f} |")
+                print()
+        except (OSError, ValueError, KeyError):
+            pass
     print("<details><summary>hottest functions (self time)</summary>")
     print()
     print("| self | function |")

@@ -8,6 +8,7 @@ since bench/profile.sh writes it separately.
 """
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -18,6 +19,9 @@ from statistics import mean
 
 PROFILE_START = "<!-- profile:start -->"
 PROFILE_END = "<!-- profile:end -->"
+# A hand-written reading of the numbers (dated, citing the run it read); kept across runs.
+ANALYSIS_START = "<!-- analysis:start -->"
+ANALYSIS_END = "<!-- analysis:end -->"
 
 
 def sh(cmd):
@@ -105,8 +109,12 @@ def main():
         results = [json.loads(line) for line in f if line.strip()]
 
     old_profile = ""
+    old_analysis = ""
     if os.path.exists(args.out):
         text = open(args.out).read()
+        a = re.search(re.escape(ANALYSIS_START) + r".*?" + re.escape(ANALYSIS_END), text, re.S)
+        if a:
+            old_analysis = a.group(0)
         m = re.search(re.escape(PROFILE_START) + r".*?" + re.escape(PROFILE_END), text, re.S)
         if m:
             old_profile = m.group(0)
@@ -123,6 +131,7 @@ def main():
             ("BENCH_WARMUP", args.warmup),
             ("BENCH_ROUNDS", args.rounds),
         ]
+        + [(k, os.environ[k]) for k in ("BENCH_SKIP_BUILD", "BENCH_QUIET_WAIT", "BENCH_RETRIES", "BENCH_MAX_OTHER", "BENCH_DBS", "BENCH_SERVERS") if os.environ.get(k)]
     )
     dbs = []
     for r in results:
@@ -147,7 +156,8 @@ def main():
     w(f"- CPU: {m['cpus']} × {m['model']}; memory {m['memory']}; kernel {m['kernel']}")
     w(f"- Toolchain: {m['rustc']}; Node {m['node']}; PostgreSQL {m['postgres']}")
     w(f"- Peer: {m['peer_versions']}; its SQLite {m['peer_sqlite']} (WAL, synchronous={args.peer_sqlite_synchronous})")
-    w(f"- Handoff revision: {m['revision']}{' (with uncommitted changes)' if m['dirty'] else ''}; binary `{args.handoff}`")
+    w(f"- Handoff revision: {m['revision']}{' (with uncommitted changes)' if m['dirty'] else ''}; binary `{args.handoff}` "
+      f"built {datetime.datetime.fromtimestamp(os.path.getmtime(args.handoff), datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ}")
     w(f"- Load: {args.users} users with one passkey each, {args.concurrency} closed-loop workers, "
       f"{args.warmup} warm-up then a {args.duration} measured window, {args.rounds} round(s) per server and database")
     w("- The load generator runs on the same 2 cores as the server, so throughput and latency are for a shared")
@@ -164,10 +174,10 @@ def main():
     w(f"handoff-loadgen --url http://127.0.0.1:PORT --origin http://localhost:PORT --users {args.users} \\")
     w(f"  --concurrency {args.concurrency} --duration {args.duration} --warmup {args.warmup} \\")
     w(f"  --server-pgid PGID --clk-tck {args.clk_tck} [--db-comm postgres]")
-    w("# servers:")
-    w("#   HANDOFF_LISTEN=127.0.0.1:18080 HANDOFF_ORIGIN=http://localhost:18080 HANDOFF_RP_ID=localhost \\")
+    w("# servers (PORT: a free port picked per start):")
+    w("#   HANDOFF_LISTEN=127.0.0.1:PORT HANDOFF_ORIGIN=http://localhost:PORT HANDOFF_RP_ID=localhost \\")
     w("#   HANDOFF_DATA_DIR=$TMP [HANDOFF_DATABASE_URL=postgres://…/bench_handoff_…] RUST_LOG=warn handoff serve")
-    w("#   PEER_LISTEN=127.0.0.1:18090 PEER_ORIGIN=http://localhost:18090 PEER_SQLITE_PATH=$TMP/peer.sqlite3 \\")
+    w("#   PEER_LISTEN=127.0.0.1:PORT PEER_ORIGIN=http://localhost:PORT PEER_SQLITE_PATH=$TMP/peer.sqlite3 \\")
     w("#   [PEER_DATABASE_URL=postgres://…/bench_peer_…] NODE_ENV=production node bench/peer-node/server.js")
     w("```")
     w("")
@@ -200,6 +210,11 @@ def main():
         if o is None or p is None:
             w("")
             continue
+        disturbed = [r for r in ours_rows + peer_rows if r.get("otherCpuCores", 0) > 0.25]
+        if disturbed:
+            w("")
+            w(f"⚠ {len(disturbed)} of these windows were disturbed: other processes used more than 0.25 of a core "
+              "(see *other CPU cores*); their throughput and latency are less reliable than their CPU per sign-in.")
         cpu_ratio = o["serverCpuMsPerSignin"] / p["serverCpuMsPerSignin"] if p["serverCpuMsPerSignin"] else None
         tput_ratio = o["perSecond"] / p["perSecond"] if p["perSecond"] else None
         p99_ratio = o["p99Ms"] / p["p99Ms"] if p["p99Ms"] else None
@@ -235,6 +250,9 @@ def main():
         missed = [f"{t}: {l}" for t, l, met in verdicts if not met]
         w("**Targets** (at most a third of the peer's server CPU per sign-in, higher throughput, lower p99): "
           + ("all met." if not missed else "not met — " + "; ".join(missed) + "."))
+        w("")
+    if old_analysis:
+        w(old_analysis)
         w("")
     w("## Raw measurements")
     w("")

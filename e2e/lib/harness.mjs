@@ -157,6 +157,58 @@ export const PLATFORM_AUTHENTICATOR = {
 };
 
 /**
+ * Device identities for `Emulation.setUserAgentOverride`: the User-Agent header,
+ * `navigator.userAgent`, the `Sec-CH-UA-*` request headers and
+ * `navigator.userAgentData` all tell the same story.
+ */
+const BRANDS = [
+  { brand: 'Chromium', version: '156' },
+  { brand: 'Google Chrome', version: '156' },
+  { brand: 'Not=A?Brand', version: '24' },
+];
+const FULL_VERSIONS = BRANDS.map((b) => ({ brand: b.brand, version: `${b.version}.0.0.0` }));
+export const IDENTITIES = {
+  /** Chrome on a Windows 11 desktop. */
+  windowsDesktop: {
+    userAgent:
+      'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36',
+    platform: 'Win32',
+    userAgentMetadata: {
+      brands: BRANDS,
+      fullVersionList: FULL_VERSIONS,
+      fullVersion: '156.0.0.0',
+      platform: 'Windows',
+      platformVersion: '15.0.0',
+      architecture: 'x86',
+      model: '',
+      mobile: false,
+      bitness: '64',
+      wow64: false,
+      formFactors: ['Desktop'],
+    },
+  },
+  /** Chrome on an Android phone. */
+  androidPhone: {
+    userAgent:
+      'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36',
+    platform: 'Linux armv8l',
+    userAgentMetadata: {
+      brands: BRANDS,
+      fullVersionList: FULL_VERSIONS,
+      fullVersion: '156.0.0.0',
+      platform: 'Android',
+      platformVersion: '14.0.0',
+      architecture: '',
+      model: 'Pixel 8',
+      mobile: true,
+      bitness: '',
+      wow64: false,
+      formFactors: ['Mobile'],
+    },
+  },
+};
+
+/**
  * A new browser context and page with a virtual authenticator.
  *
  * The page also records, in `window.__webauthnCalls`, which WebAuthn calls it
@@ -164,9 +216,13 @@ export const PLATFORM_AUTHENTICATOR = {
  * sign-in from a modal one. It does not change what the calls do.
  *
  * @param {import('playwright-core').Browser} browser
- * @param {{viewport?: {width:number,height:number}, isMobile?: boolean, authenticator?: object}} [options]
+ * @param {{viewport?: {width:number,height:number}, isMobile?: boolean, authenticator?: object|false, identity?: object}} [options]
+ *   `authenticator: false` starts without one; `identity` is one of {@link IDENTITIES}.
  */
-export async function openPage(browser, { viewport = { width: 1280, height: 900 }, isMobile = false, authenticator = {} } = {}) {
+export async function openPage(
+  browser,
+  { viewport = { width: 1280, height: 900 }, isMobile = false, authenticator = {}, identity } = {},
+) {
   const context = await browser.newContext({ viewport, isMobile, hasTouch: isMobile, deviceScaleFactor: 1 });
   await context.addInitScript(() => {
     window.__webauthnCalls = [];
@@ -191,10 +247,13 @@ export async function openPage(browser, { viewport = { width: 1280, height: 900 
     if (msg.type() === 'error') consoleErrors.push(msg.text());
   });
   const cdp = await context.newCDPSession(page);
+  if (identity) await cdp.send('Emulation.setUserAgentOverride', identity);
   await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { ...PLATFORM_AUTHENTICATOR, ...authenticator },
-  });
+  const authenticatorId =
+    authenticator === false
+      ? undefined
+      : (await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { ...PLATFORM_AUTHENTICATOR, ...authenticator } }))
+          .authenticatorId;
 
   /** Requests the page sent to /api/v1, with their JSON bodies. */
   const apiCalls = [];

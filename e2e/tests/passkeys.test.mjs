@@ -299,10 +299,19 @@ describe('demo page: passkeys on this device', { timeout: 180_000 }, () => {
     await page.click('#signup-submit');
     await assertText(status(), 'already has an account');
     assert.equal(await page.locator('#account').isVisible(), false);
-    // A passkey this device does not have: the browser refuses, the page says what to do.
+    // An identifier with no account here: the server answers like for any account whose
+    // passkey is elsewhere (it does not reveal which accounts exist), and the page offers the
+    // other ways to sign in instead of a dead end — whether it tried a passkey first or not.
     await page.fill('#identifier', 'nobody@example.com');
     await page.click('#signin-continue');
-    await assertText(status(), 'No passkey was used.');
+    const alternative = page.locator('#alternative');
+    await alternative.waitFor({ state: 'visible', timeout: 15_000 });
+    await assertText(alternative, 'Other ways to sign in');
+    await assertText(alternative, 'Sign in on the device that has your passkey');
+    assert.match(await page.locator('#alternative-title').innerText(), /Passkey sign-in (didn't work|isn't available) here/);
+    assert.equal(await page.locator('#account').isVisible(), false);
+    await page.getByRole('button', { name: 'Use a different account' }).click();
+    await page.locator('#signin-title').waitFor({ state: 'visible' });
     // Empty identifier: a field error tied to the input.
     await page.fill('#identifier', '');
     await page.click('#signin-continue');

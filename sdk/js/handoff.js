@@ -15,14 +15,24 @@
  *   the server's error code, or the DOMException name of a WebAuthn failure
  *   (`NotAllowedError`, `AbortError`, …), so a page can branch on it.
  * - What this browser can do (client capabilities, platform authenticator,
- *   autofill, the passkey it used last) is sent to `/login/start` so the
- *   server can pick the method most likely to work. Anything the browser
- *   cannot tell is left out ("unknown"), never reported as `false`.
+ *   autofill, User-Agent Client Hints, the passkey it used last) is sent to
+ *   `/login/start` so the server can pick the method most likely to work.
+ *   Anything the browser cannot tell is left out ("unknown"), never reported
+ *   as `false`.
+ * - Sign-in is two steps, {@link Handoff#startSignIn} (ask the server which
+ *   method fits) and {@link Handoff#completeSignIn} (run the passkey
+ *   ceremony), so a page can explain a cross-device sign-in *before* the
+ *   operating system's dialog opens. {@link Handoff#signIn} does both.
+ * - A failed ceremony is reported to the server (`/login/failure`,
+ *   fire-and-forget) so it stops offering a method that keeps failing in this
+ *   browser.
  *
  * @module handoff
  */
 
 const API = '/api/v1';
+/** How long `clientInfo()` waits for the User-Agent Client Hints before sending without them. */
+const CLIENT_HINTS_TIMEOUT_MS = 250;
 const LAST_CREDENTIAL_KEY = 'handoff:lastCredentialId';
 const RP_ID_KEY = 'handoff:rpId';
 
@@ -35,17 +45,24 @@ const RP_ID_KEY = 'handoff:rpId';
  * aborted, `InvalidStateError` when the authenticator already holds a passkey
  * for this account), `network-error` when the server could not be reached,
  * `unsupported` when the browser has no WebAuthn, `no-passkey-offered` when
- * the server decided against a passkey ceremony, or `http-<status>` for an
- * error response without a JSON body.
+ * the server decided against a passkey ceremony (see `decision`),
+ * `ceremony-expired` when a started sign-in was completed after its timeout,
+ * or `http-<status>` for an error response without a JSON body.
+ *
+ * During a sign-in, `decision` holds the server's decision: on a WebAuthn
+ * failure, offer `decision.retry.then` (or one of `decision.alternatives`).
  */
 export class HandoffError extends Error {
   /**
    * @param {string} code stable, machine-readable code (see the class doc)
    * @param {string} message human-readable sentence
-   * @param {{status?: number, cause?: unknown, decision?: Decision, journeyId?: string}} [details]
+   * @param {{status?: number, cause?: unknown, decision?: Decision, journeyId?: string, ceremonyId?: string, elapsedMs?: number, timedOut?: boolean}} [details]
    *   `status`: HTTP status of a server error; `cause`: the underlying
-   *   exception; `decision`/`journeyId`: the server's login decision, when the
-   *   error happened during a sign-in.
+   *   exception; `decision`/`journeyId`/`ceremonyId`: the server's login
+   *   decision and attempt, when the error happened during a sign-in;
+   *   `elapsedMs`: how long the WebAuthn dialog was open; `timedOut`: the
+   *   dialog ran into the ceremony's timeout (a `NotAllowedError` that took
+   *   the whole time).
    */
   constructor(code, message, details = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -58,6 +75,12 @@ export class HandoffError extends Error {
     this.decision = details.decision;
     /** @type {string|undefined} */
     this.journeyId = details.journeyId;
+    /** @type {string|undefined} */
+    this.ceremonyId = details.ceremonyId;
+    /** @type {number|undefined} */
+    this.elapsedMs = details.elapsedMs;
+    /** @type {boolean} */
+    this.timedOut = details.timedOut === true;
   }
 }
 
@@ -99,7 +122,26 @@ export class HandoffError extends Error {
  * @property {string} identifier
  * @property {string} credentialId the passkey that was used (base64url)
  * @property {string} journeyId the login journey the server recorded
+ * @property {string} [flow] the product flow the sign-in took (`passkey-local`, `cross-device`, …)
+ * @property {{reason: string}|null} appendOffer present after a sign-in with a phone on a
+ *   device that can hold a passkey: offer {@link Handoff#appendPasskey} ("Create a passkey
+ *   here"), and call {@link Handoff#skipAppend} when the user declines
  * @property {Decision} decision the server's decision for this attempt
+ */
+
+/**
+ * A started sign-in: the server's decision and, when it involves a passkey, the
+ * ceremony to run with {@link Handoff#completeSignIn}.
+ *
+ * @typedef {object} SignInAttempt
+ * @property {string} journeyId
+ * @property {Decision} decision `decision.verdict` says what to do next
+ * @property {boolean} hasCeremony true for `local`, `try-once` and `cross-device`
+ *   (the server sent a ceremony); false for `fallback` and `qr-approval`
+ * @property {string} [ceremonyId]
+ * @property {object} [publicKey] `PublicKeyCredentialRequestOptionsJSON`, with the server's `hints`
+ * @property {number} [timeoutMs] the ceremony's timeout (`publicKey.timeout`)
+ * @property {number} [expiresAt] `Date.now()` value after which the ceremony has expired
  */
 
 /**
@@ -160,20 +202,113 @@ export class Handoff {
   }
 
   /**
-   * Identifier-first sign-in: the server looks up the account's passkeys and
-   * decides how to proceed; when it offers a passkey ceremony the browser's
-   * passkey dialog opens for the account's credentials.
+   * Identifier-first sign-in in one call: {@link Handoff#startSignIn}, then,
+   * when the server's decision runs a passkey ceremony (`local`, `try-once`,
+   * `cross-device`), {@link Handoff#completeSignIn}.
+   *
+   * A page that wants to explain a cross-device sign-in before the operating
+   * system's dialog opens should call the two steps itself.
    *
    * @param {{identifier: string, journeyId?: string}} params `journeyId`
    *   continues an attempt the server already knows (optional).
    * @returns {Promise<SignInResult>}
    * @throws {HandoffError} `NotAllowedError` (cancelled, timed out or no
-   *   matching passkey here), `no-passkey-offered` (the decision, on
-   *   `error.decision`, was not a passkey ceremony), or a server code
+   *   matching passkey here; `error.decision.retry.then` is what to offer
+   *   next), `no-passkey-offered` (the decision, on `error.decision`, is
+   *   `fallback` or `qr-approval`: nothing to run), or a server code
    */
   async signIn({ identifier, journeyId } = {}) {
+    const attempt = await this.startSignIn({ identifier, journeyId });
+    return this.completeSignIn(attempt);
+  }
+
+  /**
+   * Step 1 of a sign-in: send what this browser can do and ask the server
+   * which method fits. Nothing is shown to the user; no dialog opens.
+   *
+   * `prefer` asks for a particular method after the previous one failed — pass the
+   * previous decision's `retry.then` (e.g. `'cross-device'` after a failed try on
+   * this device); the server honours it when that method can work here.
+   *
+   * @param {{identifier?: string, journeyId?: string, prefer?: string, signal?: AbortSignal}} [params]
+   * @returns {Promise<SignInAttempt>}
+   * @throws {HandoffError} a server code, `network-error`, `unsupported`
+   */
+  async startSignIn({ identifier, journeyId, prefer, signal } = {}) {
     requireWebAuthn();
-    return this._login({ identifier, journeyId });
+    const body = { client: await this.clientInfo() };
+    if (identifier !== undefined && identifier !== null && identifier !== '') body.identifier = identifier;
+    if (journeyId) body.journeyId = journeyId;
+    if (prefer) body.prefer = prefer;
+    throwIfAborted(signal);
+    const start = await this._post('/login/start', body, signal);
+    const hasCeremony = !!(start?.ceremonyId && start?.publicKey);
+    /** @type {SignInAttempt} */
+    const attempt = { journeyId: start?.journeyId, decision: start?.decision, hasCeremony };
+    if (hasCeremony) {
+      attempt.ceremonyId = start.ceremonyId;
+      attempt.publicKey = start.publicKey;
+      const timeout = Number(start.publicKey.timeout);
+      if (Number.isFinite(timeout) && timeout > 0) {
+        attempt.timeoutMs = timeout;
+        attempt.expiresAt = Date.now() + timeout;
+      }
+    }
+    return attempt;
+  }
+
+  /**
+   * Step 2 of a sign-in: open the browser's passkey dialog for a started
+   * attempt and, when the user confirms, finish it on the server (which sets
+   * the session cookie). Call it from the user's click where you can (Safari
+   * wants a user gesture).
+   *
+   * A WebAuthn failure is reported to the server (fire-and-forget) and thrown
+   * as a {@link HandoffError} whose `code` is the DOMException name and whose
+   * `decision` says what to offer next (`decision.retry.then`).
+   *
+   * @param {SignInAttempt} attempt from {@link Handoff#startSignIn}
+   * @param {{signal?: AbortSignal, hints?: string[]}} [options] `hints`
+   *   replaces the server's WebAuthn hints (e.g. `['hybrid']` to lead with the
+   *   phone's QR code)
+   * @returns {Promise<SignInResult>}
+   * @throws {HandoffError} `no-passkey-offered` (the attempt has no ceremony),
+   *   `ceremony-expired`, a DOMException name, or a server code
+   */
+  async completeSignIn(attempt, { signal, hints } = {}) {
+    requireWebAuthn();
+    return this._ceremony(attempt, { signal, hints });
+  }
+
+  /**
+   * Accept the passkey-append offer: create a passkey on this device for the
+   * signed-in account (the same registration as adding a passkey).
+   *
+   * @param {{identifier?: string, displayName?: string}} [params] defaults to
+   *   the signed-in account's identifier and display name
+   * @returns {Promise<SignUpResult>}
+   * @throws {HandoffError} `not-signed-in`, `InvalidStateError` (this device
+   *   already has a passkey for the account), `NotAllowedError`, …
+   */
+  async appendPasskey({ identifier, displayName } = {}) {
+    if (!identifier) {
+      const session = await this.session();
+      if (!session) throw new HandoffError('not-signed-in', 'Sign in first, then create a passkey on this device.', { status: 401 });
+      identifier = session.identifier;
+      displayName = displayName ?? session.displayName ?? undefined;
+    }
+    return this.signUp({ identifier, displayName });
+  }
+
+  /**
+   * Decline the passkey-append offer ("Not now"). The server waits before
+   * offering again and stops after a few refusals.
+   *
+   * @returns {Promise<void>}
+   * @throws {HandoffError} `not-signed-in`
+   */
+  async skipAppend() {
+    await this._post('/passkeys/append/skip', {});
   }
 
   /**
@@ -288,34 +423,27 @@ export class Handoff {
    * What this browser can tell about itself, for `/login/start`. Each field is
    * present only when the browser answered.
    *
-   * @returns {Promise<{userAgent?: string, capabilities?: object, platformAuthenticator?: boolean, conditionalMediation?: boolean, lastCredentialId?: string}>}
+   * `userAgentData` holds the User-Agent Client Hints (`platform`,
+   * `platformVersion`, `mobile`, `model`, `formFactors`) where the browser
+   * offers them; they are waited for at most a quarter of a second.
+   *
+   * @returns {Promise<{userAgent?: string, capabilities?: object, platformAuthenticator?: boolean, conditionalMediation?: boolean, lastCredentialId?: string, userAgentData?: {platform?: string, platformVersion?: string, mobile?: boolean, model?: string, formFactors?: string[]}}>}
    */
   async clientInfo() {
     const client = {};
     const PKC = globalThis.PublicKeyCredential;
     if (typeof navigator !== 'undefined' && navigator.userAgent) client.userAgent = navigator.userAgent;
-    if (typeof PKC?.getClientCapabilities === 'function') {
-      try {
-        const capabilities = await PKC.getClientCapabilities();
-        if (capabilities && typeof capabilities === 'object') client.capabilities = { ...capabilities };
-      } catch {
-        // unknown
-      }
-    }
-    if (typeof PKC?.isUserVerifyingPlatformAuthenticatorAvailable === 'function') {
-      try {
-        client.platformAuthenticator = (await PKC.isUserVerifyingPlatformAuthenticatorAvailable()) === true;
-      } catch {
-        // unknown
-      }
-    }
-    if (typeof PKC?.isConditionalMediationAvailable === 'function') {
-      try {
-        client.conditionalMediation = (await PKC.isConditionalMediationAvailable()) === true;
-      } catch {
-        // unknown
-      }
-    }
+    // Asked in parallel; each answer that does not come (or throws) stays "unknown".
+    const [capabilities, platformAuthenticator, conditionalMediation, userAgentData] = await Promise.all([
+      ask(PKC, 'getClientCapabilities'),
+      ask(PKC, 'isUserVerifyingPlatformAuthenticatorAvailable'),
+      ask(PKC, 'isConditionalMediationAvailable'),
+      userAgentHints(),
+    ]);
+    if (capabilities && typeof capabilities === 'object') client.capabilities = { ...capabilities };
+    if (typeof platformAuthenticator === 'boolean') client.platformAuthenticator = platformAuthenticator;
+    if (typeof conditionalMediation === 'boolean') client.conditionalMediation = conditionalMediation;
+    if (userAgentData) client.userAgentData = userAgentData;
     const last = storageGet(LAST_CREDENTIAL_KEY);
     if (last) client.lastCredentialId = last;
     return client;
@@ -323,34 +451,58 @@ export class Handoff {
 
   // ---- internals -----------------------------------------------------------
 
-  /** @private */
-  async _login({ identifier, journeyId, mediation, signal }) {
-    const body = { client: await this.clientInfo() };
-    if (identifier !== undefined && identifier !== null && identifier !== '') body.identifier = identifier;
-    if (journeyId) body.journeyId = journeyId;
-    throwIfAborted(signal);
-    const start = await this._post('/login/start', body, signal);
-    const details = { decision: start.decision, journeyId: start.journeyId };
-    if (!start.publicKey || !start.ceremonyId) {
-      const why = start.decision?.reasons?.[0]?.message;
+  /** @private Usernameless sign-in (autofill or passkey picker). */
+  async _login({ journeyId, mediation, signal }) {
+    const attempt = await this.startSignIn({ journeyId, signal });
+    return this._ceremony(attempt, { mediation, signal });
+  }
+
+  /** @private Run the WebAuthn `get` of a started attempt and finish it on the server. */
+  async _ceremony(attempt, { mediation, signal, hints }) {
+    const details = { decision: attempt?.decision, journeyId: attempt?.journeyId, ceremonyId: attempt?.ceremonyId };
+    if (!attempt?.hasCeremony || !attempt.publicKey || !attempt.ceremonyId) {
+      const why = attempt?.decision?.reasons?.[0]?.message;
       throw new HandoffError(
         'no-passkey-offered',
         why || 'The server did not offer a passkey sign-in for this attempt.',
         details,
       );
     }
-    const publicKey = parseRequestOptions(start.publicKey);
-    rememberRpId(start.publicKey.rpId);
+    const json = { ...attempt.publicKey };
+    if (Array.isArray(hints)) json.hints = hints;
+    const modal = mediation !== 'conditional';
+    if (modal && attempt.expiresAt) {
+      // The server's ceremony started at /login/start: give the dialog only the time that is left.
+      const left = attempt.expiresAt - Date.now();
+      if (left <= 0) {
+        throw new HandoffError('ceremony-expired', 'This sign-in request expired. Start again.', details);
+      }
+      json.timeout = Math.max(1000, Math.floor(left));
+    }
+    const publicKey = parseRequestOptions(json);
+    rememberRpId(json.rpId);
     /** @type {CredentialRequestOptions} */
     const options = { publicKey };
     if (mediation) options.mediation = mediation;
     if (signal) options.signal = signal;
-    const credential = await webauthn(() => navigator.credentials.get(options), details);
+    const began = now();
+    let credential;
+    try {
+      credential = await webauthn(() => navigator.credentials.get(options), details);
+    } catch (error) {
+      const elapsedMs = Math.max(0, Math.round(now() - began));
+      error.elapsedMs = elapsedMs;
+      error.timedOut = error.code === 'NotAllowedError' && modal && json.timeout > 0 && elapsedMs >= json.timeout - 250;
+      // Our own abort (the page moved on) and autofill that was not used are not failures of a passkey.
+      const ours = error.code === 'AbortError' && signal?.aborted;
+      if (modal && !ours) this._reportFailure({ ceremonyId: attempt.ceremonyId, errorName: error.code, elapsedMs });
+      throw error;
+    }
     let result;
     try {
       result = await this._post(
         '/login/finish',
-        { ceremonyId: start.ceremonyId, credential: authenticationToJSON(credential) },
+        { ceremonyId: attempt.ceremonyId, credential: authenticationToJSON(credential) },
         undefined,
         details,
       );
@@ -358,12 +510,37 @@ export class Handoff {
       // The passkey the user picked is not on the server (deleted elsewhere): tell the provider,
       // so it stops offering it in this browser.
       if (error instanceof HandoffError && error.code === 'unknown-credential') {
-        await signalUnknown(start.publicKey.rpId ?? globalThis.location?.hostname, credential.id);
+        await signalUnknown(json.rpId ?? globalThis.location?.hostname, credential.id);
       }
       throw error;
     }
     rememberCredential(credential.id);
-    return { ...result, credentialId: credential.id, journeyId: start.journeyId, decision: start.decision };
+    return {
+      ...result,
+      credentialId: credential.id,
+      journeyId: result?.journeyId ?? attempt.journeyId,
+      appendOffer: result?.appendOffer ?? null,
+      decision: attempt.decision,
+    };
+  }
+
+  /**
+   * @private Tell the server a ceremony failed in the browser. Fire-and-forget: never awaited,
+   * never throws, survives a page navigation (`keepalive`).
+   */
+  _reportFailure(body) {
+    try {
+      const sent = this._fetch(`${this.baseUrl}${API}/login/failure`, {
+        method: 'POST',
+        credentials: 'same-origin',
+        keepalive: true,
+        headers: { accept: 'application/json', 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      Promise.resolve(sent).catch(() => {});
+    } catch {
+      // reporting is best effort
+    }
   }
 
   /** @private */
@@ -425,6 +602,57 @@ function requireWebAuthn() {
 
 function throwIfAborted(signal) {
   if (signal?.aborted) throw new HandoffError('AbortError', 'The sign-in was aborted.');
+}
+
+function now() {
+  return globalThis.performance?.now?.() ?? Date.now();
+}
+
+/** Call an optional static WebAuthn query; `undefined` when it is missing or fails ("unknown"). */
+async function ask(target, method) {
+  if (typeof target?.[method] !== 'function') return undefined;
+  try {
+    return await target[method]();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * User-Agent Client Hints, high-entropy values included, or `undefined` when the browser has
+ * none or does not answer within {@link CLIENT_HINTS_TIMEOUT_MS}. Empty strings (no model on a
+ * desktop, no version on Linux) are left out: they say nothing.
+ */
+async function userAgentHints() {
+  const uad = globalThis.navigator?.userAgentData;
+  if (!uad) return undefined;
+  let values;
+  if (typeof uad.getHighEntropyValues === 'function') {
+    let timer;
+    try {
+      values = await Promise.race([
+        uad.getHighEntropyValues(['platform', 'platformVersion', 'model', 'formFactors', 'mobile']),
+        new Promise((resolve) => {
+          timer = setTimeout(() => resolve(undefined), CLIENT_HINTS_TIMEOUT_MS);
+        }),
+      ]);
+    } catch {
+      values = undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  // Without the high-entropy answer, the low-entropy values are still there synchronously.
+  values = values ?? { platform: uad.platform, mobile: uad.mobile };
+  const out = {};
+  for (const key of ['platform', 'platformVersion', 'model']) {
+    if (typeof values[key] === 'string' && values[key] !== '') out[key] = values[key];
+  }
+  if (typeof values.mobile === 'boolean') out.mobile = values.mobile;
+  if (Array.isArray(values.formFactors) && values.formFactors.length) {
+    out.formFactors = values.formFactors.filter((f) => typeof f === 'string');
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** Run a WebAuthn call and turn its DOMException into a HandoffError. */

@@ -14,15 +14,22 @@ const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) App
 const WINDOWS_CHROME: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
-/// The JSON "shape": keys and value types, recursively (array items by their first element).
-fn shape(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
-        Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
-        Value::String(_) => json!("string"),
-        Value::Number(_) => json!("number"),
-        Value::Bool(_) => json!("bool"),
-        Value::Null => json!("null"),
+/// Same JSON "shape": the same keys with values of the same types, recursively; array
+/// items are compared with each other's first item (an empty array matches any array).
+fn same_shape(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_shape(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => match (x.first(), y.first()) {
+            (Some(p), Some(q)) => same_shape(p, q),
+            _ => true,
+        },
+        (Value::String(_), Value::String(_))
+        | (Value::Number(_), Value::Number(_))
+        | (Value::Bool(_), Value::Bool(_))
+        | (Value::Null, Value::Null) => true,
+        _ => false,
     }
 }
 
@@ -65,7 +72,8 @@ on_both_backends!(unknown_identifiers_look_like_known_ones, |backend| async move
         start_as(&app, &desktop, WINDOWS_CHROME, json!({"identifier": "known@example.com", "client": client})).await;
     let unknown =
         start_as(&app, &desktop, WINDOWS_CHROME, json!({"identifier": "nobody@example.com", "client": client})).await;
-    assert_eq!(shape(&known), shape(&unknown), "same shape:\n{known}\n{unknown}");
+    assert!(same_shape(&known, &unknown), "same shape:\n{known}\n{unknown}");
+    assert!(!same_shape(&known, &json!({"journeyId": "x"})), "the comparison can fail");
     assert_eq!(known["decision"]["verdict"], "cross-device");
     assert!(unknown["decision"]["verdict"].is_string());
     assert_eq!(
@@ -134,7 +142,8 @@ on_both_backends!(repeated_failures_in_a_browser_fall_back, |backend| async move
         expect_error(app.post("/api/v1/login/failure", &report).await, 404, "ceremony-not-found").await;
     }
     let start = json_ok(app.login_start(Some("finn")).await).await;
-    assert_eq!(start["decision"]["verdict"], "fallback", "{start}");
+    // QR approval is on by default, so the way out is the phone's QR code.
+    assert_eq!(start["decision"]["verdict"], "qr-approval", "{start}");
     assert!(start["decision"]["reasons"].as_array().unwrap().iter().any(|r| r["code"] == "recent-failures"));
     assert!(start.get("ceremonyId").is_none() && start.get("publicKey").is_none(), "nothing to run: {start}");
     // Another browser is not affected.
@@ -142,7 +151,7 @@ on_both_backends!(repeated_failures_in_a_browser_fall_back, |backend| async move
     let elsewhere =
         json_ok(other.post(app.url("/api/v1/login/start")).json(&json!({"identifier": "finn"})).send().await.unwrap())
             .await;
-    assert_ne!(elsewhere["decision"]["verdict"], "fallback");
+    assert!(elsewhere["ceremonyId"].is_string(), "passkeys still offered there: {elsewhere}");
     // Bad reports are named.
     let bad = json!({"ceremonyId": elsewhere["ceremonyId"], "errorName": "<script>"});
     expect_error(app.post("/api/v1/login/failure", &bad).await, 400, "invalid-error-name").await;

@@ -391,3 +391,48 @@ async fn approval_reaches_a_desktop_on_another_instance() {
     assert!(lag < Duration::from_secs(1), "within a second: {lag:?}");
     json_ok(desktop.redeem(&a, &qr).await).await;
 }
+
+on_both_backends!(a_phone_that_verifies_again_keeps_its_claim, |backend| async move {
+    let extra = RawConfig { qr_reauth_after_seconds: Some(1), ..RawConfig::default() };
+    let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    // The phone signs up with a key it keeps, so it can sign in again.
+    let http = app.new_browser();
+    let mut key = SoftKey::new(&app.origin);
+    let start = json_ok(
+        http.post(app.url("/api/v1/passkeys/registration/start"))
+            .json(&json!({"identifier": "xia"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let credential = key.create(&start["publicKey"]).await;
+    json_ok(
+        http.post(app.url("/api/v1/passkeys/registration/finish"))
+            .json(&json!({"ceremonyId": start["ceremonyId"], "credential": credential}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let phone = Phone { http };
+    let desktop = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    json_ok(phone.claim(&app, &qr).await).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let code = qr["matchCode"].as_str().unwrap();
+    expect_error(phone.approve(&app, &qr, code).await, 401, "reauth-required").await;
+    // Confirm with the passkey again (as the phone page does), then approve.
+    let login = json_ok(phone.post(&app, "/api/v1/login/start", json!({"identifier": "xia"})).await).await;
+    let assertion = key.get(&login["publicKey"]).await;
+    let resp = phone
+        .post(&app, "/api/v1/login/finish", json!({"ceremonyId": login["ceremonyId"], "credential": assertion}))
+        .await;
+    assert!(
+        crate::support::app::set_cookie(resp.headers(), "handoff_session").is_none(),
+        "the same session carries on"
+    );
+    json_ok(resp).await;
+    assert_eq!(json_ok(phone.approve(&app, &qr, code).await).await["state"], "approved");
+    json_ok(desktop.redeem(&app, &qr).await).await;
+});

@@ -65,7 +65,12 @@ struct Verified;
 #[async_trait::async_trait]
 impl UserValidationMethod for Verified {
     type PasskeyItem = Passkey;
-    async fn check_user<'a>(&self, _: UiHint<'a, Passkey>, presence: bool, verification: bool) -> Result<UserCheck, Ctap2Error> {
+    async fn check_user<'a>(
+        &self,
+        _: UiHint<'a, Passkey>,
+        presence: bool,
+        verification: bool,
+    ) -> Result<UserCheck, Ctap2Error> {
         Ok(UserCheck { presence, verification })
     }
     fn is_presence_enabled(&self) -> bool {
@@ -98,7 +103,8 @@ async fn register(http: &reqwest::Client, base: &str, origin: &url::Url, identif
         .json()
         .await
         .expect("json");
-    let authenticator = Authenticator::new(Aaguid([0; 16]), Store::default(), Verified, passkey::crypto::AvailableBackend);
+    let authenticator =
+        Authenticator::new(Aaguid([0; 16]), Store::default(), Verified, passkey::crypto::AvailableBackend);
     let mut client: Client<_, _, _, public_suffix::PublicSuffixList, ()> =
         Client::new(authenticator).allows_insecure_localhost(true);
     let options: CredentialCreationOptions =
@@ -164,8 +170,11 @@ async fn main() {
 
     // Give "twenty" 19 more passkeys with varied providers and devices (copies of the real one).
     let db = handoff_store::Database::connect(&db_url).await.expect("db");
-    let (account, passkeys) =
-        db.find_with_passkeys(&Identifier::parse("twenty@example.com").expect("id")).await.expect("query").expect("account");
+    let (account, passkeys) = db
+        .find_with_passkeys(&Identifier::parse("twenty@example.com").expect("id"))
+        .await
+        .expect("query")
+        .expect("account");
     let template = passkeys[0].clone();
     let devices = [
         ("macOS", "Safari", FormFactor::Desktop),
@@ -209,7 +218,18 @@ async fn main() {
     for _ in 0..2000 {
         let t = Instant::now();
         for _ in 0..batch {
-            verdict = Some(std::hint::black_box(decide("twenty@example.com", &facts, &client, FailureHistory::default(), &rules, now)).decision.verdict);
+            verdict = Some(
+                std::hint::black_box(decide(
+                    "twenty@example.com",
+                    &facts,
+                    &client,
+                    FailureHistory::default(),
+                    &rules,
+                    now,
+                ))
+                .decision
+                .verdict,
+            );
         }
         samples.push(t.elapsed().as_secs_f64() * 1e6 / f64::from(batch));
     }
@@ -223,8 +243,16 @@ async fn main() {
 
     println!("| measurement | p50 | p99 | verdict |");
     println!("|---|---|---|---|");
-    println!("| `decide()` in-process, 20 passkeys (per call, batches of {batch}, 2000 batches) | {in_p50:.2} µs | {in_p99:.2} µs | {verdict:?} |");
-    println!("| `POST /login/start` over HTTP, 1 passkey ({n} sequential) | {one_p50:.3} ms | {one_p99:.3} ms | {one_v} |");
-    println!("| `POST /login/start` over HTTP, 20 passkeys ({n} sequential) | {tw_p50:.3} ms | {tw_p99:.3} ms | {tw_v} |");
-    println!("| `POST /login/start` over HTTP, unknown identifier ({n} sequential) | {un_p50:.3} ms | {un_p99:.3} ms | {un_v} |");
+    println!(
+        "| `decide()` in-process, 20 passkeys (per call, batches of {batch}, 2000 batches) | {in_p50:.2} µs | {in_p99:.2} µs | {verdict:?} |"
+    );
+    println!(
+        "| `POST /login/start` over HTTP, 1 passkey ({n} sequential) | {one_p50:.3} ms | {one_p99:.3} ms | {one_v} |"
+    );
+    println!(
+        "| `POST /login/start` over HTTP, 20 passkeys ({n} sequential) | {tw_p50:.3} ms | {tw_p99:.3} ms | {tw_v} |"
+    );
+    println!(
+        "| `POST /login/start` over HTTP, unknown identifier ({n} sequential) | {un_p50:.3} ms | {un_p99:.3} ms | {un_v} |"
+    );
 }

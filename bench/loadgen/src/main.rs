@@ -246,10 +246,10 @@ fn group_cpu_ticks(pgid: u32) -> u64 {
     for entry in dir.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        if let Some((pgrp, ticks)) = proc_stat(pid) {
-            if pgrp == pgid {
-                total += ticks;
-            }
+        if let Some((pgrp, ticks)) = proc_stat(pid)
+            && pgrp == pgid
+        {
+            total += ticks;
         }
     }
     total

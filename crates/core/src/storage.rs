@@ -115,6 +115,8 @@ pub trait Sessions: Send + Sync {
     async fn find(&self, token_digest: &str, now: Millis) -> Result<Option<SessionRecord>>;
     /// Deletes a session; false when there was none.
     async fn revoke(&self, token_digest: &str) -> Result<bool>;
+    /// Records a new user-verified passkey ceremony in a live session.
+    async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool>;
     /// Deletes expired sessions; returns how many.
     async fn purge_expired(&self, now: Millis) -> Result<u64>;
 }

@@ -52,11 +52,16 @@
  * WebAuthn request at a time.
  */
 import { Handoff, HandoffError } from '/sdk/handoff.js';
+import { showQrApproval } from '/assets/qr-desktop.js';
 
 const handoff = new Handoff();
 const $ = (id) => document.getElementById(id);
 
 const els = {
+  qrApproval: $('qr-approval'),
+  qrApprovalTitle: $('qr-approval-title'),
+  qrApprovalMount: $('qr-approval-mount'),
+  alternativeQr: $('alternative-qr'),
   loading: $('loading'),
   status: $('status'),
   unsupported: $('unsupported'),
@@ -233,7 +238,10 @@ async function stopAutofill() {
 /** Show one of the page's views and hide the others. */
 function showView(view) {
   els.loading.hidden = true;
-  for (const v of [els.signedOut, els.crossDevice, els.alternative, els.appendOffer, els.account]) v.hidden = v !== view;
+  for (const v of [els.signedOut, els.crossDevice, els.alternative, els.qrApproval, els.appendOffer, els.account]) {
+    v.hidden = v !== view;
+  }
+  if (view !== els.qrApproval) qrApprovalHandle?.destroy();
 }
 
 function showSignedOut() {
@@ -600,6 +608,27 @@ async function runCeremony(attempt, options = {}) {
   return signedIn(result);
 }
 
+/** The QR approval component while it is shown (destroyed when another view appears). */
+let qrApprovalHandle = null;
+
+/** Handoff QR approval: show a code here; a phone where the person is signed in approves. */
+function showQrApprovalView() {
+  qrApprovalHandle?.destroy();
+  showView(els.qrApproval);
+  qrApprovalHandle = showQrApproval(els.qrApprovalMount, {
+    identifier: flow?.identifier,
+    journeyId: flow?.journeyId,
+    onSignedIn: (result) => {
+      qrApprovalHandle = null;
+      return enterAccount('Signed in with your phone.');
+    },
+    onCancel: () => showAlternative(flow?.decision, { why: 'chosen' }),
+  });
+  els.qrApprovalTitle.focus();
+}
+
+els.alternativeQr.addEventListener('click', () => showQrApprovalView());
+
 async function signedIn(result) {
   if (result?.appendOffer) {
     try {
@@ -710,7 +739,7 @@ els.crossDeviceContinue.addEventListener('click', async () => {
     let hints;
     if (!attempt?.hasCeremony) {
       // After a failed attempt on this device: a new ceremony, led by the phone's QR code.
-      attempt = await handoff.startSignIn({ identifier: flow.identifier, journeyId: flow.journeyId });
+      attempt = await handoff.startSignIn({ identifier: flow.identifier, journeyId: flow.journeyId, prefer: 'cross-device' });
       flow.attempt = attempt;
       flow.decision = attempt.decision;
       if (!attempt.hasCeremony) return showAlternative(attempt.decision, { why: 'decided' });

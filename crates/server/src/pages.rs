@@ -14,6 +14,11 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
 const SDK_JS: &str = include_str!("../../../sdk/js/handoff.js");
+const PHONE_HTML: &str = include_str!("../assets/phone.html");
+const PHONE_JS: &str = include_str!("../assets/phone.js");
+const QR_HTML: &str = include_str!("../assets/qr.html");
+const QR_DESKTOP_JS: &str = include_str!("../assets/qr-desktop.js");
+const QR_CSS: &str = include_str!("../assets/qr.css");
 
 const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
                         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -21,16 +26,18 @@ const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'sel
 /// Page and asset routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(|| async { page(INDEX_HTML) }))
+        .route("/q/{token}", get(|| async { page(PHONE_HTML) }))
+        .route("/qr-login", get(|| async { page(QR_HTML) }))
         .route("/assets/{name}", get(asset))
         .route("/sdk/handoff.js", get(|| async { text("text/javascript; charset=utf-8", SDK_JS) }))
         .route("/healthz", get(|| async { "ok" }))
 }
 
-async fn index() -> Response {
+fn page(html: &'static str) -> Response {
     (
         [(CONTENT_TYPE, "text/html; charset=utf-8"), (CONTENT_SECURITY_POLICY, PAGE_CSP), (CACHE_CONTROL, "no-cache")],
-        INDEX_HTML,
+        html,
     )
         .into_response()
 }
@@ -39,6 +46,9 @@ async fn asset(Path(name): Path<String>) -> Response {
     match name.as_str() {
         "app.js" => text("text/javascript; charset=utf-8", APP_JS),
         "style.css" => text("text/css; charset=utf-8", STYLE_CSS),
+        "phone.js" => text("text/javascript; charset=utf-8", PHONE_JS),
+        "qr-desktop.js" => text("text/javascript; charset=utf-8", QR_DESKTOP_JS),
+        "qr.css" => text("text/css; charset=utf-8", QR_CSS),
         _ => (axum::http::StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::serve::ListenerExt;
 use handoff_core::clock::now_ms;
 use handoff_core::passkeys::{PasskeyConfig, PasskeyService, SessionService};
 use handoff_core::provider::ProviderCatalog;
@@ -129,7 +130,14 @@ impl Application {
         let janitor = tokio::spawn(purge_expired(self.db.clone()));
         let qr_janitor = tokio::spawn(expire_qr(self.state.clone()));
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        // Small writes (server-sent events, short JSON replies) must leave at once: with
+        // Nagle's algorithm they wait ~40 ms for the peer's delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         janitor.abort();
         qr_janitor.abort();
         self.db.close().await;

@@ -62,6 +62,16 @@ impl Sessions for Database {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool> {
+        let done = sqlx::query("UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2")
+            .bind(token_digest)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn purge_expired(&self, now: Millis) -> Result<u64> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)

@@ -60,7 +60,9 @@ fn message_for(code: &str, c: &CredentialFacts) -> String {
             format!("a synced passkey made on a {} {} may be here", c.created_on.os, c.created_on.browser)
         }
         "passkey-on-phone" => {
-            format!("the passkey lives on a {} {}", c.created_on.os, c.created_on.form_factor.as_str())
+            let os = &c.created_on.os;
+            let article = if os.starts_with(['A', 'E', 'I', 'O', 'U', 'i']) { "an" } else { "a" };
+            format!("the passkey lives on {article} {os} {}", c.created_on.form_factor.as_str())
         }
         "passkey-reachable-by-hybrid" => "the passkey's authenticator can be reached by the cross-device flow".into(),
         "bound-to-another-pc" => "a Windows Hello passkey stays on the PC that made it".into(),
@@ -219,9 +221,14 @@ pub fn decide(
     };
 
     match client.requested {
-        Some(Verdict::Fallback | Verdict::QrApproval) => {
+        Some(asked @ (Verdict::Fallback | Verdict::QrApproval)) => {
             reasons.push(reason("requested-by-client", "the page asked for another method"));
-            return fallback(reasons, 0.9);
+            let mut outcome = fallback(reasons, 0.9);
+            if asked == Verdict::Fallback || !rules.qr_approval_enabled {
+                outcome.decision.verdict = Verdict::Fallback;
+                outcome.decision.alternatives.retain(|a| a.verdict != Verdict::Fallback);
+            }
+            return outcome;
         }
         Some(Verdict::CrossDevice) if cross_device_alt => {
             reasons.push(reason(

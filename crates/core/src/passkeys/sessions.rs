@@ -67,6 +67,13 @@ impl SessionService {
         }))
     }
 
+    /// A new user-verified passkey ceremony by the user already signed in with `token`:
+    /// the session stays (so what it started, like a QR claim, carries on) and counts as
+    /// freshly verified. Returns false when the session is not live.
+    pub async fn reverify(&self, token: &SecretToken) -> Result<bool> {
+        self.storage.sessions.mark_verified(&token.digest(), now_ms()).await
+    }
+
     /// Ends a session; false when it did not exist.
     pub async fn revoke(&self, token: &SecretToken) -> Result<bool> {
         self.storage.sessions.revoke(&token.digest()).await

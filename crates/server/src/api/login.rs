@@ -17,7 +17,7 @@ use super::dto::{
     ClientEnvironment, FinishRequest, LoginFailureRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ClientContext, session_cookie};
+use crate::extract::{ApiJson, ClientContext, MaybeUser, session_cookie, session_token};
 use crate::state::AppState;
 
 /// Routes of this area.
@@ -112,6 +112,7 @@ pub async fn start(
               (status = 410, description = "ceremony-expired", body = ErrorBody)))]
 pub async fn finish(
     State(state): State<AppState>,
+    MaybeUser(current): MaybeUser,
     client: ClientContext,
     jar: CookieJar,
     ApiJson(req): ApiJson<FinishRequest>,
@@ -125,10 +126,19 @@ pub async fn finish(
         user_agent: client.user_agent.clone(),
     };
     let done = state.passkeys.finish_login(input).await?;
-    let token = state
-        .sessions
-        .start(NewSession { user_id: done.account.id, user_agent: client.user_agent, ip: client.ip })
-        .await?;
+    // Signing in again as the user already signed in here (a phone confirming it is
+    // still them before approving a QR code) refreshes that session instead of starting
+    // a second one.
+    let jar = match (session_token(&jar), current) {
+        (Some(token), Some(user)) if user.user_id == done.account.id && state.sessions.reverify(&token).await? => jar,
+        _ => {
+            let token = state
+                .sessions
+                .start(NewSession { user_id: done.account.id, user_agent: client.user_agent, ip: client.ip })
+                .await?;
+            jar.add(session_cookie(&token, &state))
+        }
+    };
     state.passkeys.note_session(done.journey_id, done.flow).await;
     let body = LoginFinishResponse {
         user_id: done.account.id.to_string(),
@@ -137,7 +147,7 @@ pub async fn finish(
         flow: done.flow.to_owned(),
         append_offer: done.append_offer,
     };
-    Ok((jar.add(session_cookie(&token, &state)), Json(body)))
+    Ok((jar, Json(body)))
 }
 
 /// Report a passkey ceremony that failed in the browser (`NotAllowedError`, `AbortError`,

@@ -192,11 +192,10 @@ pub async fn create(
     jar: CookieJar,
     ApiJson(req): ApiJson<QrCreateRequest>,
 ) -> Result<(CookieJar, Json<QrCodeResponse>), ApiError> {
-    if let Some(ip) = client.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()) {
-        if let Err(not_until) = state.qr_limits.create.check_key(&ip) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            return Err(too_many(wait, "QR codes from this address"));
-        }
+    let ip = client.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
+    if let Some(Err(not_until)) = ip.map(|ip| state.qr_limits.create.check_key(&ip)) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(too_many(wait, "QR codes from this address"));
     }
     let identifier = req.identifier.as_deref().map(Identifier::parse).transpose()?;
     let journey = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;

@@ -1,0 +1,369 @@
+//! QR approval benchmarks (issue #4), against release `handoff` processes this program
+//! starts itself:
+//!
+//! * `capacity`: how many desktops can wait at once on one instance (open event streams,
+//!   one per attempt) and what each costs in server RSS.
+//! * `latency`: approval-to-desktop latency — the phone approves, the desktop's event
+//!   stream delivers `approved` — on one instance (SQLite) and across two instances
+//!   sharing PostgreSQL (phone on one, desktop on the other).
+//!
+//! Run through `bench/qr.sh`, which raises the file-descriptor limit first.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use futures_util::StreamExt;
+use passkey::authenticator::{
+    Authenticator, CredentialStore, DiscoverabilitySupport, StoreInfo, UiHint, UserCheck, UserValidationMethod,
+};
+use passkey::client::{Client, DefaultClientData};
+use passkey::types::Passkey;
+use passkey::types::ctap2::make_credential::{Options, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity};
+use passkey::types::ctap2::{Aaguid, Ctap2Error, StatusCode};
+use passkey::types::webauthn::{CredentialCreationOptions, PublicKeyCredentialDescriptor};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Parser)]
+struct Cli {
+    /// The release binary.
+    #[arg(long, default_value = "target/release/handoff")]
+    bin: PathBuf,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Open N event streams on one instance and measure its RSS.
+    Capacity {
+        #[arg(long, default_value_t = 100_000)]
+        waiters: usize,
+    },
+    /// Approval-to-desktop latency on one instance (SQLite) and two (PostgreSQL).
+    Latency {
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+        /// PostgreSQL server URL (a fresh database is created on it).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        pg: String,
+    },
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18_080)
+}
+
+async fn start(bin: &PathBuf, dir: &std::path::Path, db: Option<&str>, origin: &str) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .env("HANDOFF_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HANDOFF_DATA_DIR", dir)
+        .env("HANDOFF_ORIGIN", origin)
+        .env("HANDOFF_QR_CREATE_PER_MINUTE", "100000000")
+        .env("HANDOFF_QR_APPROVE_PER_MINUTE", "100000000")
+        .env("HANDOFF_QR_REAUTH_AFTER_SECONDS", "86400")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(db) = db {
+        cmd.env("HANDOFF_DATABASE_URL", db);
+    }
+    let child = cmd.spawn().expect("start handoff");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, base }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[derive(Default)]
+struct Store(Option<Passkey>);
+
+#[async_trait::async_trait]
+impl CredentialStore for Store {
+    type PasskeyItem = Passkey;
+    async fn find_credentials(
+        &self,
+        _: Option<&[PublicKeyCredentialDescriptor]>,
+        _: &str,
+        _: Option<&[u8]>,
+    ) -> Result<Vec<Passkey>, StatusCode> {
+        self.0.clone().map(|p| vec![p]).ok_or(Ctap2Error::NoCredentials.into())
+    }
+    async fn save_credential(
+        &mut self,
+        c: Passkey,
+        _: PublicKeyCredentialUserEntity,
+        _: PublicKeyCredentialRpEntity,
+        _: Options,
+    ) -> Result<(), StatusCode> {
+        self.0 = Some(c);
+        Ok(())
+    }
+    async fn update_credential(&mut self, c: &Passkey) -> Result<(), StatusCode> {
+        self.0 = Some(c.clone());
+        Ok(())
+    }
+    async fn get_info(&self) -> StoreInfo {
+        StoreInfo { discoverability: DiscoverabilitySupport::ForcedDiscoverable }
+    }
+}
+
+struct Verified;
+
+#[async_trait::async_trait]
+impl UserValidationMethod for Verified {
+    type PasskeyItem = Passkey;
+    async fn check_user<'a>(&self, _: UiHint<'a, Passkey>, p: bool, v: bool) -> Result<UserCheck, Ctap2Error> {
+        Ok(UserCheck { presence: p, verification: v })
+    }
+    fn is_presence_enabled(&self) -> bool {
+        true
+    }
+    fn is_verification_enabled(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// A signed-in phone: registers an account and keeps the session cookie.
+async fn phone(base: &str, origin: &str) -> reqwest::Client {
+    let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
+    let start: Value = http
+        .post(format!("{base}/api/v1/passkeys/registration/start"))
+        .json(&json!({"identifier": "bench-phone@example.com"}))
+        .send()
+        .await
+        .expect("start")
+        .json()
+        .await
+        .expect("json");
+    let auth = Authenticator::new(Aaguid([0; 16]), Store::default(), Verified, passkey::crypto::AvailableBackend);
+    let mut client: Client<_, _, _, public_suffix::PublicSuffixList, ()> =
+        Client::new(auth).allows_insecure_localhost(true);
+    let options: CredentialCreationOptions =
+        serde_json::from_value(json!({"publicKey": start["publicKey"]})).expect("options");
+    let origin = url::Url::parse(origin).expect("origin");
+    let created = client.register(&origin, options, DefaultClientData).await.expect("create");
+    http.post(format!("{base}/api/v1/passkeys/registration/finish"))
+        .json(&json!({"ceremonyId": start["ceremonyId"], "credential": created}))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("finish");
+    http
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+/// One approval: desktop on `desk`, phone on `ph`; returns ms from approve sent to `approved` seen.
+async fn one_approval(desk: &str, ph: &str, phone: &reqwest::Client) -> f64 {
+    let desktop = reqwest::Client::builder().cookie_store(true).build().expect("client");
+    let qr: Value = desktop
+        .post(format!("{desk}/api/v1/qr"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("qr")
+        .json()
+        .await
+        .expect("json");
+    let id = qr["qrId"].as_str().expect("qrId").to_owned();
+    let token = qr["url"].as_str().expect("url").rsplit('/').next().expect("token").to_owned();
+    phone.post(format!("{ph}/api/v1/qr/claim")).json(&json!({"token": token})).send().await.expect("claim");
+    let resp = desktop.get(format!("{desk}/api/v1/qr/{id}/events")).send().await.expect("events");
+    let mut stream = resp.bytes_stream();
+    // Wait for the current state (scanned) before approving.
+    let mut seen = String::new();
+    while !seen.contains("scanned") {
+        let chunk = stream.next().await.expect("stream open").expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let t = Instant::now();
+    let approve = phone
+        .post(format!("{ph}/api/v1/qr/approve"))
+        .json(&json!({"token": token, "matchCode": qr["matchCode"]}))
+        .send();
+    let wait = async {
+        let mut seen = String::new();
+        while !seen.contains("\"approved\"") {
+            let chunk = stream.next().await.expect("stream open").expect("chunk");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    let (_, ms) = tokio::join!(approve, wait);
+    ms
+}
+
+async fn latency(bin: &PathBuf, samples: usize, pg: &str) {
+    let dir = std::env::temp_dir().join(format!("handoff-bench-qr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let origin = "http://localhost:8443";
+    let single = start(bin, &dir.join("a"), None, origin).await;
+    let phone_a = phone(&single.base, origin).await;
+    let mut one = Vec::new();
+    for _ in 0..samples {
+        one.push(one_approval(&single.base, &single.base, &phone_a).await);
+    }
+    drop(single);
+
+    let db_name = format!("handoff_bench_qr_{}", std::process::id());
+    let admin = reqwest::Url::parse(pg).expect("pg url");
+    let create = Command::new("psql").arg(pg).arg("-qc").arg(format!("CREATE DATABASE {db_name}")).status();
+    assert!(create.map(|s| s.success()).unwrap_or(false), "psql CREATE DATABASE failed");
+    let mut db_url = admin.clone();
+    db_url.set_path(&db_name);
+    let a = start(bin, &dir.join("pa"), Some(db_url.as_str()), origin).await;
+    let b = start(bin, &dir.join("pb"), Some(db_url.as_str()), origin).await;
+    let phone_b = phone(&b.base, origin).await;
+    let mut two = Vec::new();
+    for _ in 0..samples {
+        two.push(one_approval(&a.base, &b.base, &phone_b).await);
+    }
+    drop(a);
+    drop(b);
+    let _ = Command::new("psql").arg(pg).arg("-qc").arg(format!("DROP DATABASE IF EXISTS {db_name}")).status();
+    one.sort_by(f64::total_cmp);
+    two.sort_by(f64::total_cmp);
+    println!("| setup | samples | p50 | p90 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    for (name, v) in [
+        ("one instance, SQLite (in-process watch channel)", &one),
+        ("two instances, PostgreSQL LISTEN/NOTIFY (phone on B, desktop on A)", &two),
+    ] {
+        println!(
+            "| {name} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            v.len(),
+            pct(v, 0.5),
+            pct(v, 0.9),
+            pct(v, 0.99),
+            v[v.len() - 1]
+        );
+    }
+}
+
+async fn capacity(bin: &PathBuf, waiters: usize) {
+    let dir = std::env::temp_dir().join(format!("handoff-bench-qrcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = start(bin, &dir, None, "http://localhost:8443").await;
+    let pid = server.child.id();
+    let port: u16 = server.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let baseline = rss_kib(pid);
+    // Create the attempts (each desktop needs its own attempt and cookie).
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    let mut attempts: Vec<(String, String)> = Vec::with_capacity(waiters);
+    let mut batch = futures_util::stream::iter(0..waiters)
+        .map(|_| {
+            let http = http.clone();
+            let base = server.base.clone();
+            async move {
+                let resp = http.post(format!("{base}/api/v1/qr")).json(&json!({})).send().await.expect("create");
+                let cookie = resp
+                    .headers()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .expect("cookie")
+                    .to_owned();
+                let body: Value = resp.json().await.expect("json");
+                (body["qrId"].as_str().expect("id").to_owned(), cookie)
+            }
+        })
+        .buffer_unordered(32);
+    while let Some(a) = batch.next().await {
+        attempts.push(a);
+        if attempts.len().is_multiple_of(10_000) {
+            eprintln!(
+                "created {} attempts ({:.0}/s)",
+                attempts.len(),
+                attempts.len() as f64 / t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let after_create = rss_kib(pid);
+    // Open one event stream per attempt, from several loopback source addresses (each has
+    // ~28k ephemeral ports).
+    let t = Instant::now();
+    let mut streams = Vec::with_capacity(waiters);
+    let mut opened = futures_util::stream::iter(attempts.iter().enumerate())
+        .map(|(i, (id, cookie))| async move {
+            let src: std::net::IpAddr = format!("127.0.0.{}", 2 + i % 8).parse().expect("ip");
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.bind(std::net::SocketAddr::new(src, 0)).expect("bind");
+            let mut s = socket.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await.expect("connect");
+            let req = format!("GET /api/v1/qr/{id}/events HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n");
+            s.write_all(req.as_bytes()).await.expect("write");
+            let mut buf = vec![0u8; 1024];
+            let n = s.read(&mut buf).await.expect("read");
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            assert!(head.starts_with("HTTP/1.1 200"), "stream refused: {head}");
+            s
+        })
+        .buffer_unordered(256);
+    while let Some(s) = opened.next().await {
+        streams.push(s);
+        if streams.len().is_multiple_of(10_000) {
+            eprintln!(
+                "{} streams open ({:.0}/s), server RSS {} MiB",
+                streams.len(),
+                streams.len() as f64 / t.elapsed().as_secs_f64(),
+                rss_kib(pid) / 1024
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let with_streams = rss_kib(pid);
+    let per = (with_streams.saturating_sub(after_create)) as f64 * 1024.0 / waiters as f64;
+    println!(
+        "| waiting desktops (open event streams) | server RSS before | after creating attempts | with all streams open | per open stream |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} KiB |",
+        streams.len(),
+        baseline as f64 / 1024.0,
+        after_create as f64 / 1024.0,
+        with_streams as f64 / 1024.0,
+        per / 1024.0
+    );
+    drop(streams);
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    match cli.what {
+        What::Capacity { waiters } => capacity(&cli.bin, waiters).await,
+        What::Latency { samples, pg } => latency(&cli.bin, samples, &pg).await,
+    }
+}

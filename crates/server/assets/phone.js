@@ -1,0 +1,408 @@
+/**
+ * The phone page of Handoff QR approval, served at `/q/{token}`.
+ *
+ * Steps: make sure this phone is signed in (a passkey, usernameless), claim the code, show
+ * who is asking and as which account this phone would approve, let the person pick the
+ * number shown on the computer, then approve or deny. A stale verification (the server
+ * answers 401 `reauth-required`) runs the passkey sign-in again and retries the approval.
+ *
+ * Why it is built this way:
+ * - The token is read from `location.pathname` and only ever sent in JSON bodies, never in
+ *   a query string or a Referer (the page sets `no-referrer`).
+ * - Approve and Deny have the same size; the match number is a real radio group; each
+ *   screen moves focus to its heading and status changes are announced politely.
+ * - Every moment the product tracks (§4.2: `mobile.opened`, `confirmation.shown`,
+ *   `confirmation.completed`) goes through one named hook, {@link track}.
+ *
+ * @module phone
+ */
+import { Handoff, HandoffError } from '/sdk/handoff.js';
+
+const API = '/api/v1';
+/**
+ * The server wants a user-verified passkey sign-in within the last 2 minutes before an
+ * approval. A session older than this is verified again *before* claiming, because the
+ * claim is bound to the phone's session: see `ensureFreshSession`.
+ */
+const FRESH_ENOUGH_MS = 90_000;
+
+/**
+ * Product events of this flow. Ingestion (`POST /api/v1/events`) arrives with the journeys
+ * issue; until then this is deliberately a no-op, kept as the one place each moment is named.
+ *
+ * - `mobile.opened` — this page loaded
+ * - `confirmation.shown` — the request and the number choice are on screen
+ * - `confirmation.completed` — `{action: 'approve'|'deny', matchOk}`
+ *
+ * @param {string} name canonical event name (PRODUCT.md §4.2)
+ * @param {Record<string, unknown>} [attrs]
+ */
+// eslint-disable-next-line no-unused-vars
+function track(name, attrs = {}) {}
+
+const handoff = new Handoff();
+const $ = (id) => document.getElementById(id);
+const token = decodeURIComponent((location.pathname.match(/^\/q\/([^/?#]+)/) ?? [])[1] ?? '');
+
+let claim = null; // the claim response
+let expiresTimer = 0;
+
+class ApiError extends Error {
+  constructor(code, message, status) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+async function post(path, body) {
+  let res;
+  try {
+    res = await fetch(API + path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError('network-error', 'Could not reach the server. Check your connection and try again.', 0);
+  }
+  let json = null;
+  try {
+    json = await res.json();
+  } catch {
+    // no JSON body
+  }
+  if (!res.ok) throw new ApiError(json?.error?.code ?? `http-${res.status}`, json?.error?.message ?? `The server answered ${res.status}.`, res.status);
+  return json;
+}
+
+// ---- screens ----
+
+const SCREENS = ['loading', 'signin', 'confirm', 'result'];
+
+function show(id) {
+  for (const s of SCREENS) $(s).hidden = s !== id;
+  const heading = $(id).querySelector('h1');
+  if (heading) heading.focus();
+}
+
+function say(text, kind = 'info') {
+  const status = $('status');
+  status.className = `status${kind === 'ok' ? ' status-ok' : kind === 'error' ? ' status-error' : ''}`;
+  status.textContent = text;
+}
+
+function busy(button, on) {
+  button.disabled = on;
+  button.setAttribute('aria-busy', on ? 'true' : 'false');
+}
+
+const RESULTS = {
+  approved: {
+    ok: true,
+    title: 'Approved',
+    text: 'You can go back to your computer. It signs in by itself.',
+    next: 'You can close this page.',
+  },
+  denied: {
+    ok: false,
+    title: 'Sign-in denied',
+    text: 'Nobody was signed in on the computer.',
+    next: 'If you did not start this sign-in, someone may have sent you the code. You did the right thing.',
+  },
+  'wrong-number': {
+    ok: false,
+    title: 'The number did not match',
+    text: 'The sign-in was stopped to keep your account safe.',
+    next: 'If you are at the computer, show a new code there and scan it again. If you are not, nothing else needs doing.',
+  },
+  expired: {
+    ok: false,
+    title: 'This code has expired',
+    text: 'Codes only work for a few minutes.',
+    next: 'Show a new code on your computer and scan it again.',
+  },
+  'not-found': {
+    ok: false,
+    title: 'This code is no longer valid',
+    text: 'The computer has shown a newer code since, or the link is incomplete.',
+    next: 'Scan the code that is on the computer now.',
+  },
+  elsewhere: {
+    ok: false,
+    title: 'Already scanned on another device',
+    text: 'Another phone or account scanned this code first, so it cannot be approved here.',
+    next: 'If that was not you, do not approve anything you did not start. Show a new code on the computer to try again.',
+  },
+  finished: {
+    ok: false,
+    title: 'This sign-in is already finished',
+    text: 'It was approved, denied or cancelled before.',
+    next: 'Show a new code on your computer if you still need to sign in.',
+  },
+  invalid: {
+    ok: false,
+    title: 'This link is incomplete',
+    text: 'The address has no sign-in code in it.',
+    next: 'Scan the QR code on your computer again, or type the whole link it shows.',
+  },
+};
+
+function showResult(kind, detail) {
+  clearInterval(expiresTimer);
+  const r = RESULTS[kind] ?? { ok: false, title: 'Something went wrong', text: detail ?? 'Please try again.', next: 'Show a new code on your computer and scan it again.' };
+  $('result').dataset.result = kind;
+  $('result').classList.toggle('result-ok', r.ok);
+  $('result').classList.toggle('result-bad', !r.ok);
+  // SVG elements have no `hidden` property: toggle the attribute.
+  $('result-ok-icon').toggleAttribute('hidden', !r.ok);
+  $('result-bad-icon').toggleAttribute('hidden', r.ok);
+  $('result-title').textContent = r.title;
+  $('result-text').textContent = r.text;
+  $('result-next').textContent = r.next;
+  say(`${r.title}. ${r.text}`, r.ok ? 'ok' : 'error');
+  show('result');
+}
+
+/** Map a claim/approve/deny error to a result screen; true when handled. */
+function resultForError(error) {
+  switch (error.code) {
+    case 'qr-not-found':
+      showResult('not-found');
+      return true;
+    case 'qr-expired':
+      showResult('expired');
+      return true;
+    case 'qr-already-scanned':
+      showResult('elsewhere');
+      return true;
+    case 'qr-wrong-state':
+      showResult('finished');
+      return true;
+    case 'wrong-number':
+      showResult('wrong-number');
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ---- signing in on the phone ----
+
+let afterSignIn = null;
+
+function askToSignIn({ title, lead, then }) {
+  $('signin-title').textContent = title;
+  $('signin-lead').textContent = lead;
+  afterSignIn = then;
+  show('signin');
+}
+
+$('signin-passkey').addEventListener('click', async () => {
+  const button = $('signin-passkey');
+  busy(button, true);
+  say('Waiting for your passkey…');
+  try {
+    await handoff.signInDiscoverable();
+    say('Signed in.', 'ok');
+    const next = afterSignIn;
+    afterSignIn = null;
+    await next?.();
+  } catch (error) {
+    const cancelled = error instanceof HandoffError && (error.code === 'NotAllowedError' || error.code === 'AbortError');
+    say(cancelled ? 'The passkey sign-in was cancelled. Try again when you are ready.' : `Could not sign in: ${error.message}`, 'error');
+  } finally {
+    busy(button, false);
+  }
+});
+
+/**
+ * Claims are bound to the phone's session, and a passkey sign-in starts a new session. So a
+ * session whose verification is older than the server's freshness window is verified again
+ * *before* claiming; otherwise the `reauth-required` retry would come from a session the
+ * claim does not know.
+ */
+async function ensureFreshSession(session) {
+  const age = Date.now() - Date.parse(session.signedInAt ?? '');
+  if (Number.isFinite(age) && age < FRESH_ENOUGH_MS) return true;
+  askToSignIn({
+    title: 'Confirm it’s you',
+    lead: `Use your passkey to confirm it is you before approving a sign-in${session.identifier ? ` as ${session.identifier}` : ''}.`,
+    then: claimAndShow,
+  });
+  return false;
+}
+
+// ---- the request ----
+
+async function claimAndShow() {
+  show('loading');
+  try {
+    claim = await post('/qr/claim', { token });
+  } catch (error) {
+    if (error.code === 'not-signed-in') {
+      return askToSignIn({
+        title: 'Sign in on this phone to continue',
+        lead: 'A computer asked to sign in with your phone. First sign in here with your passkey, then you can approve or deny it.',
+        then: claimAndShow,
+      });
+    }
+    if (resultForError(error)) return;
+    return showResult('error', error.message);
+  }
+  renderClaim(claim);
+}
+
+function renderClaim(c) {
+  const account = c.account ?? {};
+  const name = account.displayName || account.identifier;
+  $('account-name').textContent = name;
+  $('account-identifier').textContent = account.identifier ?? '';
+  $('account-id-wrap').hidden = !account.displayName || account.displayName === account.identifier;
+
+  const asked = c.requestedIdentifier;
+  const differs = asked && asked.trim().toLowerCase() !== String(account.identifier ?? '').trim().toLowerCase();
+  $('mismatch').hidden = !differs;
+  if (differs) $('mismatch-text').textContent = `The computer asked for ${asked}, you are signed in as ${account.identifier}.`;
+
+  const r = c.requester ?? {};
+  $('req-browser').textContent = r.browser && r.browser !== 'unknown' ? r.browser : 'Unknown browser';
+  $('req-os').textContent = [r.os && r.os !== 'unknown' ? r.os : 'Unknown system', r.formFactor && r.formFactor !== 'unknown' ? `(${r.formFactor})` : '']
+    .filter(Boolean)
+    .join(' ');
+  $('req-ip').textContent = r.ip ?? 'Unknown';
+  const at = Date.parse(r.requestedAt ?? '');
+  $('req-time').textContent = Number.isFinite(at) ? new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : 'Unknown';
+  $('far-apart').hidden = !c.farApart;
+
+  const choices = $('match-choices');
+  choices.replaceChildren(
+    ...(c.matchChoices ?? []).map((code) => {
+      const label = document.createElement('label');
+      label.className = 'match-choice';
+      const input = document.createElement('input');
+      input.type = 'radio';
+      input.name = 'match';
+      input.value = code;
+      input.addEventListener('change', () => ($('match-error').hidden = true));
+      const span = document.createElement('span');
+      span.textContent = code;
+      label.append(input, span);
+      return label;
+    }),
+  );
+  $('match-error').hidden = true;
+
+  const ends = Date.parse(c.expiresAt ?? '');
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((ends - Date.now()) / 1000));
+    $('expires').textContent = `This request expires in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}.`;
+  };
+  clearInterval(expiresTimer);
+  if (Number.isFinite(ends)) {
+    tick();
+    expiresTimer = setInterval(tick, 1000);
+  }
+
+  say('');
+  show('confirm');
+  track('confirmation.shown', { mismatch: !!differs, farApart: !!c.farApart });
+}
+
+async function approve(matchCode, { reauthed = false } = {}) {
+  const buttons = [$('approve'), $('deny')];
+  buttons.forEach((b) => busy(b, true));
+  say('Approving…');
+  try {
+    await post('/qr/approve', { token, matchCode });
+    track('confirmation.completed', { action: 'approve', matchOk: true });
+    showResult('approved');
+  } catch (error) {
+    if (error.code === 'reauth-required' && !reauthed) {
+      // Fresh user verification: the passkey again, then the same approval, automatically.
+      say('For your safety, confirm it’s you with your passkey.');
+      try {
+        await handoff.signInDiscoverable();
+      } catch (e) {
+        buttons.forEach((b) => busy(b, false));
+        say(`Not approved: the passkey check did not finish (${e.message}). Try Approve again.`, 'error');
+        return;
+      }
+      buttons.forEach((b) => busy(b, false));
+      return approve(matchCode, { reauthed: true });
+    }
+    if (error.code === 'wrong-number') track('confirmation.completed', { action: 'approve', matchOk: false });
+    if (resultForError(error)) return;
+    buttons.forEach((b) => busy(b, false));
+    say(error.code === 'rate-limited' ? `Too many approvals: ${error.message}` : `Could not approve: ${error.message}`, 'error');
+  }
+}
+
+$('decide-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const picked = document.querySelector('input[name="match"]:checked');
+  if (!picked) {
+    $('match-error').hidden = false;
+    document.querySelector('input[name="match"]')?.focus();
+    say('Pick the number shown on your computer first.', 'error');
+    return;
+  }
+  approve(picked.value);
+});
+
+$('deny').addEventListener('click', async () => {
+  const buttons = [$('approve'), $('deny')];
+  buttons.forEach((b) => busy(b, true));
+  say('Denying…');
+  try {
+    await post('/qr/deny', { token });
+    track('confirmation.completed', { action: 'deny' });
+    showResult('denied');
+  } catch (error) {
+    if (resultForError(error)) return;
+    buttons.forEach((b) => busy(b, false));
+    say(`Could not deny: ${error.message}`, 'error');
+  }
+});
+
+$('switch-account').addEventListener('click', async () => {
+  try {
+    await handoff.signOut();
+  } catch {
+    // already signed out
+  }
+  clearInterval(expiresTimer);
+  askToSignIn({
+    title: 'Sign in with the right account',
+    lead: 'You are signed out on this phone. Sign in with the passkey of the account you want to approve as.',
+    then: claimAndShow,
+  });
+});
+
+// ---- start ----
+
+async function main() {
+  track('mobile.opened');
+  if (!token) return showResult('invalid');
+  if (!window.PublicKeyCredential) {
+    $('loading').hidden = true;
+    return say('This browser does not support passkeys, so it cannot approve sign-ins.', 'error');
+  }
+  let session = null;
+  try {
+    session = await handoff.session();
+  } catch (error) {
+    return showResult('error', error.message);
+  }
+  if (!session) {
+    return askToSignIn({
+      title: 'Sign in on this phone to continue',
+      lead: 'A computer asked to sign in with your phone. First sign in here with your passkey, then you can approve or deny it.',
+      then: claimAndShow,
+    });
+  }
+  if (await ensureFreshSession(session)) await claimAndShow();
+}
+
+main();
