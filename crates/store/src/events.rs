@@ -12,33 +12,40 @@ use crate::db::{Database, storage_error};
 #[async_trait]
 impl Events for Database {
     async fn append(&self, events: &[StoredEvent]) -> Result<u64> {
-        let mut tx = self.pool.begin().await.map_err(storage_error)?;
-        let mut added = 0;
-        for e in events {
-            let done = sqlx::query(
-                "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
-                 form_factor, app_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(e.event_id.clone())
-            .bind(e.journey_id.to_string())
-            .bind(e.name.clone())
-            .bind(e.device.clone())
-            .bind(e.flow.clone())
-            .bind(e.ts)
-            .bind(e.received_at)
-            .bind(e.attrs.to_string())
-            .bind(e.os.clone())
-            .bind(e.browser.clone())
-            .bind(e.form_factor.clone())
-            .bind(e.app_version.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-            added += done.rows_affected();
+        if events.is_empty() {
+            return Ok(0);
         }
-        tx.commit().await.map_err(storage_error)?;
-        Ok(added)
+        // One multi-row INSERT: atomic on its own, one round trip, no BEGIN/COMMIT.
+        const COLUMNS: usize = 12;
+        let rows: Vec<String> = (0..events.len())
+            .map(|r| {
+                let params: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
+             form_factor, app_version) VALUES {} ON CONFLICT (event_id) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for e in events {
+            query = query
+                .bind(e.event_id.clone())
+                .bind(e.journey_id.to_string())
+                .bind(e.name.clone())
+                .bind(e.device.clone())
+                .bind(e.flow.clone())
+                .bind(e.ts)
+                .bind(e.received_at)
+                .bind(e.attrs.to_string())
+                .bind(e.os.clone())
+                .bind(e.browser.clone())
+                .bind(e.form_factor.clone())
+                .bind(e.app_version.clone());
+        }
+        let done = query.execute(&self.pool).await.map_err(storage_error)?;
+        Ok(done.rows_affected())
     }
 
     async fn of_journey(&self, journey: JourneyId) -> Result<Vec<StoredEvent>> {

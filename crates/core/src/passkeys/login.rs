@@ -222,8 +222,9 @@ impl PasskeyService {
         let credential = std::mem::take(&mut input.credential);
         match self.verify_assertion(pending.state.clone(), pending.user_id, credential, &input).await {
             Ok(account) => {
+                // `server.verification` ok is recorded with `session.established` (note_session),
+                // in one statement.
                 self.note_attempt(&pending, false, None).await;
-                self.emit(journey_id, Some(flow), &[("server.verification", json!({"result": "ok"}))]).await;
                 let append_offer = self.append_offer(&pending, &account, &input).await;
                 tracing::info!(user = %account.id, journey = %journey_id, flow, "signed in with a passkey");
                 Ok(LoginFinished { account, journey_id, flow, append_offer })
@@ -274,8 +275,14 @@ impl PasskeyService {
         self.storage.append_offers.record_append(user, device_id, now_ms(), AppendAction::Skipped).await
     }
 
-    /// Records `session.established` for a journey.
+    /// Records a successful passkey sign-in's `server.verification` and `session.established`.
     pub async fn note_session(&self, journey: JourneyId, flow: &str) {
+        let events = [("server.verification", json!({"result": "ok"})), ("session.established", json!({}))];
+        self.emit(journey, Some(flow), &events).await;
+    }
+
+    /// Records `session.established` alone (flows verified elsewhere, like QR approval).
+    pub async fn note_session_established(&self, journey: JourneyId, flow: &str) {
         self.emit(journey, Some(flow), &[("session.established", json!({}))]).await;
     }
 

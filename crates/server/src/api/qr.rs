@@ -327,7 +327,7 @@ pub async fn redeem(
     let account = state.passkeys.account(user).await?;
     let token =
         state.sessions.start(NewSession { user_id: user, user_agent: client.user_agent, ip: client.ip }).await?;
-    state.passkeys.note_session(attempt.journey_id, "qr-approval").await;
+    state.passkeys.note_session_established(attempt.journey_id, "qr-approval").await;
     let body = crate::api::dto::LoginFinishResponse {
         user_id: user.to_string(),
         identifier: account.identifier.to_string(),
