@@ -543,6 +543,35 @@ export class Handoff {
     }
   }
 
+  /**
+   * Records a product event of a journey (PRODUCT.md §4.2), e.g. `qr.shown` or
+   * `confirmation.completed`. Fire-and-forget with `keepalive`, so it survives the page
+   * going away; it never throws and never delays the sign-in, whatever the events endpoint
+   * does. Without a `journeyId` nothing is sent.
+   *
+   * @param {string} name canonical event name
+   * @param {{journeyId?: string, device?: 'desktop'|'mobile', flow?: string, attrs?: object, ts?: number}} [event]
+   */
+  track(name, { journeyId, device, flow, attrs, ts } = {}) {
+    if (!journeyId) return;
+    const mobile = navigator.userAgentData?.mobile ?? /Mobi|Android|iPhone|iPad/.test(navigator.userAgent);
+    const event = { journeyId, name, device: device ?? (mobile ? 'mobile' : 'desktop'), ts: ts ?? Date.now() };
+    if (flow) event.flow = flow;
+    if (attrs) event.attrs = attrs;
+    try {
+      const sent = this._fetch(`${this.baseUrl}${API}/events`, {
+        method: 'POST',
+        credentials: 'same-origin',
+        keepalive: true,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ events: [event] }),
+      });
+      Promise.resolve(sent).catch(() => {});
+    } catch {
+      // events are best effort
+    }
+  }
+
   /** @private */
   _post(path, body, signal, details) {
     return this._request('POST', path, body, signal, details);

@@ -177,6 +177,11 @@ async fn cross_device_sign_in(app: &TestApp, desktop: &reqwest::Client, phone_ke
     assert_eq!(done["flow"], "cross-device");
     assert_eq!(done["journeyId"], start["journeyId"]);
     assert_eq!(done.get("appendOffer").is_some(), expect_offer, "{done}");
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
+    let journey = handoff_core::domain::JourneyId::parse(start["journeyId"].as_str().unwrap()).unwrap();
+    let names: Vec<String> =
+        handoff_core::storage::Events::of_journey(&db, journey).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names.iter().any(|n| n == "append.offered"), expect_offer, "{names:?}");
 }
 
 on_both_backends!(cross_device_sign_in_then_append_offer_with_caps, |backend| async move {

@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod decisions;
+mod events;
 mod passkeys;
 mod qr;
 mod sessions;

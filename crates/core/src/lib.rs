@@ -9,6 +9,7 @@ pub mod device;
 pub mod domain;
 pub mod error;
 pub mod intelligence;
+pub mod observe;
 pub mod passkeys;
 pub mod provider;
 pub mod qr;

@@ -26,9 +26,11 @@ const API = '/api/v1';
  */
 const FRESH_ENOUGH_MS = 90_000;
 
+/** When this page loaded (`mobile.opened` is sent once the journey is known, with this time). */
+const openedAt = Date.now();
+
 /**
- * Product events of this flow. Ingestion (`POST /api/v1/events`) arrives with the journeys
- * issue; until then this is deliberately a no-op, kept as the one place each moment is named.
+ * Product events of this flow, stored with the attempt's journey (known after the claim):
  *
  * - `mobile.opened` — this page loaded
  * - `confirmation.shown` — the request and the number choice are on screen
@@ -36,9 +38,11 @@ const FRESH_ENOUGH_MS = 90_000;
  *
  * @param {string} name canonical event name (PRODUCT.md §4.2)
  * @param {Record<string, unknown>} [attrs]
+ * @param {number} [ts] when it happened (default now)
  */
-// eslint-disable-next-line no-unused-vars
-function track(name, attrs = {}) {}
+function track(name, attrs = {}, ts = Date.now()) {
+  handoff.track(name, { journeyId: claim?.journeyId, device: 'mobile', flow: 'qr-approval', attrs, ts });
+}
 
 const handoff = new Handoff();
 const $ = (id) => document.getElementById(id);
@@ -240,6 +244,7 @@ async function claimAndShow() {
   show('loading');
   try {
     claim = await post('/qr/claim', { token });
+    track('mobile.opened', {}, openedAt);
   } catch (error) {
     if (error.code === 'not-signed-in') {
       return askToSignIn({
@@ -383,7 +388,6 @@ $('switch-account').addEventListener('click', async () => {
 // ---- start ----
 
 async function main() {
-  track('mobile.opened');
   if (!token) return showResult('invalid');
   if (!window.PublicKeyCredential) {
     $('loading').hidden = true;

@@ -23,6 +23,8 @@
  * @module qr-desktop
  */
 
+import { Handoff } from '/sdk/handoff.js';
+
 const API = '/api/v1';
 /** Rotate this long before the code stops working (or at 80 % of a very short code life). */
 const ROTATE_EARLY_MS = 10_000;
@@ -31,10 +33,14 @@ const POLL_WAIT_S = 25;
 /** Final states: nothing changes after these. */
 const FINAL = new Set(['redeemed', 'denied', 'expired', 'cancelled', 'rejected']);
 
+/** Sends this flow's product events (PRODUCT.md §4.2) through the SDK. */
+const events = new Handoff();
+
+/** The journey of the attempt on screen (set when a code is shown). */
+let trackedJourney = null;
+
 /**
- * Product events of this flow. Ingestion (`POST /api/v1/events`) arrives with the journeys
- * issue; until then this is deliberately a no-op, kept as the one place each moment is named
- * so wiring it up later touches nothing else.
+ * Product events of this flow, stored with the attempt's journey:
  *
  * - `qr.shown` — a code is on screen: `{sizePx, rotation}`
  * - `desktop.callback_received` — the desktop learned of the approval: `{via: 'sse'|'poll'}`
@@ -42,8 +48,9 @@ const FINAL = new Set(['redeemed', 'denied', 'expired', 'cancelled', 'rejected']
  * @param {string} name canonical event name (PRODUCT.md §4.2)
  * @param {Record<string, unknown>} [attrs]
  */
-// eslint-disable-next-line no-unused-vars
-function track(name, attrs = {}) {}
+function track(name, attrs = {}) {
+  events.track(name, { journeyId: trackedJourney, device: 'desktop', flow: 'qr-approval', attrs });
+}
 
 class QrApiError extends Error {
   constructor(code, message, status, retryAfter) {
@@ -207,6 +214,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
       codeExpiresAt: localTime(code.codeExpiresAt),
     };
     currentJourney = code.journeyId;
+    trackedJourney = code.journeyId;
     const svg = new DOMParser().parseFromString(code.svg, 'image/svg+xml').documentElement;
     if (svg?.nodeName?.toLowerCase() === 'svg') {
       svg.setAttribute('aria-hidden', 'true');

@@ -26,7 +26,7 @@ pub struct ErrorBody {
 }
 
 /// What went wrong.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine code, e.g. `ceremony-expired`.
     pub code: String,

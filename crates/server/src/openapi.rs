@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::api::{dto, login, passkeys, qr, session};
+use crate::api::{dto, events, login, passkeys, qr, session};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
@@ -16,16 +16,17 @@ use crate::state::AppState;
          description = "Passkey sign-in with cross-device handoff and journey observability. Errors are {\"error\": {\"code\", \"message\"}}."),
     paths(passkeys::start, passkeys::finish, passkeys::list, passkeys::remove, passkeys::skip_append,
           login::start, login::finish, login::failure, session::current, session::sign_out,
-          qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny),
+          qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, events::ingest),
     components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
         dto::RegistrationFinishResponse, dto::ProviderView, dto::ClientEnvironment, dto::LoginStartRequest,
         dto::LoginStartResponse, dto::LoginFinishResponse, dto::LoginFailureRequest, dto::UserAgentData,
         handoff_core::passkeys::AppendOffer, qr::QrCreateRequest, qr::QrCodeResponse, qr::QrStatusResponse,
-        qr::QrTokenRequest, qr::QrClaimResponse, qr::RequesterView, qr::AccountView, handoff_core::qr::QrState, dto::PasskeyView, dto::PasskeyList, dto::SessionResponse)),
+        events::EventBatch, events::EventBatchResult, events::RejectedEvent, qr::QrTokenRequest, qr::QrClaimResponse, qr::RequesterView, qr::AccountView, handoff_core::qr::QrState, dto::PasskeyView, dto::PasskeyList, dto::SessionResponse)),
     tags((name = "passkeys", description = "Registration and the passkey record"),
          (name = "login", description = "Sign-in ceremonies and the method decision"),
          (name = "session", description = "The signed-in user"),
-         (name = "qr", description = "Handoff QR approval: a signed-in phone approves a desktop sign-in"))
+         (name = "qr", description = "Handoff QR approval: a signed-in phone approves a desktop sign-in"),
+         (name = "events", description = "Product events from browsers and phones"))
 )]
 pub struct ApiDoc;
 

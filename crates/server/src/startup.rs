@@ -108,6 +108,7 @@ impl Application {
             qr,
             notifier,
             qr_limits: Arc::new(QrLimits::new(settings.qr_create_per_minute, settings.qr_approve_per_minute)),
+            event_limits: Arc::new(crate::api::events::EventLimits::new(600)),
             http: Arc::new(HttpSettings { secure_cookies: settings.secure_cookies(), operator_token, origins }),
         };
         let router = router(state.clone());

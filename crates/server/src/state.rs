@@ -23,6 +23,8 @@ pub struct AppState {
     pub notifier: QrNotifier,
     /// QR rate limits.
     pub qr_limits: Arc<QrLimits>,
+    /// Event ingestion rate limits.
+    pub event_limits: Arc<crate::api::events::EventLimits>,
     /// HTTP-only settings.
     pub http: Arc<HttpSettings>,
 }

@@ -334,6 +334,10 @@ impl PasskeyService {
         {
             tracing::error!(error = %e, "could not record a passkey-append offer");
         }
+        if let Ok(journey) = JourneyId::parse(&pending.journey_id.to_string()) {
+            let attrs = json!({"offersToday": history.offers_since + 1, "skipsTotal": history.skips_total});
+            self.emit(journey, Some(flow_of(pending.verdict)), &[("append.offered", attrs)]).await;
+        }
         Some(AppendOffer {
             reason: "signed in with a phone; a passkey on this device makes the next sign-in one step".into(),
         })

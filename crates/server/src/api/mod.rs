@@ -2,6 +2,7 @@
 //! Unknown paths get a JSON 404 so integrators never parse an HTML error page.
 
 pub mod dto;
+pub mod events;
 pub mod login;
 pub mod passkeys;
 pub mod qr;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(login::router())
         .merge(session::router())
         .merge(qr::router())
+        .merge(events::router())
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

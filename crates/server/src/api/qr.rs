@@ -400,6 +400,8 @@ pub struct RequesterView {
 pub struct QrClaimResponse {
     /// The attempt's state.
     pub state: QrState,
+    /// The journey of the attempt (the phone's events carry it).
+    pub journey_id: String,
     /// Who is asking.
     pub requester: RequesterView,
     /// The account this phone would approve as.
@@ -469,6 +471,7 @@ pub async fn claim(
     let a = &view.attempt;
     Ok(Json(QrClaimResponse {
         state: a.state,
+        journey_id: a.journey_id.to_string(),
         requester: RequesterView {
             os: a.requester.device.os.clone(),
             browser: a.requester.device.browser.clone(),

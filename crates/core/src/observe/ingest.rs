@@ -1,0 +1,210 @@
+//! Parsing a batch of client events (PRODUCT.md §4.2).
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::clock::Millis;
+use crate::device::DeviceInfo;
+use crate::domain::JourneyId;
+use crate::storage::StoredEvent;
+
+/// Limits on what one request may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLimits {
+    /// Events per batch.
+    pub max_batch: usize,
+    /// Serialized size of one event's `attrs`, in bytes.
+    pub max_attrs_bytes: usize,
+    /// How far a client clock may be ahead of the server's (skew allowance).
+    pub max_future_ms: Millis,
+    /// How old an event may be.
+    pub max_age_ms: Millis,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_batch: 100,
+            max_attrs_bytes: 4096,
+            max_future_ms: 24 * 3600 * 1000,
+            max_age_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// Who is sending, as read from the request.
+#[derive(Debug, Clone)]
+pub struct Emitter {
+    /// OS, browser, form factor from the request headers.
+    pub device: DeviceInfo,
+}
+
+/// Why one event of a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRejection {
+    /// Its index in the batch.
+    pub index: usize,
+    /// Stable code, e.g. `invalid-journey-id`.
+    pub code: &'static str,
+    /// A sentence naming the field.
+    pub message: String,
+}
+
+/// The good events of a batch and the refused ones.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// Events to store.
+    pub accepted: Vec<StoredEvent>,
+    /// Events refused, by index.
+    pub rejected: Vec<EventRejection>,
+}
+
+const FLOWS: &[&str] = &["passkey-local", "cross-device", "qr-approval", "fallback"];
+
+fn reject(index: usize, code: &'static str, message: impl Into<String>) -> EventRejection {
+    EventRejection { index, code, message: message.into() }
+}
+
+fn parse_ts(v: &Value) -> Option<Millis> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)),
+        _ => None,
+    }
+}
+
+fn parse_one(
+    index: usize,
+    raw: &Value,
+    emitter: &Emitter,
+    limits: &IngestLimits,
+    now: Millis,
+) -> Result<StoredEvent, EventRejection> {
+    let obj = raw.as_object().ok_or_else(|| reject(index, "invalid-event", "each event must be a JSON object"))?;
+    let text = |field: &str| obj.get(field).and_then(Value::as_str);
+    let journey = text("journeyId")
+        .ok_or_else(|| reject(index, "invalid-journey-id", "journeyId is missing or not a string"))
+        .and_then(|j| {
+            JourneyId::parse(j).map_err(|_| reject(index, "invalid-journey-id", "journeyId is not a UUID"))
+        })?;
+    let name = text("name").ok_or_else(|| reject(index, "invalid-name", "name is missing or not a string"))?;
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    if !name_ok {
+        return Err(reject(index, "invalid-name", "name must be 1-64 characters of a-z, 0-9, '.', '_' or '-'"));
+    }
+    let device = match text("device") {
+        Some(d @ ("desktop" | "mobile")) => d,
+        Some("server") => {
+            return Err(reject(index, "invalid-device", "device \"server\" is reserved for the server's own events"));
+        }
+        _ => return Err(reject(index, "invalid-device", "device must be \"desktop\" or \"mobile\"")),
+    };
+    let flow = match obj.get("flow") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(f)) if FLOWS.contains(&f.as_str()) => Some(f.clone()),
+        Some(_) => return Err(reject(index, "invalid-flow", format!("flow must be one of {}", FLOWS.join(", ")))),
+    };
+    let ts = obj
+        .get("ts")
+        .and_then(parse_ts)
+        .ok_or_else(|| reject(index, "invalid-ts", "ts must be RFC 3339 text or milliseconds since the epoch"))?;
+    if ts > now + limits.max_future_ms {
+        return Err(reject(index, "invalid-ts", "ts is more than a day in the future"));
+    }
+    if ts < now - limits.max_age_ms {
+        return Err(reject(index, "invalid-ts", "ts is more than seven days old"));
+    }
+    let attrs = match obj.get("attrs") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(a @ Value::Object(_)) => a.clone(),
+        Some(_) => return Err(reject(index, "invalid-attrs", "attrs must be an object")),
+    };
+    if attrs.to_string().len() > limits.max_attrs_bytes {
+        return Err(reject(index, "invalid-attrs", format!("attrs is larger than {} bytes", limits.max_attrs_bytes)));
+    }
+    let event_id = match obj.get("eventId") {
+        None | Some(Value::Null) => Uuid::new_v4().to_string(),
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= 64 && !id.chars().any(char::is_control) => {
+            format!("{journey}:{id}")
+        }
+        Some(_) => return Err(reject(index, "invalid-event-id", "eventId must be a string of 1-64 characters")),
+    };
+    let app_version = attrs.get("appVersion").and_then(Value::as_str).map(|v| v.chars().take(64).collect());
+    Ok(StoredEvent {
+        event_id,
+        journey_id: journey,
+        name: name.to_owned(),
+        device: device.to_owned(),
+        flow,
+        ts,
+        received_at: now,
+        attrs,
+        os: Some(emitter.device.os.clone()),
+        browser: Some(emitter.device.browser.clone()),
+        form_factor: Some(emitter.device.form_factor.as_str().to_owned()),
+        app_version,
+    })
+}
+
+/// Validates every event of a batch on its own.
+pub fn parse_batch(events: &[Value], emitter: &Emitter, limits: &IngestLimits, now: Millis) -> BatchOutcome {
+    let mut out = BatchOutcome::default();
+    for (index, raw) in events.iter().enumerate() {
+        match parse_one(index, raw, emitter, limits, now) {
+            Ok(e) => out.accepted.push(e),
+            Err(r) => out.rejected.push(r),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn emitter() -> Emitter {
+        Emitter { device: DeviceInfo::unknown() }
+    }
+
+    #[test]
+    fn good_events_pass_and_bad_ones_name_their_field() {
+        let now = 1_800_000_000_000;
+        let j = Uuid::new_v4().to_string();
+        let batch = vec![
+            json!({"journeyId": j, "name": "qr.shown", "device": "desktop", "ts": now, "attrs": {"sizePx": 264}}),
+            json!({"journeyId": "nope", "name": "qr.shown", "device": "desktop", "ts": now}),
+            json!({"journeyId": j, "name": "Bad Name!", "device": "desktop", "ts": now}),
+            json!({"journeyId": j, "name": "x", "device": "server", "ts": now}),
+            json!({"journeyId": j, "name": "x", "device": "mobile", "ts": "2027-01-15T08:00:00Z", "flow": "warp"}),
+            json!({"journeyId": j, "name": "x", "device": "mobile", "ts": now + 2 * 24 * 3600 * 1000}),
+            json!({"journeyId": j, "name": "x", "device": "mobile", "ts": now, "attrs": [1]}),
+            json!("not an object"),
+            json!({"journeyId": j, "name": "mobile.opened", "device": "mobile", "ts": "2027-01-15T08:00:00.5Z", "eventId": "e1", "attrs": {"appVersion": "3.2.1"}}),
+        ];
+        let out = parse_batch(&batch, &emitter(), &IngestLimits::default(), now);
+        let codes: Vec<(usize, &str)> = out.rejected.iter().map(|r| (r.index, r.code)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                (1, "invalid-journey-id"),
+                (2, "invalid-name"),
+                (3, "invalid-device"),
+                (4, "invalid-flow"),
+                (5, "invalid-ts"),
+                (6, "invalid-attrs"),
+                (7, "invalid-event")
+            ]
+        );
+        assert_eq!(out.accepted.len(), 2);
+        assert_eq!(out.accepted[1].ts, 1_800_000_000_500);
+        assert_eq!(out.accepted[1].event_id, format!("{j}:e1"), "client ids are scoped to their journey");
+        assert_eq!(out.accepted[1].app_version.as_deref(), Some("3.2.1"));
+        assert!(out.accepted.iter().all(|e| e.received_at == now));
+    }
+}

@@ -1,0 +1,103 @@
+//! `POST /events`: product events from browsers and phones. Each event is validated on
+//! its own; the good ones are stored in one statement before the 202 is sent (so an
+//! accepted event survives a crash right after), the bad ones come back by index with the
+//! field that is wrong. Batches are capped in size and rate per IP.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use handoff_core::clock::now_ms;
+use handoff_core::observe::{Emitter, IngestLimits, parse_batch};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::extract::{ApiJson, ClientContext};
+use crate::state::AppState;
+
+/// Batches per IP per minute.
+pub struct EventLimits(DefaultKeyedRateLimiter<IpAddr>);
+
+impl EventLimits {
+    /// `per_minute` batches per IP.
+    pub fn new(per_minute: u32) -> Self {
+        Self(RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN))))
+    }
+}
+
+/// Routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/events", post(ingest))
+}
+
+/// A batch of events.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EventBatch {
+    /// Up to 100 events: `{eventId?, journeyId, name, ts, device: "desktop"|"mobile", flow?, attrs?}`.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+}
+
+/// One refused event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedEvent {
+    /// Its index in the batch.
+    pub index: usize,
+    /// What is wrong.
+    pub error: ErrorDetail,
+}
+
+/// What happened to a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventBatchResult {
+    /// How many events were stored (repeats of an `eventId` count once).
+    pub accepted: usize,
+    /// The refused ones.
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// Send product events (PRODUCT.md §4.2). Good events are durable when the 202 arrives.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = EventBatch,
+    responses((status = 202, description = "stored; refused events listed by index", body = EventBatchResult),
+              (status = 400, description = "malformed body or too many events", body = ErrorBody),
+              (status = 413, description = "body-too-large", body = ErrorBody),
+              (status = 429, description = "rate-limited (Retry-After)", body = ErrorBody)))]
+pub async fn ingest(
+    State(state): State<AppState>,
+    client: ClientContext,
+    ApiJson(batch): ApiJson<EventBatch>,
+) -> Result<(StatusCode, Json<EventBatchResult>), ApiError> {
+    if let Some(Err(not_until)) =
+        client.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| state.event_limits.0.check_key(&ip))
+    {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        let secs = wait.as_secs().max(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!("too many event batches; try again in {secs} s"),
+        )
+        .with_retry_after(secs));
+    }
+    let limits = IngestLimits::default();
+    if batch.events.len() > limits.max_batch {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "batch-too-large",
+            format!("{} events in one batch; send at most {}", batch.events.len(), limits.max_batch),
+        ));
+    }
+    let outcome = parse_batch(&batch.events, &Emitter { device: client.device }, &limits, now_ms());
+    state.passkeys.storage().events.append(&outcome.accepted).await?;
+    let rejected = outcome
+        .rejected
+        .into_iter()
+        .map(|r| RejectedEvent { index: r.index, error: ErrorDetail { code: r.code.to_owned(), message: r.message } })
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(EventBatchResult { accepted: outcome.accepted.len(), rejected })))
+}
