@@ -47,3 +47,53 @@ on_both_backends!(https_origins_get_secure_cookies, |backend| async move {
     assert_eq!(resp.status(), 200);
     assert!(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
 });
+
+on_both_backends!(signed_in_devices_are_listed_and_can_be_ended, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up(&mut key, "nia").await;
+    // A second device signs in.
+    let phone = app.new_browser();
+    let start = json_ok(
+        phone
+            .post(app.url("/api/v1/login/start"))
+            .json(&serde_json::json!({"identifier": "nia"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let assertion = key.get(&start["publicKey"]).await;
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    let resp = phone
+        .post(app.url("/api/v1/login/finish"))
+        .header("user-agent", iphone)
+        .json(&serde_json::json!({"ceremonyId": start["ceremonyId"], "credential": assertion}))
+        .send()
+        .await
+        .unwrap();
+    json_ok(resp).await;
+    let list = json_ok(app.get("/api/v1/sessions").await).await;
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let other = sessions.iter().find(|s| s["current"] == false).unwrap();
+    assert_eq!(other["device"]["os"], "iOS");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    // End the phone's session from here; the phone is signed out.
+    let id = other["id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/api/v1/sessions/{id}")).await.status(), 204);
+    expect_error(phone.get(app.url("/api/v1/session")).send().await.unwrap(), 401, "not-signed-in").await;
+    expect_error(app.delete(&format!("/api/v1/sessions/{id}")).await, 404, "session-not-found").await;
+    expect_error(app.delete("/api/v1/sessions/zz").await, 400, "invalid-session-id").await;
+    // Another account cannot end this one's sessions.
+    let mine = json_ok(app.get("/api/v1/sessions").await).await["sessions"][0]["id"].as_str().unwrap().to_owned();
+    let mut other_key = SoftKey::new(&app.origin);
+    let stranger = TestApp::sign_up_in(&app, &app.new_browser(), &mut other_key, "oli").await;
+    expect_error(
+        stranger.delete(app.url(&format!("/api/v1/sessions/{mine}"))).send().await.unwrap(),
+        404,
+        "session-not-found",
+    )
+    .await;
+    json_ok(app.get("/api/v1/session").await).await;
+});

@@ -115,6 +115,10 @@ pub trait Sessions: Send + Sync {
     async fn find(&self, token_digest: &str, now: Millis) -> Result<Option<SessionRecord>>;
     /// Deletes a session; false when there was none.
     async fn revoke(&self, token_digest: &str) -> Result<bool>;
+    /// The live sessions of a user, newest first.
+    async fn of_user(&self, user: UserId, now: Millis) -> Result<Vec<SessionRecord>>;
+    /// Ends the session of `user` whose digest starts with `id_prefix`; false when none.
+    async fn revoke_for_user(&self, user: UserId, id_prefix: &str) -> Result<bool>;
     /// Records a new user-verified passkey ceremony in a live session.
     async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool>;
     /// Deletes expired sessions; returns how many.

@@ -62,6 +62,41 @@ impl Sessions for Database {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn of_user(&self, user: UserId, now: Millis) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query(
+            "SELECT token_digest, created_at, expires_at, verified_at, user_agent, ip FROM sessions \
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC LIMIT 100",
+        )
+        .bind(user.to_string())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionRecord {
+                    token_digest: row.try_get(0).map_err(storage_error)?,
+                    user_id: user,
+                    created_at: row.try_get(1).map_err(storage_error)?,
+                    expires_at: row.try_get(2).map_err(storage_error)?,
+                    verified_at: row.try_get(3).map_err(storage_error)?,
+                    user_agent: row.try_get(4).map_err(storage_error)?,
+                    ip: row.try_get(5).map_err(storage_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_for_user(&self, user: UserId, id_prefix: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND substr(token_digest, 1, 32) = $2")
+            .bind(user.to_string())
+            .bind(id_prefix)
+            .execute(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool> {
         let done = sqlx::query("UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2")
             .bind(token_digest)

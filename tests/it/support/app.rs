@@ -174,6 +174,28 @@ impl TestApp {
         json_ok(self.registration_finish(start["ceremonyId"].as_str().expect("ceremonyId"), &credential).await).await
     }
 
+    /// Signs up `identifier` in another browser; returns that browser, signed in.
+    pub async fn sign_up_in(&self, browser: &Client, key: &mut crate::support::SoftKey, identifier: &str) -> Client {
+        let start = json_ok(
+            browser
+                .post(self.url("/api/v1/passkeys/registration/start"))
+                .json(&json!({ "identifier": identifier }))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        let credential = key.create(&start["publicKey"]).await;
+        let finish = browser
+            .post(self.url("/api/v1/passkeys/registration/finish"))
+            .json(&json!({ "ceremonyId": start["ceremonyId"], "credential": credential }))
+            .send()
+            .await
+            .expect("request");
+        json_ok(finish).await;
+        browser.clone()
+    }
+
     /// Signs in identifier-first with `key`; returns the finish response.
     pub async fn sign_in(&self, key: &mut crate::support::SoftKey, identifier: &str) -> Response {
         let start = json_ok(self.login_start(Some(identifier)).await).await;

@@ -74,6 +74,24 @@ impl SessionService {
         self.storage.sessions.mark_verified(&token.digest(), now_ms()).await
     }
 
+    /// The user's live sessions (signed-in devices), newest first.
+    pub async fn of_user(&self, user: UserId) -> Result<Vec<SessionRecord>> {
+        self.storage.sessions.of_user(user, now_ms()).await
+    }
+
+    /// Ends one of the user's sessions by its public id (the first 32 hex digits of its
+    /// digest); false when the user has no such session.
+    pub async fn end(&self, user: UserId, id: &str) -> Result<bool> {
+        let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        if !valid {
+            return Err(crate::DomainError::invalid(
+                "invalid-session-id",
+                "session id must be 32 lowercase hex digits",
+            ));
+        }
+        self.storage.sessions.revoke_for_user(user, id).await
+    }
+
     /// Ends a session; false when it did not exist.
     pub async fn revoke(&self, token: &SecretToken) -> Result<bool> {
         self.storage.sessions.revoke(&token.digest()).await

@@ -14,7 +14,76 @@ use crate::state::AppState;
 
 /// Routes of this area.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/session", get(current).delete(sign_out))
+    Router::new()
+        .route("/session", get(current).delete(sign_out))
+        .route("/sessions", get(list))
+        .route("/sessions/{session_id}", axum::routing::delete(end))
+}
+
+/// One signed-in device.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    /// Opaque id (for ending it).
+    pub id: String,
+    /// True for the session making this request.
+    pub current: bool,
+    /// When it started (RFC 3339).
+    pub created_at: String,
+    /// When the user last confirmed with a passkey in it (RFC 3339).
+    pub verified_at: String,
+    /// The device, from its user agent.
+    pub device: handoff_core::device::DeviceInfo,
+    /// Its IP address when it started.
+    pub ip: Option<String>,
+}
+
+/// `GET /sessions`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionView>,
+}
+
+/// The signed-in user's devices (live sessions), newest first.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "session",
+    responses((status = 200, body = SessionList), (status = 401, description = "not-signed-in", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, SignedIn(user): SignedIn) -> Result<Json<SessionList>, ApiError> {
+    let sessions = state.sessions.of_user(user.user_id).await?;
+    let views = sessions
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.token_digest.chars().take(32).collect(),
+            current: s.token_digest == user.session_digest,
+            created_at: rfc3339(s.created_at),
+            verified_at: rfc3339(s.verified_at),
+            device: s
+                .user_agent
+                .as_deref()
+                .map(handoff_core::device::DeviceInfo::from_user_agent)
+                .unwrap_or_else(handoff_core::device::DeviceInfo::unknown),
+            ip: s.ip,
+        })
+        .collect();
+    Ok(Json(SessionList { sessions: views }))
+}
+
+/// Sign out one of the signed-in user's devices.
+#[utoipa::path(delete, path = "/api/v1/sessions/{session_id}", tag = "session",
+    params(("session_id" = String, Path, description = "id from GET /sessions")),
+    responses((status = 204, description = "ended"), (status = 400, description = "invalid-session-id", body = ErrorBody),
+              (status = 401, description = "not-signed-in", body = ErrorBody), (status = 404, description = "session-not-found", body = ErrorBody)))]
+pub async fn end(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::extract::Path(session_id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.sessions.end(user.user_id, &session_id).await? {
+        tracing::info!(user = %user.user_id, "signed out a device");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "session-not-found", "no such signed-in device for this account"))
+    }
 }
 
 /// The signed-in user with their passkeys.
