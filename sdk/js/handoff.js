@@ -544,6 +544,28 @@ export class Handoff {
   }
 
   /**
+   * The signed-in devices (sessions) of the signed-in account, newest first.
+   *
+   * @returns {Promise<Array<{id: string, current: boolean, createdAt: string, verifiedAt: string, device: {os: string, browser: string, formFactor: string}, ip: string|null}>>}
+   * @throws {HandoffError} `not-signed-in`
+   */
+  async devices() {
+    const body = await this._request('GET', '/sessions');
+    return body?.sessions ?? [];
+  }
+
+  /**
+   * Signs out one of the account's devices (an id from {@link Handoff#devices}).
+   *
+   * @param {string} id
+   * @returns {Promise<void>}
+   * @throws {HandoffError} `session-not-found`, `not-signed-in`
+   */
+  async endDevice(id) {
+    await this._request('DELETE', `/sessions/${encodeURIComponent(id)}`);
+  }
+
+  /**
    * Records a product event of a journey (PRODUCT.md §4.2), e.g. `qr.shown` or
    * `confirmation.completed`. Fire-and-forget with `keepalive`, so it survives the page
    * going away; it never throws and never delays the sign-in, whatever the events endpoint

@@ -58,6 +58,7 @@ const handoff = new Handoff();
 const $ = (id) => document.getElementById(id);
 
 const els = {
+  deviceList: $('device-list'),
   qrApproval: $('qr-approval'),
   qrApprovalTitle: $('qr-approval-title'),
   qrApprovalMount: $('qr-approval-mount'),
@@ -283,6 +284,43 @@ function renderAccount() {
   const created = session.createdAt ?? session.accountCreatedAt;
   els.accountSince.textContent = created ? `Account created ${formatDate(created)}` : '';
   renderPasskeys(session.passkeys ?? []);
+  renderDevices();
+}
+
+/** Signed-in devices (sessions) of this account, each with a way to sign it out. */
+async function renderDevices() {
+  let devices;
+  try {
+    devices = await handoff.devices();
+  } catch {
+    els.deviceList.replaceChildren(el('li', 'empty', 'The list of signed-in devices could not be loaded.'));
+    return;
+  }
+  els.deviceList.replaceChildren(
+    ...devices.map((d) => {
+      const item = el('li', 'passkey');
+      const what = [d.device?.browser, d.device?.os].filter((v) => v && v !== 'unknown').join(' on ') || 'Unknown device';
+      item.append(el('strong', '', d.current ? `${what} (this browser)` : what));
+      item.append(el('p', 'hint', `Signed in ${formatDate(d.createdAt)}${d.ip ? ` from ${d.ip}` : ''}`));
+      if (!d.current) {
+        const end = el('button', 'button button-secondary', 'Sign out this device');
+        end.type = 'button';
+        end.setAttribute('aria-label', `Sign out ${what}, signed in ${formatDate(d.createdAt)}`);
+        end.addEventListener('click', async () => {
+          end.disabled = true;
+          try {
+            await handoff.endDevice(d.id);
+            setStatus(`Signed out ${what}.`, 'ok');
+          } catch (error) {
+            setStatus(explain(error, 'account'), 'error');
+          }
+          renderDevices();
+        });
+        item.append(end);
+      }
+      return item;
+    }),
+  );
 }
 
 async function refreshPasskeys() {
