@@ -215,3 +215,21 @@ on_both_backends!(the_page_can_ask_for_another_method, |backend| async move {
     )
     .await;
 });
+
+on_both_backends!(a_success_resets_the_failure_count, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up(&mut key, "ines").await;
+    let fail_once = || async {
+        let start = json_ok(app.login_start(Some("ines")).await).await;
+        assert!(start["ceremonyId"].is_string(), "passkeys offered: {start}");
+        let report = json!({"ceremonyId": start["ceremonyId"], "errorName": "NotAllowedError"});
+        assert_eq!(app.post("/api/v1/login/failure", &report).await.status(), 204);
+    };
+    fail_once().await;
+    json_ok(app.sign_in(&mut key, "ines").await).await;
+    fail_once().await;
+    // One failure since the success: still offered here.
+    let start = json_ok(app.login_start(Some("ines")).await).await;
+    assert!(start["ceremonyId"].is_string(), "the success reset the count: {start}");
+});

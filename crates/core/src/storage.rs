@@ -11,7 +11,7 @@ use crate::clock::Millis;
 use crate::domain::{CeremonyId, CredentialId, Identifier, JourneyId, UserId};
 use crate::error::Result;
 use crate::intelligence::FailureHistory;
-use crate::passkeys::{Account, PasskeyRecord, PasskeyUse};
+use crate::passkeys::{Account, PasskeyRecord, PasskeySummary, PasskeyUse};
 
 /// Accounts and their passkeys.
 #[async_trait]
@@ -28,6 +28,9 @@ pub trait Accounts: Send + Sync {
     /// The account with this identifier and all its passkeys, in one round trip (the
     /// decision needs both, and unknown identifiers must cost the same).
     async fn find_with_passkeys(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeyRecord>)>>;
+    /// The account with this identifier and where each of its passkeys lives (no key
+    /// material), in one round trip: what a sign-in decision reads.
+    async fn find_inventory(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeySummary>)>>;
     /// All passkeys of an account, oldest first.
     async fn passkeys_of(&self, user: UserId) -> Result<Vec<PasskeyRecord>>;
     /// One passkey by credential id, with its owner's account.

@@ -5,7 +5,7 @@ use handoff_core::DomainError;
 use handoff_core::device::{DeviceInfo, FormFactor};
 use handoff_core::domain::{CredentialId, DisplayName, Identifier, UserId};
 use handoff_core::error::Result;
-use handoff_core::passkeys::{Account, PasskeyRecord, PasskeyUse};
+use handoff_core::passkeys::{Account, PasskeyRecord, PasskeySummary, PasskeyUse};
 use handoff_core::storage::Accounts;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -17,6 +17,10 @@ const PASSKEY_COLUMNS: &str = "p.credential_id, p.user_id, p.credential, p.aagui
      p.attachment, p.backup_eligible, p.backup_state, p.created_at, p.created_os, p.created_browser, \
      p.created_form_factor, p.last_used_at, p.last_used_os, p.last_used_browser, p.last_used_form_factor, \
      p.created_device_id, p.last_used_device_id";
+/// Where each passkey lives, without the credential JSON (key material, attestation).
+const SUMMARY_COLUMNS: &str = "p.credential_id, p.aaguid, p.provider, p.transports, p.attachment, p.backup_eligible, \
+     p.backup_state, p.created_os, p.created_browser, p.created_form_factor, p.last_used_os, p.last_used_browser, \
+     p.last_used_form_factor, p.created_device_id, p.last_used_device_id";
 /// Where the passkey columns start when the account's four columns come first.
 const PASSKEY_OFFSET: usize = 4;
 
@@ -40,12 +44,7 @@ fn passkey_from_row(row: &AnyRow, offset: usize) -> Result<PasskeyRecord> {
         |i: usize| -> Result<Option<String>> { row.try_get::<Option<String>, _>(offset + i).map_err(storage_error) };
     let int = |i: usize| -> Result<i64> { row.try_get::<i64, _>(offset + i).map_err(storage_error) };
     let last_used_at = row.try_get::<Option<i64>, _>(offset + 13).map_err(storage_error)?;
-    let last_used_on = match (opt_text(14)?, opt_text(15)?, opt_text(16)?) {
-        (Some(os), Some(browser), Some(ff)) => {
-            Some(DeviceInfo { os, browser, form_factor: FormFactor::from_stored(&ff) })
-        }
-        _ => None,
-    };
+    let last_used_on = device_of(opt_text(14)?, opt_text(15)?, opt_text(16)?);
     Ok(PasskeyRecord {
         credential_id: CredentialId::parse(&text(0)?).map_err(|_| corrupt("credential id"))?,
         user_id: UserId::parse(&text(1)?).map_err(|_| corrupt("user id"))?,
@@ -62,6 +61,35 @@ fn passkey_from_row(row: &AnyRow, offset: usize) -> Result<PasskeyRecord> {
         last_used_on,
         created_device_id: opt_text(17)?,
         last_used_device_id: opt_text(18)?,
+    })
+}
+
+fn device_of(os: Option<String>, browser: Option<String>, form: Option<String>) -> Option<DeviceInfo> {
+    match (os, browser, form) {
+        (Some(os), Some(browser), Some(ff)) => {
+            Some(DeviceInfo { os, browser, form_factor: FormFactor::from_stored(&ff) })
+        }
+        _ => None,
+    }
+}
+
+fn summary_from_row(row: &AnyRow, offset: usize) -> Result<PasskeySummary> {
+    let text = |i: usize| -> Result<String> { row.try_get::<String, _>(offset + i).map_err(storage_error) };
+    let opt =
+        |i: usize| -> Result<Option<String>> { row.try_get::<Option<String>, _>(offset + i).map_err(storage_error) };
+    let int = |i: usize| -> Result<i64> { row.try_get::<i64, _>(offset + i).map_err(storage_error) };
+    Ok(PasskeySummary {
+        credential_id: CredentialId::parse(&text(0)?).map_err(|_| corrupt("credential id"))?,
+        aaguid: text(1)?.parse().map_err(|_| corrupt("aaguid"))?,
+        provider: text(2)?,
+        transports: serde_json::from_str(&text(3)?).map_err(|_| corrupt("transports"))?,
+        attachment: opt(4)?,
+        backup_eligible: int(5)? != 0,
+        backup_state: int(6)? != 0,
+        created_on: device_of(Some(text(7)?), Some(text(8)?), Some(text(9)?)).ok_or_else(|| corrupt("device"))?,
+        last_used_on: device_of(opt(10)?, opt(11)?, opt(12)?),
+        created_device_id: opt(13)?,
+        last_used_device_id: opt(14)?,
     })
 }
 
@@ -152,6 +180,23 @@ impl Accounts for Database {
             let has_passkey = row.try_get::<Option<String>, _>(PASSKEY_OFFSET).map_err(storage_error)?.is_some();
             if has_passkey {
                 passkeys.push(passkey_from_row(row, PASSKEY_OFFSET)?);
+            }
+        }
+        Ok(Some((account, passkeys)))
+    }
+
+    async fn find_inventory(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeySummary>)>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS}, {SUMMARY_COLUMNS} FROM users u LEFT JOIN passkeys p ON p.user_id = u.id \
+             WHERE u.identifier = $1 ORDER BY p.created_at, p.credential_id"
+        );
+        let rows = sqlx::query(&sql).bind(identifier.as_str()).fetch_all(&self.pool).await.map_err(storage_error)?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let account = account_from_row(first)?;
+        let mut passkeys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<String>, _>(PASSKEY_OFFSET).map_err(storage_error)?.is_some() {
+                passkeys.push(summary_from_row(row, PASSKEY_OFFSET)?);
             }
         }
         Ok(Some((account, passkeys)))

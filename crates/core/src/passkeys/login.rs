@@ -108,6 +108,10 @@ struct PendingLogin {
     /// The client said it can hold a passkey (`Some(false)` when it said it cannot).
     platform_authenticator: Option<bool>,
     form_factor: FormFactor,
+    /// Failures of this identifier in this browser when the sign-in started: a success
+    /// only needs writing down (to reset them) when there were some.
+    #[serde(default)]
+    prior_failures: u32,
 }
 
 /// The product flow of a verdict.
@@ -140,16 +144,17 @@ impl PasskeyService {
     pub async fn start_login(&self, input: LoginStart) -> Result<LoginStarted> {
         let journey_id = input.journey_id.unwrap_or_default();
         let now = now_ms();
-        let (user_id, outcome) = match &input.identifier {
-            None => (None, Outcome { decision: usernameless_decision(), allow: Vec::new(), hints: Vec::new() }),
+        let (user_id, outcome, prior_failures) = match &input.identifier {
+            None => (None, Outcome { decision: usernameless_decision(), allow: Vec::new(), hints: Vec::new() }, 0),
             Some(identifier) => {
                 // Known and unknown identifiers cost the same: one inventory query, one
                 // history query, one decision.
-                let found = self.storage.accounts.find_with_passkeys(identifier).await?;
+                let found = self.storage.accounts.find_inventory(identifier).await?;
                 let (user_id, inventory) = match &found {
-                    Some((account, passkeys)) => {
-                        (Some(account.id), passkeys.iter().map(|p| CredentialFacts::of(p, &self.catalog)).collect())
-                    }
+                    Some((account, passkeys)) => (
+                        Some(account.id),
+                        passkeys.iter().map(|p| CredentialFacts::of_summary(p, &self.catalog)).collect(),
+                    ),
                     None => (None, decoy_inventory(&self.decoy_key, identifier)),
                 };
                 let cooldown = i64::try_from(self.config.rules.failure_cooldown.as_millis()).unwrap_or(i64::MAX);
@@ -163,7 +168,7 @@ impl PasskeyService {
                     None => Default::default(),
                 };
                 let outcome = decide(identifier.as_str(), &inventory, &input.client, failures, &self.config.rules, now);
-                (user_id, outcome)
+                (user_id, outcome, failures.recent_failures)
             }
         };
         let decision = outcome.decision.clone();
@@ -193,6 +198,7 @@ impl PasskeyService {
                 device_id: input.client.device_id.clone(),
                 platform_authenticator: input.client.platform_authenticator,
                 form_factor: input.client.device.form_factor,
+                prior_failures,
             };
             let ceremony_id = self.put_ceremony(CeremonyKind::Authentication, &pending).await?;
             let mut public_key = serde_json::to_value(&options.public_key)
@@ -223,8 +229,10 @@ impl PasskeyService {
         match self.verify_assertion(pending.state.clone(), pending.user_id, credential, &input).await {
             Ok(account) => {
                 // `server.verification` ok is recorded with `session.established` (note_session),
-                // in one statement.
-                self.note_attempt(&pending, false, None).await;
+                // in one statement. A success is only written when it resets failures.
+                if pending.prior_failures > 0 {
+                    self.note_attempt(&pending, false, None).await;
+                }
                 let append_offer = self.append_offer(&pending, &account, &input).await;
                 tracing::info!(user = %account.id, journey = %journey_id, flow, "signed in with a passkey");
                 Ok(LoginFinished { account, journey_id, flow, append_offer })

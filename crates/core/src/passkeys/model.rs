@@ -54,6 +54,33 @@ pub struct PasskeyRecord {
     pub last_used_device_id: Option<String>,
 }
 
+/// Where a passkey lives, without its key material: what decisions read.
+#[derive(Debug, Clone)]
+pub struct PasskeySummary {
+    /// The credential id.
+    pub credential_id: CredentialId,
+    /// The authenticator's AAGUID.
+    pub aaguid: uuid::Uuid,
+    /// Provider name at registration.
+    pub provider: String,
+    /// Transports reported at registration.
+    pub transports: Vec<String>,
+    /// `platform` / `cross-platform`.
+    pub attachment: Option<String>,
+    /// BE.
+    pub backup_eligible: bool,
+    /// BS.
+    pub backup_state: bool,
+    /// The device it was made on.
+    pub created_on: DeviceInfo,
+    /// The device cookie of the browser it was made in.
+    pub created_device_id: Option<String>,
+    /// The device it was last used on.
+    pub last_used_on: Option<DeviceInfo>,
+    /// The device cookie of the browser it was last used in.
+    pub last_used_device_id: Option<String>,
+}
+
 /// A successful use of a passkey, written back with a compare-and-set on the counter.
 #[derive(Debug, Clone)]
 pub struct PasskeyUse {
