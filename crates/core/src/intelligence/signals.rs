@@ -72,19 +72,7 @@ pub struct CredentialFacts {
 impl CredentialFacts {
     /// The facts of a stored passkey.
     pub fn of(p: &PasskeyRecord, catalog: &ProviderCatalog) -> Self {
-        Self {
-            credential_id: p.credential_id.clone(),
-            provider: p.provider.clone(),
-            ecosystem: catalog.lookup(&p.aaguid).ecosystem,
-            transports: p.transports.clone(),
-            attachment: p.attachment.clone(),
-            backup_eligible: p.backup_eligible,
-            backup_state: p.backup_state,
-            created_on: p.created_on.clone(),
-            created_device_id: p.created_device_id.clone(),
-            last_used_on: p.last_used_on.clone(),
-            last_used_device_id: p.last_used_device_id.clone(),
-        }
+        Self::of_summary(&p.summary(), catalog)
     }
 
     /// The facts of a passkey summary (what decisions read from storage).

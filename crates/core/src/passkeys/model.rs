@@ -54,6 +54,25 @@ pub struct PasskeyRecord {
     pub last_used_device_id: Option<String>,
 }
 
+impl PasskeyRecord {
+    /// Where it lives, without the key material.
+    pub fn summary(&self) -> PasskeySummary {
+        PasskeySummary {
+            credential_id: self.credential_id.clone(),
+            aaguid: self.aaguid,
+            provider: self.provider.clone(),
+            transports: self.transports.clone(),
+            attachment: self.attachment.clone(),
+            backup_eligible: self.backup_eligible,
+            backup_state: self.backup_state,
+            created_on: self.created_on.clone(),
+            created_device_id: self.created_device_id.clone(),
+            last_used_on: self.last_used_on.clone(),
+            last_used_device_id: self.last_used_device_id.clone(),
+        }
+    }
+}
+
 /// Where a passkey lives, without its key material: what decisions read.
 #[derive(Debug, Clone)]
 pub struct PasskeySummary {
