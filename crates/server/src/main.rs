@@ -22,18 +22,28 @@ struct Cli {
 
 /// The configuration keys without flags (TOML keys; HANDOFF_<KEY> in the environment).
 const DECISION_KEYS_HELP: &str = "\
-Sign-in decision rules (TOML keys; set from the environment as HANDOFF_<KEY IN UPPER CASE>):
-  cross_device_enabled           offer the browser's cross-device (hybrid) flow [default: true]
-  allowed_providers              only offer passkeys from these providers, e.g. \"iCloud Keychain, 1Password\"
-  blocked_providers              never offer passkeys from these providers
-  failures_before_fallback       failed passkey attempts in one browser before falling back [default: 2]
-  failure_cooldown_seconds       how long that fallback lasts [default: 900]
-  cross_device_rollout_percent   share of users who get the cross-device flow, 0-100 [default: 100]
-  cross_device_rollout_os        only these operating systems get it, e.g. \"Windows, macOS\"
-  cross_device_rollout_browsers  only these browsers get it, e.g. \"Chrome, Edge\"
-  append_max_offers_per_day      offers to create a passkey here after a cross-device sign-in [default: 2]
-  append_max_skips_total         stop offering after this many \"Not now\" [default: 3]
-  append_skip_cooldown_seconds   no offer for this long after \"Not now\" [default: 86400]";
+More settings (TOML keys; environment: HANDOFF_<KEY IN UPPER CASE>):
+
+Sign-in decisions:
+  cross_device_enabled           offer the cross-device (hybrid) flow [true]
+  allowed_providers              only these providers, e.g. \"iCloud Keychain, 1Password\"
+  blocked_providers              never these providers
+  failures_before_fallback       failures in one browser before falling back [2]
+  failure_cooldown_seconds       how long that fallback lasts [900]
+  cross_device_rollout_percent   share of users who get cross-device, 0-100 [100]
+  cross_device_rollout_os        only these systems, e.g. \"Windows, macOS\"
+  cross_device_rollout_browsers  only these browsers, e.g. \"Chrome, Edge\"
+  append_max_offers_per_day      passkey-append offers per user per day [2]
+  append_max_skips_total         stop offering after this many \"Not now\" [3]
+  append_skip_cooldown_seconds   no offer for this long after \"Not now\" [86400]
+
+Handoff QR approval:
+  qr_enabled                     offer QR approval with a signed-in phone [true]
+  qr_ttl_seconds                 how long an attempt lives, at most 300 [300]
+  qr_code_ttl_seconds            how long one displayed code works [60]
+  qr_create_per_minute           attempts one IP may start per minute [20]
+  qr_approve_per_minute          approvals one account may make per minute [10]
+  qr_reauth_after_seconds        passkey check on the phone must be this recent [120]";
 
 #[derive(Subcommand)]
 enum Command {
@@ -170,4 +180,22 @@ async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn help_explains_every_configuration_key() {
+        let mut cmd = Cli::command();
+        let serve = cmd.find_subcommand_mut("serve").expect("serve");
+        let help = serve.render_long_help().to_string();
+        for key in handoff_server::config::KEYS {
+            let flag = format!("--{}", key.replace('_', "-"));
+            assert!(help.contains(&flag) || help.contains(key), "`handoff serve --help` does not mention {key}");
+        }
+    }
 }
