@@ -14,72 +14,10 @@ use handoff_core::provider::ProviderCatalog;
 use handoff_core::storage::Accounts;
 use handoff_server::Application;
 use handoff_server::config::RawConfig;
-use passkey::authenticator::{
-    Authenticator, CredentialStore, DiscoverabilitySupport, StoreInfo, UiHint, UserCheck, UserValidationMethod,
-};
-use passkey::client::{Client, DefaultClientData};
-use passkey::types::Passkey;
-use passkey::types::ctap2::make_credential::{Options, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity};
-use passkey::types::ctap2::{Aaguid, Ctap2Error, StatusCode};
-use passkey::types::webauthn::{CredentialCreationOptions, PublicKeyCredentialDescriptor};
 use serde_json::{Value, json};
 
 const WINDOWS_CHROME: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-
-#[derive(Default)]
-struct Store(Option<Passkey>);
-
-#[async_trait::async_trait]
-impl CredentialStore for Store {
-    type PasskeyItem = Passkey;
-    async fn find_credentials(
-        &self,
-        _: Option<&[PublicKeyCredentialDescriptor]>,
-        _: &str,
-        _: Option<&[u8]>,
-    ) -> Result<Vec<Passkey>, StatusCode> {
-        self.0.clone().map(|p| vec![p]).ok_or(Ctap2Error::NoCredentials.into())
-    }
-    async fn save_credential(
-        &mut self,
-        cred: Passkey,
-        _: PublicKeyCredentialUserEntity,
-        _: PublicKeyCredentialRpEntity,
-        _: Options,
-    ) -> Result<(), StatusCode> {
-        self.0 = Some(cred);
-        Ok(())
-    }
-    async fn update_credential(&mut self, cred: &Passkey) -> Result<(), StatusCode> {
-        self.0 = Some(cred.clone());
-        Ok(())
-    }
-    async fn get_info(&self) -> StoreInfo {
-        StoreInfo { discoverability: DiscoverabilitySupport::ForcedDiscoverable }
-    }
-}
-
-struct Verified;
-
-#[async_trait::async_trait]
-impl UserValidationMethod for Verified {
-    type PasskeyItem = Passkey;
-    async fn check_user<'a>(
-        &self,
-        _: UiHint<'a, Passkey>,
-        presence: bool,
-        verification: bool,
-    ) -> Result<UserCheck, Ctap2Error> {
-        Ok(UserCheck { presence, verification })
-    }
-    fn is_presence_enabled(&self) -> bool {
-        true
-    }
-    fn is_verification_enabled(&self) -> Option<bool> {
-        Some(true)
-    }
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -103,14 +41,8 @@ async fn register(http: &reqwest::Client, base: &str, origin: &url::Url, identif
         .json()
         .await
         .expect("json");
-    let authenticator =
-        Authenticator::new(Aaguid([0; 16]), Store::default(), Verified, passkey::crypto::AvailableBackend);
-    let mut client: Client<_, _, _, public_suffix::PublicSuffixList, ()> =
-        Client::new(authenticator).allows_insecure_localhost(true);
-    let options: CredentialCreationOptions =
-        serde_json::from_value(json!({"publicKey": start["publicKey"]})).expect("options");
-    let created = client.register(origin, options, DefaultClientData).await.expect("create");
-    let mut credential = serde_json::to_value(created).expect("json");
+    let mut key = handoff_tests::SoftKey::with_aaguid(origin, [0; 16]);
+    let mut credential = key.create(&start["publicKey"]).await;
     credential["response"]["transports"] = json!(["hybrid", "internal"]);
     http.post(format!("{base}/api/v1/passkeys/registration/finish"))
         .header("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1")

@@ -15,14 +15,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
-use passkey::authenticator::{
-    Authenticator, CredentialStore, DiscoverabilitySupport, StoreInfo, UiHint, UserCheck, UserValidationMethod,
-};
-use passkey::client::{Client, DefaultClientData};
-use passkey::types::Passkey;
-use passkey::types::ctap2::make_credential::{Options, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity};
-use passkey::types::ctap2::{Aaguid, Ctap2Error, StatusCode};
-use passkey::types::webauthn::{CredentialCreationOptions, PublicKeyCredentialDescriptor};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -103,55 +95,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-#[derive(Default)]
-struct Store(Option<Passkey>);
-
-#[async_trait::async_trait]
-impl CredentialStore for Store {
-    type PasskeyItem = Passkey;
-    async fn find_credentials(
-        &self,
-        _: Option<&[PublicKeyCredentialDescriptor]>,
-        _: &str,
-        _: Option<&[u8]>,
-    ) -> Result<Vec<Passkey>, StatusCode> {
-        self.0.clone().map(|p| vec![p]).ok_or(Ctap2Error::NoCredentials.into())
-    }
-    async fn save_credential(
-        &mut self,
-        c: Passkey,
-        _: PublicKeyCredentialUserEntity,
-        _: PublicKeyCredentialRpEntity,
-        _: Options,
-    ) -> Result<(), StatusCode> {
-        self.0 = Some(c);
-        Ok(())
-    }
-    async fn update_credential(&mut self, c: &Passkey) -> Result<(), StatusCode> {
-        self.0 = Some(c.clone());
-        Ok(())
-    }
-    async fn get_info(&self) -> StoreInfo {
-        StoreInfo { discoverability: DiscoverabilitySupport::ForcedDiscoverable }
-    }
-}
-
-struct Verified;
-
-#[async_trait::async_trait]
-impl UserValidationMethod for Verified {
-    type PasskeyItem = Passkey;
-    async fn check_user<'a>(&self, _: UiHint<'a, Passkey>, p: bool, v: bool) -> Result<UserCheck, Ctap2Error> {
-        Ok(UserCheck { presence: p, verification: v })
-    }
-    fn is_presence_enabled(&self) -> bool {
-        true
-    }
-    fn is_verification_enabled(&self) -> Option<bool> {
-        Some(true)
-    }
-}
-
 /// A signed-in phone: registers an account and keeps the session cookie.
 async fn phone(base: &str, origin: &str) -> reqwest::Client {
     let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
@@ -164,13 +107,8 @@ async fn phone(base: &str, origin: &str) -> reqwest::Client {
         .json()
         .await
         .expect("json");
-    let auth = Authenticator::new(Aaguid([0; 16]), Store::default(), Verified, passkey::crypto::AvailableBackend);
-    let mut client: Client<_, _, _, public_suffix::PublicSuffixList, ()> =
-        Client::new(auth).allows_insecure_localhost(true);
-    let options: CredentialCreationOptions =
-        serde_json::from_value(json!({"publicKey": start["publicKey"]})).expect("options");
     let origin = url::Url::parse(origin).expect("origin");
-    let created = client.register(&origin, options, DefaultClientData).await.expect("create");
+    let created = handoff_tests::SoftKey::with_aaguid(&origin, [0; 16]).create(&start["publicKey"]).await;
     http.post(format!("{base}/api/v1/passkeys/registration/finish"))
         .json(&json!({"ceremonyId": start["ceremonyId"], "credential": created}))
         .send()

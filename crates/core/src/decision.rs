@@ -1,8 +1,5 @@
-//! The decision `/login/start` returns: which sign-in method to offer and why. This is
-//! the final response shape; the engine that weighs the signals (credential inventory,
-//! device, capabilities, failures, observed success rates) comes with the Passkey
-//! Intelligence work. Until then every decision is a plain `local` passkey attempt with
-//! a reason that says so.
+//! The decision `/login/start` returns: which sign-in method to offer and why. These are
+//! the response types; `intelligence` is the engine that fills them from the signals.
 
 use serde::{Deserialize, Serialize};
 
@@ -61,20 +58,4 @@ pub struct Decision {
     pub alternatives: Vec<Alternative>,
     /// What to do on failure.
     pub retry: RetryPolicy,
-}
-
-impl Decision {
-    /// The decision used until the intelligence engine exists.
-    pub fn static_local() -> Self {
-        Self {
-            verdict: Verdict::Local,
-            reasons: vec![Reason {
-                code: "static-default".into(),
-                message: "no decision engine configured; offering a passkey on this device".into(),
-            }],
-            confidence: 0.5,
-            alternatives: vec![Alternative { verdict: Verdict::Fallback }],
-            retry: RetryPolicy { max_attempts: 1, then: Verdict::Fallback },
-        }
-    }
 }

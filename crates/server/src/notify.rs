@@ -115,11 +115,6 @@ impl QrNotifier {
             }
         }
     }
-
-    /// How many attempts have waiters on this instance.
-    pub fn waiting_attempts(&self) -> usize {
-        self.channels.by_attempt.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
-    }
 }
 
 async fn connect_listener(url: &str) -> Result<sqlx::postgres::PgListener, sqlx::Error> {

@@ -4,10 +4,9 @@
 //! credentials the way a browser-and-authenticator pair would.
 
 pub mod app;
-pub mod softkey;
 
 pub use app::{Backend, TestApp, TestOptions};
-pub use softkey::SoftKey;
+pub use handoff_tests::SoftKey;
 
 /// Declares one test per backend from an async body taking a `Backend`.
 /// PostgreSQL tests need `HANDOFF_TEST_POSTGRES_URL`; without it they say they were skipped,
