@@ -33,7 +33,7 @@ on_both_backends!(events_are_validated_one_by_one_and_stored, |backend| async mo
     assert_eq!(again["accepted"], 2);
     let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
     let id = handoff_core::domain::JourneyId::parse(&journey).unwrap();
-    let stored = handoff_core::storage::Events::of_journey(&db, id).await.unwrap();
+    let stored = handoff_core::storage::Journeys::events_of(&db, id).await.unwrap();
     let names: Vec<&str> = stored.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, vec!["qr.shown", "some.future.name"], "unknown names are kept; repeats are not");
     assert_eq!(stored[0].attrs["sizePx"], 264);

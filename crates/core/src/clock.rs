@@ -20,6 +20,16 @@ pub fn rfc3339(ms: Millis) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// Reads RFC 3339 text or milliseconds since the epoch (as clients and query strings send).
+pub fn parse_time(s: &str) -> Option<Millis> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +38,8 @@ mod tests {
     fn renders_rfc3339_in_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(parse_time("2023-11-14T22:13:20.123Z"), Some(1_700_000_000_123));
+        assert_eq!(parse_time("1700000000123"), Some(1_700_000_000_123));
+        assert_eq!(parse_time("yesterday"), None);
     }
 }

@@ -207,13 +207,78 @@ pub struct StoredEvent {
     pub app_version: Option<String>,
 }
 
-/// Product events.
+/// A stored journey: its facts, and when it was finished (idle or with a session).
+#[derive(Debug, Clone)]
+pub struct JourneyRecord {
+    /// The journey.
+    pub journey_id: JourneyId,
+    /// Everything folded in so far.
+    pub facts: crate::observe::JourneyFacts,
+    /// When it was finished; `None` while open.
+    pub finished_at: Option<Millis>,
+}
+
+/// A journey search (support lookup), newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JourneyQuery {
+    /// Exact identifier.
+    pub identifier: Option<String>,
+    /// Started at or after (ms).
+    pub from: Option<Millis>,
+    /// Started before (ms).
+    pub to: Option<Millis>,
+    /// `success`, `abandoned`, `failed`.
+    pub outcome: Option<String>,
+    /// Root cause code.
+    pub root_cause: Option<String>,
+    /// Flow.
+    pub flow: Option<String>,
+    /// Continue after this (started_at, journey id) — the last row of the previous page.
+    pub after: Option<(Millis, JourneyId)>,
+    /// Page size.
+    pub limit: u32,
+}
+
+impl StoredEvent {
+    /// An event the server records itself (its clock is the receive time).
+    pub fn server(
+        journey_id: JourneyId,
+        name: &str,
+        flow: Option<&str>,
+        attrs: serde_json::Value,
+        now: Millis,
+    ) -> Self {
+        Self {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            journey_id,
+            name: name.to_owned(),
+            device: "server".into(),
+            flow: flow.map(str::to_owned),
+            ts: now,
+            received_at: now,
+            attrs,
+            os: None,
+            browser: None,
+            form_factor: None,
+            app_version: None,
+        }
+    }
+}
+
+/// Product events and the journeys stitched from them.
 #[async_trait]
-pub trait Events: Send + Sync {
-    /// Stores events durably; repeats (same event id) are ignored. Returns how many were new.
-    async fn append(&self, events: &[StoredEvent]) -> Result<u64>;
+pub trait Journeys: Send + Sync {
+    /// In one transaction: stores the events (a repeated event id is ignored) and folds
+    /// the new ones into their journeys' facts. Returns the ids of the new events.
+    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<String>>;
+    /// Finishes open journeys with no event received since `idle_since`; returns how many.
+    async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64>;
+    /// One journey.
+    async fn journey(&self, id: JourneyId) -> Result<Option<JourneyRecord>>;
     /// The events of a journey, in order of receipt.
-    async fn of_journey(&self, journey: JourneyId) -> Result<Vec<StoredEvent>>;
+    async fn events_of(&self, id: JourneyId) -> Result<Vec<StoredEvent>>;
+    /// Journeys matching a search, newest first.
+    async fn search(&self, query: &JourneyQuery) -> Result<Vec<JourneyRecord>>;
 }
 
 /// Server-wide secrets shared by every instance on the same database.
@@ -334,8 +399,8 @@ pub struct Storage {
     pub security: Arc<dyn SecurityEvents>,
     /// Passkey attempts per browser.
     pub attempts: Arc<dyn Attempts>,
-    /// Product events.
-    pub events: Arc<dyn Events>,
+    /// Product events and journeys.
+    pub journeys: Arc<dyn Journeys>,
     /// Server-wide secrets.
     pub secrets: Arc<dyn Secrets>,
     /// Passkey-append offers.

@@ -808,6 +808,8 @@ els.crossDeviceOther.addEventListener('click', () => {
   stopTimer();
   const decision = flow?.attempt?.decision ?? flow?.decision;
   const next = (decision?.alternatives ?? []).map((a) => a.verdict).find((v) => v && v !== 'cross-device') ?? 'fallback';
+  // The one step the SDK cannot see: the person turned down the phone on this page.
+  handoff.track('fallback.chosen', { journeyId: flow?.journeyId, flow: next, attrs: { method: next } });
   showAlternative(decision, { why: 'chosen', next });
 });
 

@@ -12,7 +12,10 @@
  * - Approve and Deny have the same size; the match number is a real radio group; each
  *   screen moves focus to its heading and status changes are announced politely.
  * - Every moment the product tracks (§4.2: `mobile.opened`, `confirmation.shown`,
- *   `confirmation.completed`) goes through one named hook, {@link track}.
+ *   `confirmation.completed`) goes through one named hook, {@link track}, into the SDK's
+ *   event queue (batched, retried, flushed by beacon when the page is hidden). Once the
+ *   person has decided, the phone's part of the journey is over, so hiding the page
+ *   afterwards is not recorded for it.
  *
  * @module phone
  */
@@ -322,6 +325,7 @@ async function approve(matchCode, { reauthed = false } = {}) {
   try {
     await post('/qr/approve', { token, matchCode });
     track('confirmation.completed', { action: 'approve', matchOk: true });
+    handoff.endJourney(claim?.journeyId);
     showResult('approved');
   } catch (error) {
     if (error.code === 'reauth-required' && !reauthed) {
@@ -337,7 +341,10 @@ async function approve(matchCode, { reauthed = false } = {}) {
       buttons.forEach((b) => busy(b, false));
       return approve(matchCode, { reauthed: true });
     }
-    if (error.code === 'wrong-number') track('confirmation.completed', { action: 'approve', matchOk: false });
+    if (error.code === 'wrong-number') {
+      track('confirmation.completed', { action: 'approve', matchOk: false });
+      handoff.endJourney(claim?.journeyId);
+    }
     if (resultForError(error)) return;
     buttons.forEach((b) => busy(b, false));
     say(error.code === 'rate-limited' ? `Too many approvals: ${error.message}` : `Could not approve: ${error.message}`, 'error');
@@ -363,6 +370,7 @@ $('deny').addEventListener('click', async () => {
   try {
     await post('/qr/deny', { token });
     track('confirmation.completed', { action: 'deny' });
+    handoff.endJourney(claim?.journeyId);
     showResult('denied');
   } catch (error) {
     if (resultForError(error)) return;

@@ -13,8 +13,10 @@
  * - The displayed code is rotated shortly before `codeExpiresAt` while nobody has scanned
  *   it, so a photo of an old screen stops working. Times are corrected for the difference
  *   between this computer's clock and the server's (from `expiresIn`).
- * - Every moment the product tracks (§4.2: `qr.shown`, `desktop.callback_received`) goes
- *   through one named hook, {@link track}.
+ * - Every moment the product tracks (§4.2: `qr.shown`, `desktop.callback_received`,
+ *   `fallback.chosen`) goes through one named hook, {@link track}, into the SDK's event
+ *   queue: batched, retried, flushed by beacon when the page is hidden, and never in the
+ *   way of the sign-in.
  *
  * The same file also runs the small stand-alone page at `/qr-login` (see the bottom): it
  * does so only when that page's form is present, so importing the module elsewhere has no
@@ -33,23 +35,23 @@ const POLL_WAIT_S = 25;
 /** Final states: nothing changes after these. */
 const FINAL = new Set(['redeemed', 'denied', 'expired', 'cancelled', 'rejected']);
 
-/** Sends this flow's product events (PRODUCT.md §4.2) through the SDK. */
+/** Sends this flow's product events (PRODUCT.md §4.2) through the SDK's shared event queue. */
 const events = new Handoff();
-
-/** The journey of the attempt on screen (set when a code is shown). */
-let trackedJourney = null;
 
 /**
  * Product events of this flow, stored with the attempt's journey:
  *
+ * - `fallback.chosen` — `{method: 'qr-approval'}`: the QR continues a journey that began
+ *   with another method (the component was given a `journeyId`)
  * - `qr.shown` — a code is on screen: `{sizePx, rotation}`
  * - `desktop.callback_received` — the desktop learned of the approval: `{via: 'sse'|'poll'}`
  *
  * @param {string} name canonical event name (PRODUCT.md §4.2)
+ * @param {string|null} journeyId the attempt's journey (nothing is sent without one)
  * @param {Record<string, unknown>} [attrs]
  */
-function track(name, attrs = {}) {
-  events.track(name, { journeyId: trackedJourney, device: 'desktop', flow: 'qr-approval', attrs });
+function track(name, journeyId, attrs = {}) {
+  if (journeyId) events.track(name, { journeyId, device: 'desktop', flow: 'qr-approval', attrs });
 }
 
 class QrApiError extends Error {
@@ -183,6 +185,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
   let stopped = false; // this attempt is over (or the component destroyed)
   let destroyed = false;
   let currentJourney = journeyId;
+  let fallbackTracked = !journeyId; // a QR started for a journey already under way is a method chosen instead
 
   function announce(text, kind = 'info') {
     live.className = `status${kind === 'ok' ? ' status-ok' : kind === 'error' ? ' status-error' : ''}`;
@@ -214,7 +217,10 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
       codeExpiresAt: localTime(code.codeExpiresAt),
     };
     currentJourney = code.journeyId;
-    trackedJourney = code.journeyId;
+    if (!fallbackTracked) {
+      fallbackTracked = true;
+      track('fallback.chosen', currentJourney, { method: 'qr-approval' });
+    }
     const svg = new DOMParser().parseFromString(code.svg, 'image/svg+xml').documentElement;
     if (svg?.nodeName?.toLowerCase() === 'svg') {
       svg.setAttribute('aria-hidden', 'true');
@@ -225,7 +231,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     matchCode.textContent = code.matchCode;
     matchCode.setAttribute('aria-label', `Number: ${code.matchCode.split('').join(' ')}`);
     link.textContent = code.url;
-    track('qr.shown', { sizePx: Math.round(qrBox.getBoundingClientRect().width), rotation: rotations });
+    track('qr.shown', currentJourney, { sizePx: Math.round(qrBox.getBoundingClientRect().width), rotation: rotations });
     scheduleRotation();
   }
 
@@ -327,7 +333,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
         tick();
         break;
       case 'approved':
-        track('desktop.callback_received', { via });
+        track('desktop.callback_received', currentJourney, { via });
         redeem();
         break;
       case 'redeemed':
@@ -366,6 +372,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     announce('Approved on your phone — signing you in…');
     try {
       const result = await api('POST', `/qr/${attempt.qrId}/redeem`);
+      events.endJourney(currentJourney); // signed in: hiding the page now says nothing about this journey
       stopAttempt();
       waiting.hidden = true;
       end.hidden = true;

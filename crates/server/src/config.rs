@@ -25,6 +25,14 @@ impl Secret {
         Self(s.into())
     }
 
+    /// Whether `candidate` is this secret, compared in time that does not depend on where
+    /// they differ (both are hashed first, so lengths do not leak either).
+    pub fn matches(&self, candidate: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        let (a, b) = (Sha256::digest(self.0.as_bytes()), Sha256::digest(candidate.as_bytes()));
+        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
     /// The secret itself, for comparisons and for writing it where it belongs.
     pub fn expose(&self) -> &str {
         &self.0
@@ -124,6 +132,12 @@ pub struct RawConfig {
     /// How recent the phone's passkey verification must be to approve, in seconds (default 120).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_reauth_after_seconds: Option<u64>,
+    /// A journey with no event for this long is finished as stalled, in seconds (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journey_idle_seconds: Option<u64>,
+    /// Event batches one IP may send per minute (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_per_minute: Option<u32>,
 }
 
 /// Every configuration key (TOML key; `HANDOFF_<KEY>` in the environment).
@@ -155,6 +169,8 @@ pub const KEYS: &[&str] = &[
     "qr_create_per_minute",
     "qr_approve_per_minute",
     "qr_reauth_after_seconds",
+    "journey_idle_seconds",
+    "events_per_minute",
 ];
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -203,6 +219,10 @@ pub struct Settings {
     pub qr_create_per_minute: u32,
     /// QR approvals per account per minute.
     pub qr_approve_per_minute: u32,
+    /// Idle time after which an open journey is finished.
+    pub journey_idle: Duration,
+    /// Event batches per IP per minute.
+    pub events_per_minute: u32,
 }
 
 /// A configuration problem, named.
@@ -323,7 +343,17 @@ impl RawConfig {
                 .map(Duration::from_secs)
                 .unwrap_or(append_defaults.skip_cooldown),
         };
+        let journey_idle = Duration::from_secs(self.journey_idle_seconds.unwrap_or(600));
+        if journey_idle.is_zero() {
+            return Err(ConfigError("journey_idle_seconds must be above 0".into()));
+        }
+        let events_per_minute = self.events_per_minute.unwrap_or(600);
+        if events_per_minute == 0 {
+            return Err(ConfigError("events_per_minute must be above 0".into()));
+        }
         Ok(Settings {
+            journey_idle,
+            events_per_minute,
             rules,
             append,
             qr,

@@ -144,3 +144,29 @@ pub fn cleared_session_cookie(state: &AppState) -> Cookie<'static> {
     c.make_removal();
     c
 }
+
+/// An operator: the request carries the operator token as `Authorization: Bearer …`.
+/// 401 `operator-token-required` without one, 403 `operator-token-invalid` for a wrong one.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let token = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
+        match token {
+            None => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "operator-token-required",
+                "this endpoint needs the operator token as `Authorization: Bearer <token>`",
+            )),
+            Some(t) if state.http.operator_token.matches(t.trim()) => Ok(Self),
+            Some(_) => Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "operator-token-invalid",
+                "the bearer token is not this server's operator token",
+            )),
+        }
+    }
+}

@@ -43,7 +43,11 @@ Handoff QR approval:
   qr_code_ttl_seconds            how long one displayed code works [60]
   qr_create_per_minute           attempts one IP may start per minute [20]
   qr_approve_per_minute          approvals one account may make per minute [10]
-  qr_reauth_after_seconds        passkey check on the phone must be this recent [120]";
+  qr_reauth_after_seconds        passkey check on the phone must be this recent [120]
+
+Journeys and events:
+  journey_idle_seconds           a journey with no event for this long is finished [600]
+  events_per_minute              event batches one IP may send per minute [600]";
 
 #[derive(Subcommand)]
 enum Command {

@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::api::{dto, events, login, passkeys, qr, session};
+use crate::api::{dto, events, journeys, login, passkeys, qr, session};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
@@ -16,19 +16,36 @@ use crate::state::AppState;
          description = "Passkey sign-in with cross-device handoff and journey observability. Errors are {\"error\": {\"code\", \"message\"}}."),
     paths(passkeys::start, passkeys::finish, passkeys::list, passkeys::remove, passkeys::skip_append,
           login::start, login::finish, login::failure, session::current, session::sign_out, session::list, session::end,
-          qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, events::ingest),
+          qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, events::ingest,
+          journeys::one, journeys::search),
     components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
         dto::RegistrationFinishResponse, dto::ProviderView, dto::ClientEnvironment, dto::LoginStartRequest,
         dto::LoginStartResponse, dto::LoginFinishResponse, dto::LoginFailureRequest, dto::UserAgentData,
         handoff_core::passkeys::AppendOffer, qr::QrCreateRequest, qr::QrCodeResponse, qr::QrStatusResponse,
-        session::SessionView, session::SessionList, events::EventBatch, events::EventBatchResult, events::RejectedEvent, qr::QrTokenRequest, qr::QrClaimResponse, qr::RequesterView, qr::AccountView, handoff_core::qr::QrState, dto::PasskeyView, dto::PasskeyList, dto::SessionResponse)),
+        session::SessionView, session::SessionList, events::EventBatch, events::EventBatchResult, events::RejectedEvent, qr::QrTokenRequest, qr::QrClaimResponse, qr::RequesterView, qr::AccountView, handoff_core::qr::QrState, dto::PasskeyView, dto::PasskeyList, dto::SessionResponse,
+        journeys::JourneyView, journeys::JourneyPage, journeys::EventView, journeys::Segments, journeys::SegmentView,
+        handoff_core::observe::Phase, handoff_core::observe::RootCause, handoff_core::observe::Outcome,
+        handoff_core::observe::Basis, handoff_core::observe::CauseClass)),
+    modifiers(&OperatorAuth),
     tags((name = "passkeys", description = "Registration and the passkey record"),
          (name = "login", description = "Sign-in ceremonies and the method decision"),
          (name = "session", description = "The signed-in user"),
          (name = "qr", description = "Handoff QR approval: a signed-in phone approves a desktop sign-in"),
-         (name = "events", description = "Product events from browsers and phones"))
+         (name = "events", description = "Product events from browsers and phones"),
+         (name = "journeys", description = "Sign-in journeys with their diagnosis (operator token)"))
 )]
 pub struct ApiDoc;
+
+/// The operator token as a bearer security scheme named `operator`.
+struct OperatorAuth;
+
+impl utoipa::Modify for OperatorAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("operator", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
 
 /// `GET /openapi.json` (nested under `/api/v1`).
 pub fn router() -> Router<AppState> {

@@ -13,7 +13,6 @@ use crate::state::AppState;
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
-const SDK_JS: &str = include_str!("../../../sdk/js/handoff.js");
 const PHONE_HTML: &str = include_str!("../assets/phone.html");
 const PHONE_JS: &str = include_str!("../assets/phone.js");
 const QR_HTML: &str = include_str!("../assets/qr.html");
@@ -30,7 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/q/{token}", get(|| async { page(PHONE_HTML) }))
         .route("/qr-login", get(|| async { page(QR_HTML) }))
         .route("/assets/{name}", get(asset))
-        .route("/sdk/handoff.js", get(|| async { text("text/javascript; charset=utf-8", SDK_JS) }))
+        .route("/sdk/{name}", get(sdk_module))
         .route("/healthz", get(|| async { "ok" }))
 }
 
@@ -50,6 +49,20 @@ async fn asset(Path(name): Path<String>) -> Response {
         "qr-desktop.js" => text("text/javascript; charset=utf-8", QR_DESKTOP_JS),
         "qr.css" => text("text/css; charset=utf-8", QR_CSS),
         _ => (axum::http::StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+/// The JS SDK's ES modules (`handoff.js` imports the others by relative path).
+const SDK_MODULES: &[(&str, &str)] = &[
+    ("handoff.js", include_str!("../../../sdk/js/handoff.js")),
+    ("events.js", include_str!("../../../sdk/js/events.js")),
+    ("encoding.js", include_str!("../../../sdk/js/encoding.js")),
+];
+
+async fn sdk_module(Path(name): Path<String>) -> Response {
+    match SDK_MODULES.iter().find(|(n, _)| *n == name) {
+        Some((_, body)) => text("text/javascript; charset=utf-8", body),
+        None => (axum::http::StatusCode::NOT_FOUND, "no such SDK module").into_response(),
     }
 }
 

@@ -12,6 +12,7 @@ use axum::http::HeaderValue;
 use axum::http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
 use axum::serve::ListenerExt;
 use handoff_core::clock::now_ms;
+use handoff_core::observe::{Journal, JournalSettings};
 use handoff_core::passkeys::{PasskeyConfig, PasskeyService, SessionService};
 use handoff_core::provider::ProviderCatalog;
 use handoff_core::qr::QrService;
@@ -91,10 +92,17 @@ impl Application {
             append: settings.append.clone(),
         };
         let decoy_key = decoy_key(&storage).await?;
-        let passkeys = PasskeyService::new(passkey_config, storage.clone(), Arc::new(catalog), decoy_key.as_bytes())
-            .map_err(StartError::Config)?;
+        let journal = Journal::start(storage.journeys.clone(), JournalSettings::default());
+        let passkeys = PasskeyService::new(
+            passkey_config,
+            storage.clone(),
+            Arc::new(catalog),
+            decoy_key.as_bytes(),
+            journal.clone(),
+        )
+        .map_err(StartError::Config)?;
         let sessions = SessionService::new(storage.clone(), settings.session_ttl);
-        let qr = QrService::new(storage, settings.qr.clone());
+        let qr = QrService::new(storage.clone(), settings.qr.clone(), journal.clone());
         let notifier = match db.backend() {
             handoff_store::Backend::Postgres => QrNotifier::postgres(&settings.database_url)
                 .await
@@ -108,7 +116,10 @@ impl Application {
             qr,
             notifier,
             qr_limits: Arc::new(QrLimits::new(settings.qr_create_per_minute, settings.qr_approve_per_minute)),
-            event_limits: Arc::new(crate::api::events::EventLimits::new(600)),
+            event_limits: Arc::new(crate::api::events::EventLimits::new(settings.events_per_minute)),
+            journal,
+            journeys: storage.journeys,
+            journey_idle: settings.journey_idle,
             http: Arc::new(HttpSettings { secure_cookies: settings.secure_cookies(), operator_token, origins }),
         };
         let router = router(state.clone());
@@ -130,6 +141,7 @@ impl Application {
     {
         let janitor = tokio::spawn(purge_expired(self.db.clone()));
         let qr_janitor = tokio::spawn(expire_qr(self.state.clone()));
+        let journey_janitor = tokio::spawn(finish_idle_journeys(self.state.clone()));
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         // Small writes (server-sent events, short JSON replies) must leave at once: with
         // Nagle's algorithm they wait ~40 ms for the peer's delayed ACK.
@@ -141,6 +153,7 @@ impl Application {
         let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         janitor.abort();
         qr_janitor.abort();
+        journey_janitor.abort();
         self.db.close().await;
         result
     }
@@ -249,6 +262,33 @@ async fn expire_qr(state: AppState) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "expiring QR attempts failed"),
+        }
+    }
+}
+
+/// Finishes journeys idle for the configured time (as stalled), checking a few times per
+/// idle period (at most every 30 s, at least every second).
+async fn finish_idle_journeys(state: AppState) {
+    let idle = state.journey_idle;
+    let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(30)));
+    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tick.tick().await;
+        loop {
+            let now = now_ms();
+            match state.journeys.finish_idle(now.saturating_sub(idle_ms), now, 1_000).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(journeys = n, "finished idle journeys");
+                    if n < 1_000 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "finishing idle journeys failed");
+                    break;
+                }
+            }
         }
     }
 }

@@ -2,6 +2,10 @@
 //! HTTP layer needs.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use handoff_core::observe::Journal;
+use handoff_core::storage::Journeys;
 
 use handoff_core::passkeys::{PasskeyService, SessionService};
 use handoff_core::qr::QrService;
@@ -25,6 +29,12 @@ pub struct AppState {
     pub qr_limits: Arc<QrLimits>,
     /// Event ingestion rate limits.
     pub event_limits: Arc<crate::api::events::EventLimits>,
+    /// The writer of events and journeys.
+    pub journal: Journal,
+    /// Journeys, for the operator's reads.
+    pub journeys: Arc<dyn Journeys>,
+    /// Idle time after which an open journey is finished.
+    pub journey_idle: Duration,
     /// HTTP-only settings.
     pub http: Arc<HttpSettings>,
 }

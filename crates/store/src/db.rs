@@ -113,7 +113,7 @@ impl Database {
             sessions: this.clone(),
             security: this.clone(),
             attempts: this.clone(),
-            events: this.clone(),
+            journeys: this.clone(),
             secrets: this.clone(),
             append_offers: this.clone(),
             qr: this,

@@ -7,7 +7,7 @@ mod accounts;
 mod ceremonies;
 mod db;
 mod decisions;
-mod events;
+mod journeys;
 mod qr;
 mod security;
 mod sessions;

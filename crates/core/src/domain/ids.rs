@@ -10,7 +10,7 @@ use crate::error::DomainError;
 macro_rules! uuid_id {
     ($name:ident, $what:literal, $code:literal) => {
         #[doc = concat!("The id of a ", $what, ".")]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Uuid);
 
         impl $name {

@@ -68,9 +68,7 @@ fn reject(index: usize, code: &'static str, message: impl Into<String>) -> Event
 fn parse_ts(v: &Value) -> Option<Millis> {
     match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)),
+        Value::String(s) if s.parse::<i64>().is_err() => crate::clock::parse_time(s),
         _ => None,
     }
 }

@@ -181,6 +181,7 @@ impl PasskeyService {
                 "confidence": decision.confidence,
                 "alternatives": decision.alternatives,
                 "usernameless": input.identifier.is_none(),
+                "identifier": input.identifier.as_ref().map(Identifier::as_str),
             }),
         )];
         let ceremony = if input.identifier.is_none() || outcome.runs_ceremony() {
@@ -259,22 +260,19 @@ impl PasskeyService {
             _ => "desktop",
         };
         let event = crate::storage::StoredEvent {
-            event_id: Uuid::new_v4().to_string(),
-            journey_id,
-            name: "webauthn.failed".into(),
             device: device.into(),
-            flow: Some(flow_of(pending.verdict).into()),
-            ts: now_ms(),
-            received_at: now_ms(),
-            attrs: json!({"errorName": input.error_name, "elapsedMs": input.elapsed_ms, "reportedTo": "login/failure"}),
             os: Some(input.device.os),
             browser: Some(input.device.browser),
             form_factor: Some(input.device.form_factor.as_str().into()),
-            app_version: None,
+            ..crate::storage::StoredEvent::server(
+                journey_id,
+                "webauthn.failed",
+                Some(flow_of(pending.verdict)),
+                json!({"errorName": input.error_name, "elapsedMs": input.elapsed_ms, "reportedTo": "login/failure"}),
+                now_ms(),
+            )
         };
-        if let Err(e) = self.storage.events.append(&[event]).await {
-            tracing::error!(error = %e, "could not store a reported failure");
-        }
+        self.journal.record_server(vec![event]).await;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use crate::clock::{Millis, now_ms};
 use crate::domain::{CeremonyId, JourneyId};
 use crate::error::{DomainError, Result};
 use crate::intelligence::DecisionRules;
+use crate::observe::Journal;
 use crate::provider::ProviderCatalog;
 use crate::storage::{CeremonyKind, CeremonyRecord, Storage, StoredEvent};
 
@@ -85,6 +86,7 @@ pub struct PasskeyService {
     pub(crate) catalog: Arc<ProviderCatalog>,
     pub(crate) config: PasskeyConfig,
     pub(crate) decoy_key: Arc<[u8]>,
+    pub(crate) journal: Journal,
 }
 
 impl PasskeyService {
@@ -96,6 +98,7 @@ impl PasskeyService {
         storage: Storage,
         catalog: Arc<ProviderCatalog>,
         decoy_key: &[u8],
+        journal: Journal,
     ) -> std::result::Result<Self, String> {
         config.validate()?;
         let core = WebauthnCore::new_unsafe_experts_only(
@@ -106,7 +109,7 @@ impl PasskeyService {
             Some(false),
             Some(false),
         );
-        Ok(Self { core: Arc::new(core), storage, catalog, config, decoy_key: decoy_key.into() })
+        Ok(Self { core: Arc::new(core), storage, catalog, config, decoy_key: decoy_key.into(), journal })
     }
 
     /// The provider catalog (names and icons).
@@ -149,26 +152,9 @@ impl PasskeyService {
     /// sign-in it describes.
     pub(crate) async fn emit(&self, journey: JourneyId, flow: Option<&str>, events: &[(&str, serde_json::Value)]) {
         let now = now_ms();
-        let stored: Vec<StoredEvent> = events
-            .iter()
-            .map(|(name, attrs)| StoredEvent {
-                event_id: uuid::Uuid::new_v4().to_string(),
-                journey_id: journey,
-                name: (*name).to_owned(),
-                device: "server".into(),
-                flow: flow.map(str::to_owned),
-                ts: now,
-                received_at: now,
-                attrs: attrs.clone(),
-                os: None,
-                browser: None,
-                form_factor: None,
-                app_version: None,
-            })
-            .collect();
-        if let Err(e) = self.storage.events.append(&stored).await {
-            tracing::error!(error = %e, journey = %journey, "could not store server events");
-        }
+        let stored =
+            events.iter().map(|(name, attrs)| StoredEvent::server(journey, name, flow, attrs.clone(), now)).collect();
+        self.journal.record_server(stored).await;
     }
 
     pub(crate) fn ttl_ms(&self) -> Millis {

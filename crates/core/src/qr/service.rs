@@ -10,6 +10,7 @@ use super::model::{QrAttempt, QrState, Requester};
 use crate::clock::{Millis, now_ms};
 use crate::domain::{Identifier, JourneyId, SecretToken, UserId};
 use crate::error::{DomainError, Result};
+use crate::observe::Journal;
 use crate::storage::{QrGuard, QrTransition, SecurityEvent, Storage, StoredEvent};
 
 /// QR approval settings.
@@ -127,12 +128,13 @@ pub fn far_apart(a: Option<&str>, b: Option<&str>) -> bool {
 pub struct QrService {
     storage: Storage,
     config: QrConfig,
+    journal: Journal,
 }
 
 impl QrService {
     /// The service.
-    pub fn new(storage: Storage, config: QrConfig) -> Self {
-        Self { storage, config }
+    pub fn new(storage: Storage, config: QrConfig, journal: Journal) -> Self {
+        Self { storage, config, journal }
     }
 
     /// The settings.
@@ -145,24 +147,8 @@ impl QrService {
     }
 
     async fn emit(&self, attempt: &QrAttempt, name: &str, attrs: serde_json::Value) {
-        let now = now_ms();
-        let event = StoredEvent {
-            event_id: Uuid::new_v4().to_string(),
-            journey_id: attempt.journey_id,
-            name: name.to_owned(),
-            device: "server".into(),
-            flow: Some("qr-approval".into()),
-            ts: now,
-            received_at: now,
-            attrs,
-            os: None,
-            browser: None,
-            form_factor: None,
-            app_version: None,
-        };
-        if let Err(e) = self.storage.events.append(&[event]).await {
-            tracing::error!(error = %e, "could not store a QR event");
-        }
+        let event = StoredEvent::server(attempt.journey_id, name, Some("qr-approval"), attrs, now_ms());
+        self.journal.record_server(vec![event]).await;
     }
 
     /// Starts an attempt for a desktop.

@@ -55,7 +55,8 @@ pub struct RejectedEvent {
 /// What happened to a batch.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventBatchResult {
-    /// How many events were stored (repeats of an `eventId` count once).
+    /// How many events were valid and are stored; a repeat of a stored `eventId` counts
+    /// as accepted (it was already kept) and changes nothing.
     pub accepted: usize,
     /// The refused ones.
     pub rejected: Vec<RejectedEvent>,
@@ -93,11 +94,12 @@ pub async fn ingest(
         ));
     }
     let outcome = parse_batch(&batch.events, &Emitter { device: client.device }, &limits, now_ms());
-    state.passkeys.storage().events.append(&outcome.accepted).await?;
+    let valid = outcome.accepted.len();
+    state.journal.record(outcome.accepted).await?;
     let rejected = outcome
         .rejected
         .into_iter()
         .map(|r| RejectedEvent { index: r.index, error: ErrorDetail { code: r.code.to_owned(), message: r.message } })
         .collect();
-    Ok((StatusCode::ACCEPTED, Json(EventBatchResult { accepted: outcome.accepted.len(), rejected })))
+    Ok((StatusCode::ACCEPTED, Json(EventBatchResult { accepted: valid, rejected })))
 }

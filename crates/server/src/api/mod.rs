@@ -3,6 +3,7 @@
 
 pub mod dto;
 pub mod events;
+pub mod journeys;
 pub mod login;
 pub mod passkeys;
 pub mod qr;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(session::router())
         .merge(qr::router())
         .merge(events::router())
+        .merge(journeys::router())
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

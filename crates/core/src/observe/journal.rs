@@ -1,0 +1,118 @@
+//! The journal: the one writer of events and journeys in a process. Requests hand their
+//! events to it and wait; it takes every request that queued up meanwhile and stores them
+//! together in one transaction (events, then their journeys' updated facts), so under load
+//! many requests share one commit, and a 202 is sent only after that commit (an accepted
+//! event survives a crash right after). One writer per process also means SQLite's single
+//! write lock is never fought over by event ingestion itself.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{DomainError, Result};
+use crate::storage::{Journeys, StoredEvent};
+
+/// Tuning of the journal.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalSettings {
+    /// Most events stored in one transaction.
+    pub max_group_events: usize,
+    /// Requests that may wait for the writer before senders wait too.
+    pub queue: usize,
+}
+
+impl Default for JournalSettings {
+    fn default() -> Self {
+        Self { max_group_events: 4_000, queue: 4_096 }
+    }
+}
+
+struct Job {
+    events: Vec<StoredEvent>,
+    done: oneshot::Sender<Result<usize>>,
+}
+
+/// Handle to the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").finish_non_exhaustive()
+    }
+}
+
+impl Journal {
+    /// Starts the writer on the current tokio runtime. It stops when every handle is gone,
+    /// after storing what was queued.
+    pub fn start(store: Arc<dyn Journeys>, settings: JournalSettings) -> Self {
+        let (jobs, rx) = mpsc::channel(settings.queue.max(1));
+        tokio::spawn(write_loop(store, rx, settings));
+        Self { jobs }
+    }
+
+    /// Stores events durably and folds them into their journeys; returns how many were
+    /// new (repeats of an event id are ignored).
+    pub async fn record(&self, events: Vec<StoredEvent>) -> Result<usize> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { events, done })
+            .await
+            .map_err(|_| DomainError::Storage("the event journal has stopped".into()))?;
+        answer.await.map_err(|_| DomainError::Storage("the event journal stopped before storing".into()))?
+    }
+
+    /// Records the server's own events; a failure is logged, never passed to the flow
+    /// the events describe.
+    pub async fn record_server(&self, events: Vec<StoredEvent>) {
+        if let Err(e) = self.record(events).await {
+            tracing::error!(error = %e, "could not store server events");
+        }
+    }
+}
+
+async fn write_loop(store: Arc<dyn Journeys>, mut rx: mpsc::Receiver<Job>, settings: JournalSettings) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        let mut size = group[0].events.len();
+        while size < settings.max_group_events {
+            match rx.try_recv() {
+                Ok(job) => {
+                    size += job.events.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        // Move the events into one slice, remembering which part is whose.
+        let mut all = Vec::with_capacity(size);
+        let mut parts = Vec::with_capacity(group.len());
+        for job in group {
+            let start = all.len();
+            all.extend(job.events);
+            parts.push((start..all.len(), job.done));
+        }
+        let result = store.record(&all).await;
+        match &result {
+            Ok(ids) => {
+                let fresh: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                for (range, done) in parts {
+                    let new = all[range].iter().filter(|e| fresh.contains(e.event_id.as_str())).count();
+                    let _ = done.send(Ok(new));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = all.len(), "storing a group of events failed");
+                for (_, done) in parts {
+                    let _ = done.send(Err(DomainError::Storage(e.to_string())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Product events and journeys. `record` stores a group of events and folds the new ones
+//! into their journeys in one transaction: insert the events (`RETURNING` tells which were
+//! new; repeats of an event id do nothing), touch-and-read the journeys' rows with an
+//! upsert (which also locks them on PostgreSQL, so two instances cannot lose each other's
+//! updates), fold in Rust, write the rows back with one multi-row upsert. Idle journeys are
+//! finished with a compare-and-set on `state = 'open'`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+use handoff_core::clock::Millis;
+use handoff_core::domain::JourneyId;
+use handoff_core::error::Result;
+use handoff_core::observe::{JourneyColumns, JourneyFacts};
+use handoff_core::storage::{JourneyQuery, JourneyRecord, Journeys, StoredEvent};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::db::{Database, storage_error};
+
+/// Rows per multi-row statement (events have 12 columns, journeys 19: well under both
+/// backends' parameter limits).
+const CHUNK: usize = 400;
+
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, root_cause, basis, started_at, \
+                               last_at, finished_at, steps, convert_ms, desktop_os, desktop_browser, desktop_form, \
+                               mobile_os, mobile_browser, app_version, facts";
+
+async fn insert_events(tx: &mut Transaction<'_, Any>, events: &[StoredEvent]) -> Result<Vec<String>> {
+    let sql = format!(
+        "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
+         form_factor, app_version) VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        placeholders(events.len(), 12)
+    );
+    let mut query = sqlx::query(&sql);
+    for e in events {
+        query = query
+            .bind(e.event_id.clone())
+            .bind(e.journey_id.to_string())
+            .bind(e.name.clone())
+            .bind(e.device.clone())
+            .bind(e.flow.clone())
+            .bind(e.ts)
+            .bind(e.received_at)
+            .bind(e.attrs.to_string())
+            .bind(e.os.clone())
+            .bind(e.browser.clone())
+            .bind(e.form_factor.clone())
+            .bind(e.app_version.clone());
+    }
+    let rows = query.fetch_all(&mut **tx).await.map_err(storage_error)?;
+    rows.iter().map(|r| r.try_get::<String, _>(0).map_err(storage_error)).collect()
+}
+
+fn parse_facts(raw: &str) -> JourneyFacts {
+    serde_json::from_str(raw).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "unreadable journey facts; starting them afresh");
+        JourneyFacts::default()
+    })
+}
+
+fn record_of(row: &AnyRow) -> Result<JourneyRecord> {
+    let id: String = row.try_get(0).map_err(storage_error)?;
+    let facts: String = row.try_get(1).map_err(storage_error)?;
+    Ok(JourneyRecord {
+        journey_id: JourneyId::parse(&id)?,
+        facts: parse_facts(&facts),
+        finished_at: row.try_get(2).map_err(storage_error)?,
+    })
+}
+
+/// Creates missing rows and reads (and on PostgreSQL locks) the rows of these journeys.
+async fn lock_journeys(tx: &mut Transaction<'_, Any>, ids: &[JourneyId], now: Millis) -> Result<Vec<JourneyRecord>> {
+    let sql = format!(
+        "INSERT INTO journeys (journey_id, started_at, last_at, facts) VALUES {} \
+         ON CONFLICT (journey_id) DO UPDATE SET journey_id = excluded.journey_id \
+         RETURNING journey_id, facts, finished_at",
+        placeholders(ids.len(), 4)
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(id.to_string()).bind(now).bind(now).bind("{}");
+    }
+    let rows = query.fetch_all(&mut **tx).await.map_err(storage_error)?;
+    rows.iter().map(record_of).collect()
+}
+
+async fn write_journeys(tx: &mut Transaction<'_, Any>, rows: &[JourneyColumns]) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO journeys ({JOURNEY_COLUMNS}) VALUES {} ON CONFLICT (journey_id) DO UPDATE SET \
+         flow = excluded.flow, identifier = excluded.identifier, state = excluded.state, \
+         outcome = excluded.outcome, root_cause = excluded.root_cause, basis = excluded.basis, \
+         started_at = excluded.started_at, last_at = excluded.last_at, finished_at = excluded.finished_at, \
+         steps = excluded.steps, convert_ms = excluded.convert_ms, desktop_os = excluded.desktop_os, \
+         desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
+         mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
+         app_version = excluded.app_version, facts = excluded.facts",
+        placeholders(rows.len(), 19)
+    );
+    let mut query = sqlx::query(&sql);
+    for c in rows {
+        query = query
+            .bind(c.journey_id.to_string())
+            .bind(c.flow.clone())
+            .bind(c.identifier.clone())
+            .bind(c.state)
+            .bind(c.outcome)
+            .bind(c.root_cause)
+            .bind(c.basis)
+            .bind(c.started_at)
+            .bind(c.last_at)
+            .bind(c.finished_at)
+            .bind(c.steps)
+            .bind(c.convert_ms)
+            .bind(c.desktop.os.clone())
+            .bind(c.desktop.browser.clone())
+            .bind(c.desktop.form_factor.clone())
+            .bind(c.mobile.os.clone())
+            .bind(c.mobile.browser.clone())
+            .bind(c.desktop.app_version.clone().or_else(|| c.mobile.app_version.clone()))
+            .bind(c.facts_json.clone());
+    }
+    query.execute(&mut **tx).await.map_err(storage_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Journeys for Database {
+    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<String>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(storage_error)?;
+        // The first statement writes, so SQLite takes its write lock up front.
+        let mut fresh = Vec::with_capacity(events.len());
+        for chunk in events.chunks(CHUNK) {
+            fresh.extend(insert_events(&mut tx, chunk).await?);
+        }
+        let is_new: HashSet<&str> = fresh.iter().map(String::as_str).collect();
+        let mut by_journey: BTreeMap<JourneyId, Vec<&StoredEvent>> = BTreeMap::new();
+        for e in events.iter().filter(|e| is_new.contains(e.event_id.as_str())) {
+            by_journey.entry(e.journey_id).or_default().push(e);
+        }
+        // Sorted ids: instances lock rows in the same order, so they cannot deadlock.
+        let ids: Vec<JourneyId> = by_journey.keys().copied().collect();
+        let now = events.iter().map(|e| e.received_at).max().unwrap_or_default();
+        for chunk in ids.chunks(CHUNK) {
+            let current = lock_journeys(&mut tx, chunk, now).await?;
+            let rows: Vec<JourneyColumns> = current
+                .into_iter()
+                .map(|mut j| {
+                    for e in by_journey.get(&j.journey_id).into_iter().flatten() {
+                        j.facts.fold(e);
+                    }
+                    JourneyColumns::of(j.journey_id, &j.facts, j.finished_at)
+                })
+                .collect();
+            write_journeys(&mut tx, &rows).await?;
+        }
+        tx.commit().await.map_err(storage_error)?;
+        Ok(fresh)
+    }
+
+    async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(storage_error)?;
+        let rows = sqlx::query(
+            "UPDATE journeys SET state = 'finished', finished_at = $1 WHERE state = 'open' AND last_at < $2 \
+             AND journey_id IN (SELECT journey_id FROM journeys WHERE state = 'open' AND last_at < $2 \
+             ORDER BY last_at LIMIT $3) RETURNING journey_id, facts, finished_at",
+        )
+        .bind(now)
+        .bind(idle_since)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage_error)?;
+        let finished: Vec<JourneyColumns> = rows
+            .iter()
+            .map(|r| record_of(r).map(|j| JourneyColumns::of(j.journey_id, &j.facts, Some(now))))
+            .collect::<Result<_>>()?;
+        for chunk in finished.chunks(CHUNK) {
+            write_journeys(&mut tx, chunk).await?;
+        }
+        tx.commit().await.map_err(storage_error)?;
+        Ok(finished.len() as u64)
+    }
+
+    async fn journey(&self, id: JourneyId) -> Result<Option<JourneyRecord>> {
+        let row = sqlx::query("SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        row.as_ref().map(record_of).transpose()
+    }
+
+    async fn events_of(&self, journey: JourneyId) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(
+            "SELECT event_id, name, device, flow, ts, received_at, attrs, os, browser, form_factor, app_version \
+             FROM events WHERE journey_id = $1 ORDER BY received_at, seq",
+        )
+        .bind(journey.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        rows.iter()
+            .map(|r| {
+                let attrs: String = r.try_get(6).map_err(storage_error)?;
+                Ok(StoredEvent {
+                    event_id: r.try_get(0).map_err(storage_error)?,
+                    journey_id: journey,
+                    name: r.try_get(1).map_err(storage_error)?,
+                    device: r.try_get(2).map_err(storage_error)?,
+                    flow: r.try_get(3).map_err(storage_error)?,
+                    ts: r.try_get(4).map_err(storage_error)?,
+                    received_at: r.try_get(5).map_err(storage_error)?,
+                    attrs: serde_json::from_str(&attrs).unwrap_or(serde_json::Value::String(attrs)),
+                    os: r.try_get(7).map_err(storage_error)?,
+                    browser: r.try_get(8).map_err(storage_error)?,
+                    form_factor: r.try_get(9).map_err(storage_error)?,
+                    app_version: r.try_get(10).map_err(storage_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn search(&self, q: &JourneyQuery) -> Result<Vec<JourneyRecord>> {
+        enum Param {
+            Text(String),
+            Int(i64),
+        }
+        // Each filter adds its `$n` and its value, in the same order.
+        let mut params: Vec<Param> = Vec::new();
+        let mut clauses: Vec<String> = Vec::new();
+        for (column, value) in
+            [("identifier", &q.identifier), ("outcome", &q.outcome), ("root_cause", &q.root_cause), ("flow", &q.flow)]
+        {
+            if let Some(v) = value {
+                params.push(Param::Text(v.clone()));
+                clauses.push(format!("{column} = ${}", params.len()));
+            }
+        }
+        if let Some(from) = q.from {
+            params.push(Param::Int(from));
+            clauses.push(format!("started_at >= ${}", params.len()));
+        }
+        if let Some(to) = q.to {
+            params.push(Param::Int(to));
+            clauses.push(format!("started_at < ${}", params.len()));
+        }
+        if let Some((at, id)) = q.after {
+            params.push(Param::Int(at));
+            params.push(Param::Text(id.to_string()));
+            let n = params.len();
+            clauses.push(format!("(started_at < ${0} OR (started_at = ${0} AND journey_id < ${n}))", n - 1));
+        }
+        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let sql = format!(
+            "SELECT journey_id, facts, finished_at FROM journeys {filter} \
+             ORDER BY started_at DESC, journey_id DESC LIMIT {}",
+            q.limit.clamp(1, 500)
+        );
+        let mut query = sqlx::query(&sql);
+        for p in params {
+            query = match p {
+                Param::Text(t) => query.bind(t),
+                Param::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(storage_error)?;
+        rows.iter().map(record_of).collect()
+    }
+}
