@@ -10,8 +10,8 @@ use crate::on_both_backends;
 use crate::support::app::{expect_error, json_ok};
 use crate::support::{SoftKey, TestApp};
 
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
-const WINDOWS_CHROME: &str =
+pub(crate) const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+pub(crate) const WINDOWS_CHROME: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 /// Same JSON "shape": the same keys with values of the same types, recursively; array
@@ -33,13 +33,13 @@ fn same_shape(a: &Value, b: &Value) -> bool {
     }
 }
 
-async fn start_as(app: &TestApp, browser: &reqwest::Client, ua: &str, body: Value) -> Value {
+pub(crate) async fn start_as(app: &TestApp, browser: &reqwest::Client, ua: &str, body: Value) -> Value {
     let resp = browser.post(app.url("/api/v1/login/start")).header("user-agent", ua).json(&body).send().await.unwrap();
     json_ok(resp).await
 }
 
 /// Signs up `identifier` from an iPhone browser with a phone-held (hybrid) passkey.
-async fn sign_up_on_phone(app: &TestApp, key: &mut SoftKey, identifier: &str) {
+pub(crate) async fn sign_up_on_phone(app: &TestApp, key: &mut SoftKey, identifier: &str) {
     let phone = app.new_browser();
     let start = json_ok(
         phone

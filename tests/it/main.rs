@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod decisions;
 mod events;
+mod journeys;
 mod passkeys;
 mod qr;
 mod sessions;

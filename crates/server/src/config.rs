@@ -344,8 +344,12 @@ impl RawConfig {
                 .unwrap_or(append_defaults.skip_cooldown),
         };
         let journey_idle = Duration::from_secs(self.journey_idle_seconds.unwrap_or(600));
-        if journey_idle.is_zero() {
-            return Err(ConfigError("journey_idle_seconds must be above 0".into()));
+        if journey_idle.is_zero() || journey_idle < qr.ttl {
+            return Err(ConfigError(format!(
+                "journey_idle_seconds must be at least qr_ttl_seconds ({} s): a journey must not be finished while \
+                 its QR code can still be scanned",
+                qr.ttl.as_secs()
+            )));
         }
         let events_per_minute = self.events_per_minute.unwrap_or(600);
         if events_per_minute == 0 {
@@ -430,6 +434,9 @@ mod tests {
         assert!(
             bad(RawConfig { operator_token: Some("short".into()), ..Default::default() }).contains("operator_token")
         );
+        let idle = bad(RawConfig { journey_idle_seconds: Some(60), ..Default::default() });
+        assert!(idle.contains("journey_idle_seconds") && idle.contains("qr_ttl_seconds"), "{idle}");
+        assert!(bad(RawConfig { events_per_minute: Some(0), ..Default::default() }).contains("events_per_minute"));
     }
 
     #[test]
