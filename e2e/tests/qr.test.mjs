@@ -12,6 +12,9 @@
  *   long-polling (`?wait=`) and still completes.
  * - The displayed code rotates before it stops working (codes live 60 s by default; the
  *   desktop replaces one 10 s early), and the old code is refused on the phone.
+ * - Both devices record the steps of the journey as product events (PRODUCT.md §4.2):
+ *   qr.shown and desktop.callback_received (via sse, or poll when the stream is cut) on
+ *   the desktop, mobile.opened, confirmation.shown and confirmation.completed on the phone.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -85,6 +88,25 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     return { url, number };
   }
 
+  /**
+   * The product events the two pages sent (their queues flushed first), with the journey
+   * of the QR shown last on the desktop.
+   */
+  async function sentEvents() {
+    for (const p of [desktop.page, phone.page]) {
+      await p.evaluate(async () => {
+        const { Handoff } = await import('/sdk/handoff.js');
+        await new Handoff().flushEvents();
+      });
+    }
+    const of = (t) => t.apiCalls.filter((c) => c.path === '/api/v1/events').flatMap((c) => c.body?.events ?? []);
+    const onDesktop = of(desktop);
+    const journeyId = onDesktop.filter((e) => e.name === 'qr.shown').at(-1)?.journeyId;
+    assert.ok(journeyId, 'the desktop recorded qr.shown');
+    const mine = (list) => list.filter((e) => e.journeyId === journeyId);
+    return { journeyId, desktop: mine(onDesktop), phone: mine(of(phone)) };
+  }
+
   /** The phone opens the link; if its passkey check is stale it confirms with the passkey first. */
   async function phoneOpens(url) {
     const { page } = phone;
@@ -150,6 +172,25 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     const session = await desktop.page.evaluate(() => fetch('/api/v1/session', { credentials: 'same-origin' }).then((r) => r.json()));
     assert.equal(session.identifier, IDENTIFIER, 'the desktop browser holds a session for the account');
     await desktop.screenshot('b-desktop-signed-in');
+
+    // The journey as both devices recorded it.
+    const trail = await sentEvents();
+    const shown = trail.desktop.find((e) => e.name === 'qr.shown');
+    assert.ok(shown.attrs.sizePx >= 264, `qr.shown carries the rendered size: ${JSON.stringify(shown.attrs)}`);
+    assert.equal(shown.attrs.rotation, 0);
+    assert.equal(shown.device, 'desktop');
+    assert.equal(shown.flow, 'qr-approval');
+    assert.deepEqual(trail.desktop.filter((e) => e.name === 'desktop.callback_received').map((e) => e.attrs), [{ via: 'sse' }]);
+    assert.ok(!trail.desktop.some((e) => e.name === 'fallback.chosen'), 'a QR started on its own page is not a fallback');
+    assert.deepEqual(
+      trail.phone.map((e) => e.name),
+      ['mobile.opened', 'confirmation.shown', 'confirmation.completed'],
+      'the phone recorded its steps of the same journey',
+    );
+    assert.ok(trail.phone.every((e) => e.device === 'mobile' && e.flow === 'qr-approval'));
+    assert.deepEqual(trail.phone.at(-1).attrs, { action: 'approve', matchOk: true });
+    const ids = [...trail.desktop, ...trail.phone].map((e) => e.eventId);
+    assert.equal(new Set(ids).size, ids.length, 'each event once, each with its own eventId');
     assert.deepEqual(desktop.pageErrors, [], 'no script errors on the desktop');
     assert.deepEqual(phone.pageErrors, [], 'no script errors on the phone');
   });
@@ -197,6 +238,12 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     assert.ok(events.length >= 1, 'the desktop tried the event stream first');
     assert.ok(polls.length >= 1, 'the desktop fell back to long-polling');
     assert.ok(polls.every((u) => u.includes('wait=25')), `long-polls wait 25 s: ${polls.join(', ')}`);
+    const trail = await sentEvents();
+    assert.deepEqual(
+      trail.desktop.filter((e) => e.name === 'desktop.callback_received').map((e) => e.attrs),
+      [{ via: 'poll' }],
+      'the desktop learned of the approval by long-polling',
+    );
     await desktop.screenshot('d-desktop-signed-in-by-polling');
     await page.unroute('**/api/v1/qr/*/events');
   });

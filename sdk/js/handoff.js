@@ -26,9 +26,31 @@
  * - A failed ceremony is reported to the server (`/login/failure`,
  *   fire-and-forget) so it stops offering a method that keeps failing in this
  *   browser.
+ * - Every observable step of a sign-in (identifier submitted, ceremony started,
+ *   WebAuthn completed or failed, another method chosen, the page hidden or
+ *   shown) is recorded as a product event (PRODUCT.md §4.2) without the page
+ *   writing code. Events go through the queue in `events.js`, which batches
+ *   and retries on its own: a sign-in never waits for it.
+ *
+ * The W3C JSON encoding lives in `encoding.js`, the event queue in
+ * `events.js`; both are imported by relative path, so the three files are
+ * served (or copied) side by side.
  *
  * @module handoff
  */
+
+import {
+  EncodingError,
+  authenticationToJSON,
+  fromBase64url as decodeBase64url,
+  parseCreationOptions as decodeCreationOptions,
+  parseRequestOptions as decodeRequestOptions,
+  registrationToJSON,
+  toBase64url,
+} from './encoding.js';
+import { EventQueue, flowOf, sharedQueue } from './events.js';
+
+export { toBase64url };
 
 const API = '/api/v1';
 /** How long `clientInfo()` waits for the User-Agent Client Hints before sending without them. */
@@ -166,12 +188,26 @@ export class Handoff {
    *   means this page's origin. Requests use `credentials: 'same-origin'`, so
    *   the session cookie only flows when the server is on the page's origin.
    * @param {typeof fetch} [options.fetch] fetch implementation (for tests or
-   *   instrumentation); defaults to the global `fetch`.
+   *   instrumentation); defaults to the global `fetch`. Product events use it
+   *   too (then this instance keeps its own event queue).
+   * @param {boolean} [options.events=true] `false` records no product events:
+   *   no `POST /events`, no beacon, no visibility listeners. The server still
+   *   records what it sees itself (decisions, verifications, sessions).
    */
-  constructor({ baseUrl = '', fetch: fetchImpl } = {}) {
+  constructor({ baseUrl = '', fetch: fetchImpl, events = true } = {}) {
     /** @type {string} */
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this._fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
+    const eventsUrl = `${this.baseUrl}${API}/events`;
+    /** @private @type {EventQueue|null} */
+    this._events = null;
+    if (events !== false) {
+      try {
+        this._events = fetchImpl ? new EventQueue({ url: eventsUrl, fetch: fetchImpl }) : sharedQueue(eventsUrl);
+      } catch {
+        this._events = null; // events are best effort; the SDK works without them
+      }
+    }
   }
 
   /**
@@ -236,13 +272,22 @@ export class Handoff {
    */
   async startSignIn({ identifier, journeyId, prefer, signal } = {}) {
     requireWebAuthn();
+    const submittedAt = Date.now();
     const body = { client: await this.clientInfo() };
-    if (identifier !== undefined && identifier !== null && identifier !== '') body.identifier = identifier;
+    const hasIdentifier = identifier !== undefined && identifier !== null && identifier !== '';
+    if (hasIdentifier) body.identifier = identifier;
     if (journeyId) body.journeyId = journeyId;
     if (prefer) body.prefer = prefer;
     throwIfAborted(signal);
     const start = await this._post('/login/start', body, signal);
     const hasCeremony = !!(start?.ceremonyId && start?.publicKey);
+    // The journey is known only now; the events keep the moment the person submitted.
+    const flow = flowOf(start?.decision?.verdict);
+    if (prefer) {
+      this._record('fallback.chosen', { journeyId: start?.journeyId, flow, ts: submittedAt, attrs: { method: prefer } });
+    } else if (hasIdentifier) {
+      this._record('identifier.submitted', { journeyId: start?.journeyId, flow, ts: submittedAt, attrs: journeyId ? { again: true } : undefined });
+    }
     /** @type {SignInAttempt} */
     const attempt = { journeyId: start?.journeyId, decision: start?.decision, hasCeremony };
     if (hasCeremony) {
@@ -485,6 +530,14 @@ export class Handoff {
     const options = { publicKey };
     if (mediation) options.mediation = mediation;
     if (signal) options.signal = signal;
+    const mediationName = mediation ?? 'optional';
+    // A hybrid-led ceremony is the cross-device flow whatever the first verdict was.
+    const flow = Array.isArray(hints) && hints.includes('hybrid') ? 'cross-device' : flowOf(attempt.decision?.verdict);
+    const journey = { journeyId: attempt.journeyId, flow };
+    this._record('ceremony.started', {
+      ...journey,
+      attrs: { mediation: mediationName, hints: Array.isArray(json.hints) ? json.hints : [], ceremonyId: attempt.ceremonyId },
+    });
     const began = now();
     let credential;
     try {
@@ -493,11 +546,34 @@ export class Handoff {
       const elapsedMs = Math.max(0, Math.round(now() - began));
       error.elapsedMs = elapsedMs;
       error.timedOut = error.code === 'NotAllowedError' && modal && json.timeout > 0 && elapsedMs >= json.timeout - 250;
-      // Our own abort (the page moved on) and autofill that was not used are not failures of a passkey.
+      // Our own abort (the page moved on) is not a failure of a passkey.
       const ours = error.code === 'AbortError' && signal?.aborted;
-      if (modal && !ours) this._reportFailure({ ceremonyId: attempt.ceremonyId, errorName: error.code, elapsedMs });
+      if (!ours) {
+        const failed = {
+          ...journey,
+          ts: Date.now(),
+          attrs: { errorName: error.code, elapsedMs, mediation: mediationName, ceremonyId: attempt.ceremonyId, timedOut: error.timedOut },
+        };
+        // The server records webauthn.failed itself from /login/failure; the event queue carries it
+        // only when that report is not made (autofill) or does not get through.
+        if (modal) {
+          this._reportFailure({ ceremonyId: attempt.ceremonyId, errorName: error.code, elapsedMs }, () =>
+            this._record('webauthn.failed', failed),
+          );
+        } else {
+          this._record('webauthn.failed', failed);
+        }
+      }
       throw error;
     }
+    this._record('webauthn.completed', {
+      ...journey,
+      attrs: {
+        elapsedMs: Math.max(0, Math.round(now() - began)),
+        authenticatorAttachment: credential.authenticatorAttachment ?? null,
+        mediation: mediationName,
+      },
+    });
     let result;
     try {
       result = await this._post(
@@ -515,6 +591,8 @@ export class Handoff {
       throw error;
     }
     rememberCredential(credential.id);
+    // The session is established: page.hidden / page.visible no longer tell anything about this journey.
+    this.endJourney(result?.journeyId ?? attempt.journeyId);
     return {
       ...result,
       credentialId: credential.id,
@@ -526,21 +604,29 @@ export class Handoff {
 
   /**
    * @private Tell the server a ceremony failed in the browser. Fire-and-forget: never awaited,
-   * never throws, survives a page navigation (`keepalive`).
+   * never throws, survives a page navigation (`keepalive`). `notReported` runs when the
+   * report did not get through (network error or an error status), so the failure can
+   * still reach the journey as an event.
    */
-  _reportFailure(body) {
+  _reportFailure(body, notReported = () => {}) {
+    let sent;
     try {
-      const sent = this._fetch(`${this.baseUrl}${API}/login/failure`, {
+      sent = this._fetch(`${this.baseUrl}${API}/login/failure`, {
         method: 'POST',
         credentials: 'same-origin',
         keepalive: true,
         headers: { accept: 'application/json', 'content-type': 'application/json' },
         body: JSON.stringify(body),
       });
-      Promise.resolve(sent).catch(() => {});
-    } catch {
-      // reporting is best effort
+    } catch (error) {
+      sent = Promise.reject(error);
     }
+    Promise.resolve(sent)
+      .then((response) => response?.ok === true, () => false)
+      .then((ok) => {
+        if (!ok) notReported();
+      })
+      .catch(() => {});
   }
 
   /**
@@ -567,28 +653,54 @@ export class Handoff {
 
   /**
    * Records a product event of a journey (PRODUCT.md §4.2), e.g. `qr.shown` or
-   * `confirmation.completed`. Fire-and-forget with `keepalive`, so it survives the page
-   * going away; it never throws and never delays the sign-in, whatever the events endpoint
-   * does. Without a `journeyId` nothing is sent.
+   * `confirmation.completed`. It is queued and sent in a batch with the others (see
+   * `events.js`): this returns at once, never throws and never delays a sign-in, whatever
+   * the events endpoint does. Without a `journeyId`, or with `events: false`, nothing is
+   * sent. The SDK records the steps of its own sign-ins itself; this is for the rest.
    *
-   * @param {string} name canonical event name
+   * @param {string} name canonical event name (lower case, `a-z 0-9 . _ -`)
    * @param {{journeyId?: string, device?: 'desktop'|'mobile', flow?: string, attrs?: object, ts?: number}} [event]
+   *   `device` defaults to this browser's (`mobile` from Client Hints or the User-Agent);
+   *   `flow` is one of `passkey-local`, `cross-device`, `qr-approval`, `fallback` (a
+   *   decision verdict is mapped to its flow); `attrs` at most 4 KiB of JSON; `ts` in
+   *   milliseconds since the epoch, default now.
    */
   track(name, { journeyId, device, flow, attrs, ts } = {}) {
-    if (!journeyId) return;
-    const mobile = navigator.userAgentData?.mobile ?? /Mobi|Android|iPhone|iPad/.test(navigator.userAgent);
-    const event = { journeyId, name, device: device ?? (mobile ? 'mobile' : 'desktop'), ts: ts ?? Date.now() };
-    if (flow) event.flow = flow;
-    if (attrs) event.attrs = attrs;
+    this._record(name, { journeyId, device, flow, attrs, ts });
+  }
+
+  /**
+   * Sends the queued product events now instead of at the next batch, and resolves when
+   * the server has answered: with the number of events still waiting (0 when all were
+   * delivered or dropped as invalid; more when the endpoint failed and they wait for a
+   * retry). Never rejects. For tests, and for pages about to navigate on their own.
+   *
+   * @returns {Promise<number>}
+   */
+  flushEvents() {
+    if (!this._events) return Promise.resolve(0);
+    return this._events.flush().catch(() => 0);
+  }
+
+  /**
+   * Says that a journey's sign-in finished (a session was established), so hiding the page
+   * afterwards is no longer recorded for it (`page.hidden` / `page.visible`). The SDK calls
+   * it after its own sign-ins; call it when your code finishes one another way.
+   *
+   * @param {string} journeyId
+   */
+  endJourney(journeyId) {
     try {
-      const sent = this._fetch(`${this.baseUrl}${API}/events`, {
-        method: 'POST',
-        credentials: 'same-origin',
-        keepalive: true,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ events: [event] }),
-      });
-      Promise.resolve(sent).catch(() => {});
+      this._events?.endJourney(journeyId);
+    } catch {
+      // events are best effort
+    }
+  }
+
+  /** @private Queue a product event; never throws. */
+  _record(name, fields) {
+    try {
+      this._events?.record(name, fields);
     } catch {
       // events are best effort
     }
@@ -644,6 +756,34 @@ export class Handoff {
 }
 
 // ---- WebAuthn helpers --------------------------------------------------------
+
+/** Run a decoder from encoding.js; its EncodingError becomes the SDK's `bad-response`. */
+function decoding(decode, value) {
+  try {
+    return decode(value);
+  } catch (error) {
+    if (error instanceof EncodingError) throw new HandoffError('bad-response', error.message, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Decode base64url (padded or not; plain base64 is accepted too).
+ * @param {string} text
+ * @returns {ArrayBuffer}
+ * @throws {HandoffError} `bad-response` when `text` is not base64url
+ */
+export function fromBase64url(text) {
+  return decoding(decodeBase64url, text);
+}
+
+function parseCreationOptions(json) {
+  return decoding(decodeCreationOptions, json);
+}
+
+function parseRequestOptions(json) {
+  return decoding(decodeRequestOptions, json);
+}
 
 function requireWebAuthn() {
   if (typeof globalThis.PublicKeyCredential === 'undefined' || !globalThis.navigator?.credentials) {
@@ -719,179 +859,6 @@ async function webauthn(call, details = {}) {
     throw new HandoffError('NotAllowedError', 'No passkey was returned.', details);
   }
   return credential;
-}
-
-/** JSON `null` is never meaningful in WebAuthn options and trips WebIDL; drop it. */
-function dropNulls(value) {
-  if (Array.isArray(value)) return value.filter((v) => v !== null).map(dropNulls);
-  if (value && typeof value === 'object') {
-    const out = {};
-    for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = dropNulls(v);
-    return out;
-  }
-  return value;
-}
-
-function parseCreationOptions(json) {
-  if (!json || typeof json !== 'object') throw new HandoffError('bad-response', 'The server sent no passkey options.');
-  const clean = dropNulls(json);
-  const PKC = globalThis.PublicKeyCredential;
-  if (typeof PKC?.parseCreationOptionsFromJSON === 'function') {
-    try {
-      return PKC.parseCreationOptionsFromJSON(clean);
-    } catch {
-      // fall through to the hand-written decoder (it reports its own errors)
-    }
-  }
-  const options = {
-    ...clean,
-    challenge: fromBase64url(clean.challenge),
-    user: { ...clean.user, id: fromBase64url(clean.user?.id) },
-  };
-  if (clean.excludeCredentials) options.excludeCredentials = clean.excludeCredentials.map(descriptorFromJSON);
-  return options;
-}
-
-function parseRequestOptions(json) {
-  if (!json || typeof json !== 'object') throw new HandoffError('bad-response', 'The server sent no passkey options.');
-  const clean = dropNulls(json);
-  const PKC = globalThis.PublicKeyCredential;
-  if (typeof PKC?.parseRequestOptionsFromJSON === 'function') {
-    try {
-      return PKC.parseRequestOptionsFromJSON(clean);
-    } catch {
-      // fall through to the hand-written decoder
-    }
-  }
-  const options = { ...clean, challenge: fromBase64url(clean.challenge) };
-  if (clean.allowCredentials) options.allowCredentials = clean.allowCredentials.map(descriptorFromJSON);
-  return options;
-}
-
-function descriptorFromJSON(descriptor) {
-  return { ...descriptor, id: fromBase64url(descriptor.id) };
-}
-
-/**
- * RegistrationResponseJSON for a credential from `navigator.credentials.create`.
- * @param {PublicKeyCredential} credential
- */
-function registrationToJSON(credential) {
-  if (typeof credential.toJSON === 'function') {
-    try {
-      const json = credential.toJSON();
-      if (json?.response?.attestationObject) return json;
-    } catch {
-      // some extension-wrapped credentials lack a working toJSON; encode by hand
-    }
-  }
-  const r = credential.response;
-  const response = {
-    clientDataJSON: toBase64url(r.clientDataJSON),
-    attestationObject: toBase64url(r.attestationObject),
-  };
-  const transports = callOptional(r, 'getTransports');
-  if (Array.isArray(transports)) response.transports = transports;
-  const authenticatorData = callOptional(r, 'getAuthenticatorData');
-  if (authenticatorData) response.authenticatorData = toBase64url(authenticatorData);
-  const publicKey = callOptional(r, 'getPublicKey');
-  if (publicKey) response.publicKey = toBase64url(publicKey);
-  const publicKeyAlgorithm = callOptional(r, 'getPublicKeyAlgorithm');
-  if (typeof publicKeyAlgorithm === 'number') response.publicKeyAlgorithm = publicKeyAlgorithm;
-  return credentialJSON(credential, response);
-}
-
-/**
- * AuthenticationResponseJSON for a credential from `navigator.credentials.get`.
- * @param {PublicKeyCredential} credential
- */
-function authenticationToJSON(credential) {
-  if (typeof credential.toJSON === 'function') {
-    try {
-      const json = credential.toJSON();
-      if (json?.response?.signature) return json;
-    } catch {
-      // encode by hand below
-    }
-  }
-  const r = credential.response;
-  const response = {
-    clientDataJSON: toBase64url(r.clientDataJSON),
-    authenticatorData: toBase64url(r.authenticatorData),
-    signature: toBase64url(r.signature),
-  };
-  if (r.userHandle && r.userHandle.byteLength > 0) response.userHandle = toBase64url(r.userHandle);
-  return credentialJSON(credential, response);
-}
-
-function credentialJSON(credential, response) {
-  const json = {
-    id: credential.id,
-    rawId: toBase64url(credential.rawId),
-    type: credential.type,
-    response,
-    clientExtensionResults: buffersToBase64url(callOptional(credential, 'getClientExtensionResults') ?? {}),
-  };
-  if (credential.authenticatorAttachment) json.authenticatorAttachment = credential.authenticatorAttachment;
-  return json;
-}
-
-function callOptional(target, method) {
-  if (typeof target?.[method] !== 'function') return undefined;
-  try {
-    return target[method]();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Extension results can hold ArrayBuffers (prf, largeBlob); JSON carries them as base64url. */
-function buffersToBase64url(value) {
-  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return toBase64url(value);
-  if (Array.isArray(value)) return value.map(buffersToBase64url);
-  if (value && typeof value === 'object') {
-    const out = {};
-    for (const [k, v] of Object.entries(value)) out[k] = buffersToBase64url(v);
-    return out;
-  }
-  return value;
-}
-
-// ---- base64url ---------------------------------------------------------------
-
-/**
- * Encode bytes as unpadded base64url.
- * @param {ArrayBuffer|ArrayBufferView} buffer
- * @returns {string}
- */
-export function toBase64url(buffer) {
-  const bytes =
-    buffer instanceof ArrayBuffer ? new Uint8Array(buffer) : new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  let binary = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
-/**
- * Decode base64url (padded or not; plain base64 is accepted too).
- * @param {string} text
- * @returns {ArrayBuffer}
- */
-export function fromBase64url(text) {
-  if (typeof text !== 'string') throw new HandoffError('bad-response', 'The server sent a malformed passkey option.');
-  const base64 = text.replace(/-/g, '+').replace(/_/g, '/');
-  const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
-  let binary;
-  try {
-    binary = atob(padded);
-  } catch (error) {
-    throw new HandoffError('bad-response', 'The server sent a malformed passkey option.', { cause: error });
-  }
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes.buffer;
 }
 
 /** WebAuthn Signal API, best effort: a browser without it, or a refusal, is not an error. */
