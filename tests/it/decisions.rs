@@ -122,10 +122,10 @@ on_both_backends!(decisions_are_recorded_as_events, |backend| async move {
     let events = handoff_core::storage::Journeys::events_of(&db, journey).await.unwrap();
     let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, vec!["decision.made", "challenge.created", "server.verification", "session.established"]);
-    assert_eq!(events[0].attrs["verdict"], start["decision"]["verdict"]);
-    assert_eq!(events[0].attrs["reasons"], start["decision"]["reasons"]);
-    assert_eq!(events[1].attrs["ceremonyId"], start["ceremonyId"]);
-    assert_eq!(events[2].attrs["result"], "ok");
+    assert_eq!(events[0].attrs_value()["verdict"], start["decision"]["verdict"]);
+    assert_eq!(events[0].attrs_value()["reasons"], start["decision"]["reasons"]);
+    assert_eq!(events[1].attrs_value()["ceremonyId"], start["ceremonyId"]);
+    assert_eq!(events[2].attrs_value()["result"], "ok");
     assert!(events.iter().all(|e| e.device == "server"));
 });
 

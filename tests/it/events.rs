@@ -36,7 +36,7 @@ on_both_backends!(events_are_validated_one_by_one_and_stored, |backend| async mo
     let stored = handoff_core::storage::Journeys::events_of(&db, id).await.unwrap();
     let names: Vec<&str> = stored.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, vec!["qr.shown", "some.future.name"], "unknown names are kept; repeats are not");
-    assert_eq!(stored[0].attrs["sizePx"], 264);
+    assert_eq!(stored[0].attrs_value()["sizePx"], 264);
     assert_eq!(stored[0].device, "desktop");
 
     // Limits and malformed bodies.

@@ -253,7 +253,7 @@ on_both_backends!(rotation_and_expiry, |backend| async move {
     let journey = handoff_core::domain::JourneyId::parse(qr["journeyId"].as_str().unwrap()).unwrap();
     let events = handoff_core::storage::Journeys::events_of(&db, journey).await.unwrap();
     let expired = events.iter().find(|e| e.name == "qr.expired").expect("qr.expired recorded");
-    assert_eq!(expired.attrs["from"], "scanned");
+    assert_eq!(expired.attrs_value()["from"], "scanned");
 });
 
 on_both_backends!(approval_needs_a_fresh_verification, |backend| async move {

@@ -195,8 +195,9 @@ pub struct StoredEvent {
     pub ts: Millis,
     /// The server's clock on receipt.
     pub received_at: Millis,
-    /// Free attributes.
-    pub attrs: serde_json::Value,
+    /// Free attributes: a JSON object, as text (validated on the way in, parsed only
+    /// where something reads it).
+    pub attrs: String,
     /// Emitting device's OS.
     pub os: Option<String>,
     /// Emitting device's browser.
@@ -240,6 +241,11 @@ pub struct JourneyQuery {
 }
 
 impl StoredEvent {
+    /// The attributes, parsed (`{}` when unreadable).
+    pub fn attrs_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.attrs).unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
+    }
+
     /// An event the server records itself (its clock is the receive time).
     pub fn server(
         journey_id: JourneyId,
@@ -256,7 +262,7 @@ impl StoredEvent {
             flow: flow.map(str::to_owned),
             ts: now,
             received_at: now,
-            attrs,
+            attrs: attrs.to_string(),
             os: None,
             browser: None,
             form_factor: None,

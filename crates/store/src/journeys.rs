@@ -16,16 +16,24 @@ use handoff_core::storage::{JourneyQuery, JourneyRecord, Journeys, StoredEvent};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::db::{Database, storage_error};
+use crate::db::{Backend, Database, storage_error};
 
 /// Rows per multi-row statement (events have 12 columns, journeys 19: well under both
 /// backends' parameter limits).
 const CHUNK: usize = 400;
 
-fn placeholders(rows: usize, columns: usize) -> String {
+/// `($1, $2), ($3, $4)` on PostgreSQL; `(?, ?), (?, ?)` on SQLite, where binding numbered
+/// parameters looks each name up in a list (quadratic in the parameter count: with
+/// thousands of parameters that cost more than the insert itself).
+fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
-            let params: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            let params: Vec<String> = (1..=columns)
+                .map(|c| match backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", r * columns + c),
+                })
+                .collect();
             format!("({})", params.join(", "))
         })
         .collect::<Vec<_>>()
@@ -36,11 +44,11 @@ const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, roo
                                last_at, finished_at, steps, convert_ms, desktop_os, desktop_browser, desktop_form, \
                                mobile_os, mobile_browser, app_version, facts";
 
-async fn insert_events(tx: &mut Transaction<'_, Any>, events: &[StoredEvent]) -> Result<Vec<String>> {
+async fn insert_events(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[StoredEvent]) -> Result<Vec<String>> {
     let sql = format!(
         "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
-         form_factor, app_version) VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        placeholders(events.len(), 12)
+         form_factor, app_version) VALUES {} ON CONFLICT (journey_id, event_id) DO NOTHING RETURNING event_id",
+        placeholders(backend, events.len(), 12)
     );
     let mut query = sqlx::query(&sql);
     for e in events {
@@ -52,7 +60,7 @@ async fn insert_events(tx: &mut Transaction<'_, Any>, events: &[StoredEvent]) ->
             .bind(e.flow.clone())
             .bind(e.ts)
             .bind(e.received_at)
-            .bind(e.attrs.to_string())
+            .bind(e.attrs.clone())
             .bind(e.os.clone())
             .bind(e.browser.clone())
             .bind(e.form_factor.clone())
@@ -79,23 +87,54 @@ fn record_of(row: &AnyRow) -> Result<JourneyRecord> {
     })
 }
 
-/// Creates missing rows and reads (and on PostgreSQL locks) the rows of these journeys.
-async fn lock_journeys(tx: &mut Transaction<'_, Any>, ids: &[JourneyId], now: Millis) -> Result<Vec<JourneyRecord>> {
-    let sql = format!(
-        "INSERT INTO journeys (journey_id, started_at, last_at, facts) VALUES {} \
-         ON CONFLICT (journey_id) DO UPDATE SET journey_id = excluded.journey_id \
-         RETURNING journey_id, facts, finished_at",
-        placeholders(ids.len(), 4)
-    );
-    let mut query = sqlx::query(&sql);
-    for id in ids {
-        query = query.bind(id.to_string()).bind(now).bind(now).bind("{}");
+/// Reads the rows of these journeys for folding, so no other writer can change them before
+/// this transaction writes them back: on PostgreSQL an upsert creates missing rows and locks
+/// all of them (instances fold concurrently); on SQLite this transaction already holds the
+/// database's only write lock (its first statement wrote), so a plain read is enough and
+/// missing rows start from empty facts.
+async fn lock_journeys(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    ids: &[JourneyId],
+    now: Millis,
+) -> Result<Vec<JourneyRecord>> {
+    let rows = match backend {
+        Backend::Postgres => {
+            let sql = format!(
+                "INSERT INTO journeys (journey_id, started_at, last_at, facts) VALUES {} \
+                 ON CONFLICT (journey_id) DO UPDATE SET journey_id = excluded.journey_id \
+                 RETURNING journey_id, facts, finished_at",
+                placeholders(backend, ids.len(), 4)
+            );
+            let mut query = sqlx::query(&sql);
+            for id in ids {
+                query = query.bind(id.to_string()).bind(now).bind(now).bind("{}");
+            }
+            query.fetch_all(&mut **tx).await.map_err(storage_error)?
+        }
+        Backend::Sqlite => {
+            let marks = vec!["?"; ids.len()].join(", ");
+            let sql = format!("SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id IN ({marks})");
+            let mut query = sqlx::query(&sql);
+            for id in ids {
+                query = query.bind(id.to_string());
+            }
+            query.fetch_all(&mut **tx).await.map_err(storage_error)?
+        }
+    };
+    let mut found: Vec<JourneyRecord> = rows.iter().map(record_of).collect::<Result<_>>()?;
+    if found.len() < ids.len() {
+        let known: HashSet<JourneyId> = found.iter().map(|j| j.journey_id).collect();
+        found.extend(ids.iter().filter(|id| !known.contains(id)).map(|&journey_id| JourneyRecord {
+            journey_id,
+            facts: JourneyFacts::default(),
+            finished_at: None,
+        }));
     }
-    let rows = query.fetch_all(&mut **tx).await.map_err(storage_error)?;
-    rows.iter().map(record_of).collect()
+    Ok(found)
 }
 
-async fn write_journeys(tx: &mut Transaction<'_, Any>, rows: &[JourneyColumns]) -> Result<()> {
+async fn write_journeys(tx: &mut Transaction<'_, Any>, backend: Backend, rows: &[JourneyColumns]) -> Result<()> {
     let sql = format!(
         "INSERT INTO journeys ({JOURNEY_COLUMNS}) VALUES {} ON CONFLICT (journey_id) DO UPDATE SET \
          flow = excluded.flow, identifier = excluded.identifier, state = excluded.state, \
@@ -105,7 +144,7 @@ async fn write_journeys(tx: &mut Transaction<'_, Any>, rows: &[JourneyColumns]) 
          desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
          mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
          app_version = excluded.app_version, facts = excluded.facts",
-        placeholders(rows.len(), 19)
+        placeholders(backend, rows.len(), 19)
     );
     let mut query = sqlx::query(&sql);
     for c in rows {
@@ -144,7 +183,7 @@ impl Journeys for Database {
         // The first statement writes, so SQLite takes its write lock up front.
         let mut fresh = Vec::with_capacity(events.len());
         for chunk in events.chunks(CHUNK) {
-            fresh.extend(insert_events(&mut tx, chunk).await?);
+            fresh.extend(insert_events(&mut tx, self.backend(), chunk).await?);
         }
         let is_new: HashSet<&str> = fresh.iter().map(String::as_str).collect();
         let mut by_journey: BTreeMap<JourneyId, Vec<&StoredEvent>> = BTreeMap::new();
@@ -155,7 +194,7 @@ impl Journeys for Database {
         let ids: Vec<JourneyId> = by_journey.keys().copied().collect();
         let now = events.iter().map(|e| e.received_at).max().unwrap_or_default();
         for chunk in ids.chunks(CHUNK) {
-            let current = lock_journeys(&mut tx, chunk, now).await?;
+            let current = lock_journeys(&mut tx, self.backend(), chunk, now).await?;
             let rows: Vec<JourneyColumns> = current
                 .into_iter()
                 .map(|mut j| {
@@ -165,7 +204,7 @@ impl Journeys for Database {
                     JourneyColumns::of(j.journey_id, &j.facts, j.finished_at)
                 })
                 .collect();
-            write_journeys(&mut tx, &rows).await?;
+            write_journeys(&mut tx, self.backend(), &rows).await?;
         }
         tx.commit().await.map_err(storage_error)?;
         Ok(fresh)
@@ -189,7 +228,7 @@ impl Journeys for Database {
             .map(|r| record_of(r).map(|j| JourneyColumns::of(j.journey_id, &j.facts, Some(now))))
             .collect::<Result<_>>()?;
         for chunk in finished.chunks(CHUNK) {
-            write_journeys(&mut tx, chunk).await?;
+            write_journeys(&mut tx, self.backend(), chunk).await?;
         }
         tx.commit().await.map_err(storage_error)?;
         Ok(finished.len() as u64)
@@ -215,7 +254,6 @@ impl Journeys for Database {
         .map_err(storage_error)?;
         rows.iter()
             .map(|r| {
-                let attrs: String = r.try_get(6).map_err(storage_error)?;
                 Ok(StoredEvent {
                     event_id: r.try_get(0).map_err(storage_error)?,
                     journey_id: journey,
@@ -224,7 +262,7 @@ impl Journeys for Database {
                     flow: r.try_get(3).map_err(storage_error)?,
                     ts: r.try_get(4).map_err(storage_error)?,
                     received_at: r.try_get(5).map_err(storage_error)?,
-                    attrs: serde_json::from_str(&attrs).unwrap_or(serde_json::Value::String(attrs)),
+                    attrs: r.try_get(6).map_err(storage_error)?,
                     os: r.try_get(7).map_err(storage_error)?,
                     browser: r.try_get(8).map_err(storage_error)?,
                     form_factor: r.try_get(9).map_err(storage_error)?,

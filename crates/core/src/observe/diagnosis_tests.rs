@@ -38,7 +38,7 @@ impl Script {
             flow: self.flow.map(str::to_owned),
             ts: T0 + at + skew,
             received_at: T0 + at + delay,
-            attrs,
+            attrs: attrs.to_string(),
             os: (device != "server").then(|| "Windows".into()),
             browser: (device != "server").then(|| "Chrome".into()),
             form_factor: None,
@@ -62,7 +62,7 @@ impl Script {
                 e.name == step.event
                     || (step.name == "confirmed"
                         && e.name == "confirmation.completed"
-                        && e.attrs["action"] == "approve")
+                        && e.attrs_value()["action"] == "approve")
             });
             assert!(has, "phase {} reported observed without its event", p.name);
         }

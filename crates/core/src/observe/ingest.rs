@@ -1,6 +1,9 @@
 //! Parsing a batch of client events (PRODUCT.md §4.2).
 
+use std::borrow::Cow;
+
 use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::clock::Millis;
@@ -65,50 +68,84 @@ fn reject(index: usize, code: &'static str, message: impl Into<String>) -> Event
     EventRejection { index, code, message: message.into() }
 }
 
-fn parse_ts(v: &Value) -> Option<Millis> {
-    match v {
+/// One event as sent, every field still raw: each is read on its own so that an error
+/// names the field, and `attrs` is never built into a tree (it is kept as its JSON text).
+#[derive(serde::Deserialize)]
+struct RawEvent<'a> {
+    #[serde(rename = "journeyId", borrow)]
+    journey_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    device: Option<&'a RawValue>,
+    #[serde(borrow)]
+    flow: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ts: Option<&'a RawValue>,
+    #[serde(borrow)]
+    attrs: Option<&'a RawValue>,
+    #[serde(rename = "eventId", borrow)]
+    event_id: Option<&'a RawValue>,
+}
+
+/// A raw field as text, unless absent, `null` or not a string.
+fn string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+    raw.and_then(|r| serde_json::from_str::<Cow<'a, str>>(r.get()).ok())
+}
+
+fn is_null(raw: Option<&RawValue>) -> bool {
+    raw.is_none_or(|r| r.get() == "null")
+}
+
+fn parse_ts(raw: Option<&RawValue>) -> Option<Millis> {
+    let raw = raw?.get();
+    if raw.starts_with('"') {
+        let text: Cow<'_, str> = serde_json::from_str(raw).ok()?;
+        return if text.parse::<i64>().is_ok() { None } else { crate::clock::parse_time(&text) };
+    }
+    match serde_json::from_str::<Value>(raw).ok()? {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) if s.parse::<i64>().is_err() => crate::clock::parse_time(s),
         _ => None,
     }
 }
 
 fn parse_one(
     index: usize,
-    raw: &Value,
+    raw: &RawValue,
     emitter: &Emitter,
     limits: &IngestLimits,
     now: Millis,
 ) -> Result<StoredEvent, EventRejection> {
-    let obj = raw.as_object().ok_or_else(|| reject(index, "invalid-event", "each event must be a JSON object"))?;
-    let text = |field: &str| obj.get(field).and_then(Value::as_str);
-    let journey = text("journeyId")
+    let obj: RawEvent<'_> = serde_json::from_str(raw.get())
+        .map_err(|_| reject(index, "invalid-event", "each event must be a JSON object with each field once"))?;
+    let journey = string(obj.journey_id)
         .ok_or_else(|| reject(index, "invalid-journey-id", "journeyId is missing or not a string"))
         .and_then(|j| {
-            JourneyId::parse(j).map_err(|_| reject(index, "invalid-journey-id", "journeyId is not a UUID"))
+            JourneyId::parse(&j).map_err(|_| reject(index, "invalid-journey-id", "journeyId is not a UUID"))
         })?;
-    let name = text("name").ok_or_else(|| reject(index, "invalid-name", "name is missing or not a string"))?;
+    let name = string(obj.name).ok_or_else(|| reject(index, "invalid-name", "name is missing or not a string"))?;
     let name_ok = !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
     if !name_ok {
         return Err(reject(index, "invalid-name", "name must be 1-64 characters of a-z, 0-9, '.', '_' or '-'"));
     }
-    let device = match text("device") {
-        Some(d @ ("desktop" | "mobile")) => d,
+    let device = match string(obj.device).as_deref() {
+        Some(d @ ("desktop" | "mobile")) => d.to_owned(),
         Some("server") => {
             return Err(reject(index, "invalid-device", "device \"server\" is reserved for the server's own events"));
         }
         _ => return Err(reject(index, "invalid-device", "device must be \"desktop\" or \"mobile\"")),
     };
-    let flow = match obj.get("flow") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(f)) if FLOWS.contains(&f.as_str()) => Some(f.clone()),
-        Some(_) => return Err(reject(index, "invalid-flow", format!("flow must be one of {}", FLOWS.join(", ")))),
+    let flow = if is_null(obj.flow) {
+        None
+    } else {
+        match string(obj.flow) {
+            Some(f) if FLOWS.contains(&f.as_ref()) => Some(f.into_owned()),
+            _ => return Err(reject(index, "invalid-flow", format!("flow must be one of {}", FLOWS.join(", ")))),
+        }
     };
-    let ts = obj
-        .get("ts")
-        .and_then(parse_ts)
+    let ts = parse_ts(obj.ts)
         .ok_or_else(|| reject(index, "invalid-ts", "ts must be RFC 3339 text or milliseconds since the epoch"))?;
     if ts > now + limits.max_future_ms {
         return Err(reject(index, "invalid-ts", "ts is more than a day in the future"));
@@ -116,27 +153,37 @@ fn parse_one(
     if ts < now - limits.max_age_ms {
         return Err(reject(index, "invalid-ts", "ts is more than seven days old"));
     }
-    let attrs = match obj.get("attrs") {
-        None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(a @ Value::Object(_)) => a.clone(),
+    let attrs = match obj.attrs {
+        None => "{}".to_owned(),
+        Some(a) if a.get() == "null" => "{}".to_owned(),
+        Some(a) if a.get().starts_with('{') => a.get().to_owned(),
         Some(_) => return Err(reject(index, "invalid-attrs", "attrs must be an object")),
     };
-    if attrs.to_string().len() > limits.max_attrs_bytes {
+    if attrs.len() > limits.max_attrs_bytes {
         return Err(reject(index, "invalid-attrs", format!("attrs is larger than {} bytes", limits.max_attrs_bytes)));
     }
-    let event_id = match obj.get("eventId") {
-        None | Some(Value::Null) => Uuid::new_v4().to_string(),
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= 64 && !id.chars().any(char::is_control) => {
-            format!("{journey}:{id}")
+    let event_id = if is_null(obj.event_id) {
+        Uuid::new_v4().to_string()
+    } else {
+        match string(obj.event_id) {
+            Some(id) if !id.is_empty() && id.len() <= 64 && !id.chars().any(char::is_control) => {
+                format!("{journey}:{id}")
+            }
+            _ => return Err(reject(index, "invalid-event-id", "eventId must be a string of 1-64 characters")),
         }
-        Some(_) => return Err(reject(index, "invalid-event-id", "eventId must be a string of 1-64 characters")),
     };
-    let app_version = attrs.get("appVersion").and_then(Value::as_str).map(|v| v.chars().take(64).collect());
+    let app_version = if attrs.contains("\"appVersion\"") {
+        serde_json::from_str::<Value>(&attrs)
+            .ok()
+            .and_then(|a| a.get("appVersion").and_then(Value::as_str).map(|v| v.chars().take(64).collect()))
+    } else {
+        None
+    };
     Ok(StoredEvent {
         event_id,
         journey_id: journey,
-        name: name.to_owned(),
-        device: device.to_owned(),
+        name: name.into_owned(),
+        device,
         flow,
         ts,
         received_at: now,
@@ -149,7 +196,7 @@ fn parse_one(
 }
 
 /// Validates every event of a batch on its own.
-pub fn parse_batch(events: &[Value], emitter: &Emitter, limits: &IngestLimits, now: Millis) -> BatchOutcome {
+pub fn parse_batch(events: &[Box<RawValue>], emitter: &Emitter, limits: &IngestLimits, now: Millis) -> BatchOutcome {
     let mut out = BatchOutcome::default();
     for (index, raw) in events.iter().enumerate() {
         match parse_one(index, raw, emitter, limits, now) {
@@ -185,6 +232,7 @@ mod tests {
             json!("not an object"),
             json!({"journeyId": j, "name": "mobile.opened", "device": "mobile", "ts": "2027-01-15T08:00:00.5Z", "eventId": "e1", "attrs": {"appVersion": "3.2.1"}}),
         ];
+        let batch: Vec<Box<RawValue>> = batch.iter().map(|v| RawValue::from_string(v.to_string()).unwrap()).collect();
         let out = parse_batch(&batch, &emitter(), &IngestLimits::default(), now);
         let codes: Vec<(usize, &str)> = out.rejected.iter().map(|r| (r.index, r.code)).collect();
         assert_eq!(

@@ -125,6 +125,7 @@ pub struct DecisionFact {
 
 /// What is known about one journey so far.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JourneyFacts {
     /// First sighting of every trusted event name.
     #[serde(default)]
@@ -212,9 +213,19 @@ impl JourneyFacts {
             let latest = self.flows.entry(flow.clone()).or_default().entry(e.device.clone()).or_insert(e.ts);
             *latest = (*latest).max(e.ts);
         }
-        self.note_attrs(e);
+        // Attributes are parsed only for the names whose attributes the diagnosis reads.
+        let attrs = match e.name.as_str() {
+            "decision.made"
+            | "webauthn.failed"
+            | "server.verification"
+            | "qr.expired"
+            | "confirmation.shown"
+            | "confirmation.completed" => e.attrs_value(),
+            _ => Value::Null,
+        };
+        self.note_attrs(e, &attrs);
         // `server.verification` counts as a phase only when it succeeded.
-        let ok = e.name != "server.verification" || text(&e.attrs, "result").as_deref() == Some("ok");
+        let ok = e.name != "server.verification" || text(&attrs, "result").as_deref() == Some("ok");
         if ok {
             self.seen
                 .entry(e.name.clone())
@@ -229,8 +240,7 @@ impl JourneyFacts {
         }
     }
 
-    fn note_attrs(&mut self, e: &StoredEvent) {
-        let a = &e.attrs;
+    fn note_attrs(&mut self, e: &StoredEvent, a: &Value) {
         match e.name.as_str() {
             "decision.made" => {
                 if let Some(identifier) = text(a, "identifier") {
@@ -367,7 +377,7 @@ mod tests {
             flow: None,
             ts,
             received_at: received,
-            attrs,
+            attrs: attrs.to_string(),
             os: None,
             browser: None,
             form_factor: None,
@@ -392,6 +402,12 @@ mod tests {
         assert!(forward.at("mobile.opened").unwrap() > forward.at("qr.shown").unwrap());
         assert!(forward.at("mobile.opened").unwrap() < forward.at("confirmation.shown").unwrap());
         assert!(forward.mismatch_shown);
+    }
+
+    #[test]
+    fn a_new_journeys_empty_facts_read_back() {
+        let facts: JourneyFacts = serde_json::from_str("{}").unwrap();
+        assert_eq!(facts, JourneyFacts::default());
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 pub struct EventBatch {
     /// Up to 100 events: `{eventId?, journeyId, name, ts, device: "desktop"|"mobile", flow?, attrs?}`.
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
+    pub events: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// One refused event.

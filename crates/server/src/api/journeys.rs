@@ -156,6 +156,7 @@ fn view(record: &JourneyRecord, events: Option<Vec<StoredEvent>>) -> JourneyView
             .map(|e| {
                 let server_only = handoff_core::observe::journey::SERVER_ONLY.contains(&e.name.as_str());
                 EventView {
+                    attrs: e.attrs_value(),
                     at: rfc3339(f.corrected(&e.device, e.ts)),
                     trusted: !server_only || e.device == "server",
                     event_id: e.event_id,
@@ -164,7 +165,6 @@ fn view(record: &JourneyRecord, events: Option<Vec<StoredEvent>>) -> JourneyView
                     flow: e.flow,
                     ts: rfc3339(e.ts),
                     received_at: rfc3339(e.received_at),
-                    attrs: e.attrs,
                 }
             })
             .collect()
