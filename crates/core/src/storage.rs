@@ -181,7 +181,7 @@ pub trait Attempts: Send + Sync {
 /// A product event as stored (journeys are built from these).
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
-    /// Unique id; a repeat is ignored.
+    /// Unique within its journey (the client's id, or a UUID); a repeat is ignored.
     pub event_id: String,
     /// The journey.
     pub journey_id: JourneyId,
@@ -275,8 +275,8 @@ impl StoredEvent {
 #[async_trait]
 pub trait Journeys: Send + Sync {
     /// In one transaction: stores the events (a repeated event id is ignored) and folds
-    /// the new ones into their journeys' facts. Returns the ids of the new events.
-    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<String>>;
+    /// the new ones into their journeys' facts. Returns the (journey, event id) of the new events.
+    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>>;
     /// Finishes open journeys with no event received since `idle_since`; returns how many.
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64>;
     /// One journey.

@@ -140,6 +140,7 @@ impl Application {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let janitor = tokio::spawn(purge_expired(self.db.clone()));
+        let checkpointer = tokio::spawn(checkpoint_sqlite(self.db.clone()));
         let qr_janitor = tokio::spawn(expire_qr(self.state.clone()));
         let journey_janitor = tokio::spawn(finish_idle_journeys(self.state.clone()));
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
@@ -152,6 +153,7 @@ impl Application {
         });
         let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         janitor.abort();
+        checkpointer.abort();
         qr_janitor.abort();
         journey_janitor.abort();
         self.db.close().await;
@@ -246,6 +248,24 @@ async fn purge_expired(db: Database) {
             (Ok(c), Ok(s)) if c + s > 0 => tracing::debug!(ceremonies = c, sessions = s, "purged expired rows"),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
             _ => {}
+        }
+    }
+}
+
+/// Checkpoints SQLite's write-ahead log every second, beside the writers (see
+/// `Database::checkpoint`); nothing to do on PostgreSQL.
+async fn checkpoint_sqlite(db: Database) {
+    if db.backend() != handoff_store::Backend::Sqlite {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match db.checkpoint().await {
+            Ok(pages) if pages > 100_000 => tracing::warn!(pages, "the SQLite WAL keeps growing; checkpoints lag"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checkpointing SQLite failed"),
         }
     }
 }

@@ -78,10 +78,13 @@ impl Database {
                         // crash (not a power cut) at a fraction of the fsync cost. Statement
                         // journals (multi-row upserts) stay in memory, and each connection
                         // caches up to 32 MiB of pages (event indexes are written at random).
+                        // Checkpoints run beside the writers (`checkpoint`), not inside the
+                        // commit that happens to cross the threshold.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-                             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;",
+                             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768; \
+                             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
                         )
                         .await?;
                     }
@@ -121,6 +124,28 @@ impl Database {
             append_offers: this.clone(),
             qr: this,
         }
+    }
+
+    /// Copies committed WAL pages into the SQLite file, beside the writers: automatic
+    /// checkpoints are off so that no request pays for one inside its commit, and the
+    /// server calls this every second instead. A passive checkpoint never blocks
+    /// anyone, but under steady writes it never reaches the end of the log, so the log
+    /// would only grow; once it holds more than 256 MiB, a restart checkpoint finishes the
+    /// copy (writers wait for that moment) and the next commit starts the log afresh
+    /// (`journal_size_limit` then trims the file). Returns the log's size in pages before
+    /// this call. A no-op on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<i64, DomainError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        let pages =
+            |row: &sqlx::any::AnyRow| -> Result<i64, DomainError> { sqlx::Row::try_get(row, 1).map_err(storage_error) };
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await.map_err(storage_error)?;
+        let log = pages(&row)?;
+        if log > 65_536 {
+            sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_one(&self.pool).await.map_err(storage_error)?;
+        }
+        Ok(log)
     }
 
     /// Closes the pool, waiting for connections to return.

@@ -44,10 +44,14 @@ const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, roo
                                last_at, finished_at, steps, convert_ms, desktop_os, desktop_browser, desktop_form, \
                                mobile_os, mobile_browser, app_version, facts";
 
-async fn insert_events(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[StoredEvent]) -> Result<Vec<String>> {
+async fn insert_events(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    events: &[StoredEvent],
+) -> Result<Vec<(JourneyId, String)>> {
     let sql = format!(
         "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
-         form_factor, app_version) VALUES {} ON CONFLICT (journey_id, event_id) DO NOTHING RETURNING event_id",
+         form_factor, app_version) VALUES {} ON CONFLICT (journey_id, event_id) DO NOTHING RETURNING journey_id, event_id",
         placeholders(backend, events.len(), 12)
     );
     let mut query = sqlx::query(&sql);
@@ -67,7 +71,12 @@ async fn insert_events(tx: &mut Transaction<'_, Any>, backend: Backend, events: 
             .bind(e.app_version.clone());
     }
     let rows = query.fetch_all(&mut **tx).await.map_err(storage_error)?;
-    rows.iter().map(|r| r.try_get::<String, _>(0).map_err(storage_error)).collect()
+    rows.iter()
+        .map(|r| {
+            let journey: String = r.try_get(0).map_err(storage_error)?;
+            Ok((JourneyId::parse(&journey)?, r.try_get::<String, _>(1).map_err(storage_error)?))
+        })
+        .collect()
 }
 
 fn parse_facts(raw: &str) -> JourneyFacts {
@@ -175,7 +184,7 @@ async fn write_journeys(tx: &mut Transaction<'_, Any>, backend: Backend, rows: &
 
 #[async_trait]
 impl Journeys for Database {
-    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<String>> {
+    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -185,9 +194,9 @@ impl Journeys for Database {
         for chunk in events.chunks(CHUNK) {
             fresh.extend(insert_events(&mut tx, self.backend(), chunk).await?);
         }
-        let is_new: HashSet<&str> = fresh.iter().map(String::as_str).collect();
+        let is_new: HashSet<(JourneyId, &str)> = fresh.iter().map(|(j, e)| (*j, e.as_str())).collect();
         let mut by_journey: BTreeMap<JourneyId, Vec<&StoredEvent>> = BTreeMap::new();
-        for e in events.iter().filter(|e| is_new.contains(e.event_id.as_str())) {
+        for e in events.iter().filter(|e| is_new.contains(&(e.journey_id, e.event_id.as_str()))) {
             by_journey.entry(e.journey_id).or_default().push(e);
         }
         // Sorted ids: instances lock rows in the same order, so they cannot deadlock.

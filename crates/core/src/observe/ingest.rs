@@ -166,9 +166,8 @@ fn parse_one(
         Uuid::new_v4().to_string()
     } else {
         match string(obj.event_id) {
-            Some(id) if !id.is_empty() && id.len() <= 64 && !id.chars().any(char::is_control) => {
-                format!("{journey}:{id}")
-            }
+            // Unique per journey (the store's key is journey + event id).
+            Some(id) if !id.is_empty() && id.len() <= 64 && !id.chars().any(char::is_control) => id.into_owned(),
             _ => return Err(reject(index, "invalid-event-id", "eventId must be a string of 1-64 characters")),
         }
     };
@@ -249,7 +248,7 @@ mod tests {
         );
         assert_eq!(out.accepted.len(), 2);
         assert_eq!(out.accepted[1].ts, 1_800_000_000_500);
-        assert_eq!(out.accepted[1].event_id, format!("{j}:e1"), "client ids are scoped to their journey");
+        assert_eq!(out.accepted[1].event_id, "e1");
         assert_eq!(out.accepted[1].app_version.as_deref(), Some("3.2.1"));
         assert!(out.accepted.iter().all(|e| e.received_at == now));
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::JourneyId;
 use crate::error::{DomainError, Result};
 use crate::storage::{Journeys, StoredEvent};
 
@@ -101,9 +102,10 @@ async fn write_loop(store: Arc<dyn Journeys>, mut rx: mpsc::Receiver<Job>, setti
         let result = store.record(&all).await;
         match &result {
             Ok(ids) => {
-                let fresh: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                let fresh: HashSet<(JourneyId, &str)> = ids.iter().map(|(j, e)| (*j, e.as_str())).collect();
                 for (range, done) in parts {
-                    let new = all[range].iter().filter(|e| fresh.contains(e.event_id.as_str())).count();
+                    let new =
+                        all[range].iter().filter(|e| fresh.contains(&(e.journey_id, e.event_id.as_str()))).count();
                     let _ = done.send(Ok(new));
                 }
             }

@@ -52,7 +52,7 @@ pub struct Segments {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
-    /// Its id (client ids are scoped to the journey: `journeyId:eventId`).
+    /// Its id: the client's `eventId` (unique within the journey) or one the server made.
     pub event_id: String,
     /// Event name.
     pub name: String,
