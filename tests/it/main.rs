@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod decisions;
 mod events;
+mod funnels;
 mod journeys;
 mod passkeys;
 mod qr;

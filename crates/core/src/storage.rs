@@ -271,6 +271,59 @@ impl StoredEvent {
     }
 }
 
+/// A segment column journeys can be broken down by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// The desktop's operating system.
+    Os,
+    /// The desktop's browser.
+    Browser,
+    /// The desktop's form factor.
+    FormFactor,
+    /// The native app version.
+    AppVersion,
+    /// The phone's operating system.
+    MobileOs,
+    /// The phone's browser.
+    MobileBrowser,
+}
+
+impl Segment {
+    /// Every segment with its query-string name.
+    pub const ALL: [(&'static str, Segment); 6] = [
+        ("os", Segment::Os),
+        ("browser", Segment::Browser),
+        ("formFactor", Segment::FormFactor),
+        ("appVersion", Segment::AppVersion),
+        ("mobileOs", Segment::MobileOs),
+        ("mobileBrowser", Segment::MobileBrowser),
+    ];
+}
+
+/// The journeys a funnel counts: one flow, started in a time window.
+#[derive(Debug, Clone)]
+pub struct FunnelQuery {
+    /// The flow.
+    pub flow: String,
+    /// Started at or after (ms).
+    pub from: Option<Millis>,
+    /// Started before (ms).
+    pub to: Option<Millis>,
+    /// Break down by this segment.
+    pub by: Option<Segment>,
+}
+
+/// Funnel counts of one segment (or of all journeys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunnelCounts {
+    /// The segment's value (`None`: all journeys, or the segment is unknown).
+    pub segment: Option<String>,
+    /// Journeys of the flow.
+    pub journeys: u64,
+    /// Journeys that reached step `i` (observed or implied).
+    pub reached: Vec<u64>,
+}
+
 /// Product events and the journeys stitched from them.
 #[async_trait]
 pub trait Journeys: Send + Sync {
@@ -285,6 +338,13 @@ pub trait Journeys: Send + Sync {
     async fn events_of(&self, id: JourneyId) -> Result<Vec<StoredEvent>>;
     /// Journeys matching a search, newest first.
     async fn search(&self, query: &JourneyQuery) -> Result<Vec<JourneyRecord>>;
+    /// Step counts of a flow's funnel (`steps` steps), per segment when `by` is set,
+    /// largest segments first.
+    async fn funnel(&self, query: &FunnelQuery, steps: usize) -> Result<Vec<FunnelCounts>>;
+    /// Finished journeys of the flow that did not succeed, by root cause, most first.
+    async fn drop_offs(&self, query: &FunnelQuery) -> Result<Vec<(String, u64)>>;
+    /// Percentiles (0–1) of the time from first event to session of the flow's successes.
+    async fn time_to_session(&self, query: &FunnelQuery, percentiles: &[f64]) -> Result<Vec<Option<Millis>>>;
 }
 
 /// Server-wide secrets shared by every instance on the same database.

@@ -12,8 +12,8 @@ use handoff_core::clock::Millis;
 use handoff_core::domain::JourneyId;
 use handoff_core::error::Result;
 use handoff_core::observe::{JourneyColumns, JourneyFacts};
-use handoff_core::storage::{JourneyQuery, JourneyRecord, Journeys, StoredEvent};
-use sqlx::any::AnyRow;
+use handoff_core::storage::{FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, StoredEvent};
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row, Transaction};
 
 use crate::db::{Backend, Database, storage_error};
@@ -182,6 +182,46 @@ async fn write_journeys(tx: &mut Transaction<'_, Any>, backend: Backend, rows: &
     Ok(())
 }
 
+fn segment_column(segment: Segment) -> &'static str {
+    match segment {
+        Segment::Os => "desktop_os",
+        Segment::Browser => "desktop_browser",
+        Segment::FormFactor => "desktop_form",
+        Segment::AppVersion => "app_version",
+        Segment::MobileOs => "mobile_os",
+        Segment::MobileBrowser => "mobile_browser",
+    }
+}
+
+/// `flow = $1 [AND started_at >= $2] [AND started_at < $n]` and its values.
+fn funnel_filter(q: &FunnelQuery) -> (String, Vec<i64>) {
+    let mut clauses = vec!["flow = $1".to_owned()];
+    let mut values = Vec::new();
+    if let Some(from) = q.from {
+        values.push(from);
+        clauses.push(format!("started_at >= ${}", values.len() + 1));
+    }
+    if let Some(to) = q.to {
+        values.push(to);
+        clauses.push(format!("started_at < ${}", values.len() + 1));
+    }
+    (clauses.join(" AND "), values)
+}
+
+/// A funnel statement with the flow and the window bound.
+fn funnel_query<'q>(sql: &'q str, q: &FunnelQuery, values: &[i64]) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
+    let mut query = sqlx::query(sql).bind(q.flow.clone());
+    for v in values {
+        query = query.bind(*v);
+    }
+    query
+}
+
+fn count(row: &AnyRow, i: usize) -> Result<u64> {
+    let n: Option<i64> = row.try_get(i).map_err(storage_error)?;
+    Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+}
+
 #[async_trait]
 impl Journeys for Database {
     async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
@@ -326,5 +366,62 @@ impl Journeys for Database {
         }
         let rows = query.fetch_all(&self.pool).await.map_err(storage_error)?;
         rows.iter().map(record_of).collect()
+    }
+
+    async fn funnel(&self, q: &FunnelQuery, steps: usize) -> Result<Vec<FunnelCounts>> {
+        let (filter, values) = funnel_filter(q);
+        let sums: Vec<String> =
+            (0..steps).map(|i| format!("SUM(CASE WHEN (steps & {}) <> 0 THEN 1 ELSE 0 END)", 1u64 << i)).collect();
+        let (segment, group) = match q.by {
+            Some(s) => (segment_column(s), format!("GROUP BY {} ORDER BY COUNT(*) DESC", segment_column(s))),
+            None => ("NULL", String::new()),
+        };
+        let sql = format!("SELECT {segment}, COUNT(*), {} FROM journeys WHERE {filter} {group}", sums.join(", "));
+        let rows = funnel_query(&sql, q, &values).fetch_all(&self.pool).await.map_err(storage_error)?;
+        rows.iter()
+            .filter_map(|r| {
+                let journeys = match count(r, 1) {
+                    Ok(0) => return None,
+                    Ok(n) => n,
+                    Err(e) => return Some(Err(e)),
+                };
+                let reached = (0..steps).map(|i| count(r, i + 2)).collect::<Result<Vec<u64>>>();
+                let segment = r.try_get::<Option<String>, _>(0).map_err(storage_error);
+                Some(reached.and_then(|reached| Ok(FunnelCounts { segment: segment?, journeys, reached })))
+            })
+            .collect()
+    }
+
+    async fn drop_offs(&self, q: &FunnelQuery) -> Result<Vec<(String, u64)>> {
+        let (filter, values) = funnel_filter(q);
+        let sql = format!(
+            "SELECT root_cause, COUNT(*) FROM journeys WHERE {filter} AND root_cause IS NOT NULL \
+             GROUP BY root_cause ORDER BY COUNT(*) DESC, root_cause"
+        );
+        let rows = funnel_query(&sql, q, &values).fetch_all(&self.pool).await.map_err(storage_error)?;
+        rows.iter().map(|r| Ok((r.try_get(0).map_err(storage_error)?, count(r, 1)?))).collect()
+    }
+
+    async fn time_to_session(&self, q: &FunnelQuery, percentiles: &[f64]) -> Result<Vec<Option<Millis>>> {
+        let (filter, values) = funnel_filter(q);
+        let total_sql = format!("SELECT COUNT(*) FROM journeys WHERE {filter} AND convert_ms IS NOT NULL");
+        let total =
+            count(&funnel_query(&total_sql, q, &values).fetch_one(&self.pool).await.map_err(storage_error)?, 0)?;
+        let mut out = Vec::with_capacity(percentiles.len());
+        for p in percentiles {
+            if total == 0 {
+                out.push(None);
+                continue;
+            }
+            // The nearest-rank percentile: the value at rank ceil(p * n).
+            let rank = ((p.clamp(0.0, 1.0) * total as f64).ceil() as u64).clamp(1, total) - 1;
+            let sql = format!(
+                "SELECT convert_ms FROM journeys WHERE {filter} AND convert_ms IS NOT NULL \
+                 ORDER BY convert_ms LIMIT 1 OFFSET {rank}"
+            );
+            let row = funnel_query(&sql, q, &values).fetch_optional(&self.pool).await.map_err(storage_error)?;
+            out.push(row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(storage_error)?);
+        }
+        Ok(out)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod dto;
 pub mod events;
+pub mod funnels;
 pub mod journeys;
 pub mod login;
 pub mod passkeys;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(qr::router())
         .merge(events::router())
         .merge(journeys::router())
+        .merge(funnels::router())
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
