@@ -9,6 +9,7 @@ pub mod extract;
 pub mod notify;
 pub mod openapi;
 pub mod pages;
+pub mod report;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

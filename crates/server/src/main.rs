@@ -54,6 +54,54 @@ enum Command {
     /// Run the server: the API under /api/v1, the demo page at /, the SDK at /sdk/handoff.js.
     #[command(after_long_help = DECISION_KEYS_HELP)]
     Serve(ServeArgs),
+    /// Print the funnel of each flow (steps, conversion, time to session) and why the
+    /// journeys that did not sign in failed, from the database `serve` uses (same
+    /// configuration: next to a running server it needs no flags).
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// TOML configuration file, as for `serve`.
+    #[arg(long, value_name = "FILE", env = "HANDOFF_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory, as for `serve`. [env: HANDOFF_DATA_DIR] [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database, as for `serve`. [env: HANDOFF_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Only this flow: passkey-local, cross-device, qr-approval or fallback. [default: every flow with journeys]
+    #[arg(long, value_name = "FLOW")]
+    flow: Option<String>,
+    /// Journeys started at or after this time (RFC 3339, or e.g. 24h, 7d for "that long ago").
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Journeys started before this time (RFC 3339, or e.g. 1h for "that long ago").
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Break each funnel down by os, browser, formFactor, appVersion, mobileOs or mobileBrowser.
+    #[arg(long, value_name = "SEGMENT")]
+    by: Option<String>,
+    /// Print JSON (the `/api/v1/funnels` answers, one per flow) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// RFC 3339, milliseconds since the epoch, or an age like `90m`, `24h`, `7d`.
+fn parse_when(s: &str) -> Option<i64> {
+    if let Some(t) = handoff_core::clock::parse_time(s) {
+        return Some(t);
+    }
+    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok()?;
+    let ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(handoff_core::clock::now_ms() - n * ms)
 }
 
 #[derive(Args)]
@@ -129,6 +177,65 @@ async fn main() -> ExitCode {
     telemetry::init();
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Report(args) => report(args).await,
+    }
+}
+
+async fn report(args: ReportArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("handoff report: {message}");
+        ExitCode::from(2)
+    };
+    let overrides =
+        RawConfig { data_dir: args.data_dir.clone(), database_url: args.database_url.clone(), ..RawConfig::default() };
+    let settings = match RawConfig::load(args.config.as_deref(), &overrides).and_then(RawConfig::into_settings) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let when = |name: &str, v: &Option<String>| match v {
+        None => Ok(None),
+        Some(v) => parse_when(v).map(Some).ok_or(format!("--{name} {v:?} is not RFC 3339 or an age like 24h or 7d")),
+    };
+    let (from, to) = match (when("from", &args.from), when("to", &args.to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    if let Some(flow) = &args.flow
+        && !handoff_server::api::funnels::FLOWS.contains(&flow.as_str())
+    {
+        return fail(format!("--flow must be one of {}", handoff_server::api::funnels::FLOWS.join(", ")));
+    }
+    let by = match &args.by {
+        None => None,
+        Some(b) => match handoff_server::api::funnels::parse_segment(b) {
+            Some(s) => Some(s),
+            None => return fail("--by must be os, browser, formFactor, appVersion, mobileOs or mobileBrowser".into()),
+        },
+    };
+    if settings.database_url.starts_with("sqlite:") && !settings.data_dir.exists() && args.database_url.is_none() {
+        return fail(format!(
+            "no data directory at {} (run it where `handoff serve` runs, or pass --data-dir / --database-url)",
+            settings.data_dir.display()
+        ));
+    }
+    let db = match handoff_store::Database::connect(&settings.database_url).await {
+        Ok(db) => db,
+        Err(e) => return fail(format!("cannot open the database: {e}")),
+    };
+    let request = handoff_server::report::ReportRequest { flow: args.flow.clone(), from, to, by };
+    let storage = db.storage();
+    let result = handoff_server::report::funnels(storage.journeys.as_ref(), &request).await;
+    db.close().await;
+    match result {
+        Ok(funnels) if args.json => {
+            println!("{}", serde_json::to_string_pretty(&funnels).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(funnels) => {
+            print!("{}", handoff_server::report::render(&request, &funnels));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("reading journeys failed: {e}")),
     }
 }
 

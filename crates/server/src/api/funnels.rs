@@ -7,9 +7,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use handoff_core::DomainError;
 use handoff_core::clock::{Millis, parse_time};
 use handoff_core::observe::diagnosis::{cause, steps_of};
-use handoff_core::storage::{FunnelCounts, FunnelQuery, Segment};
+use handoff_core::storage::{FunnelCounts, FunnelQuery, Journeys, Segment};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -97,7 +98,8 @@ pub struct FunnelResponse {
     pub breakdown: Option<Vec<SegmentFunnel>>,
 }
 
-const FLOWS: &[&str] = &["passkey-local", "cross-device", "qr-approval", "fallback"];
+/// The flows, in the order reports show them.
+pub const FLOWS: &[&str] = &["passkey-local", "cross-device", "qr-approval", "fallback"];
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", message)
@@ -150,19 +152,25 @@ pub async fn funnel(
     };
     let by = match p.by.as_deref() {
         None | Some("") => None,
-        Some(b) => Some(Segment::ALL.iter().find(|(n, _)| *n == b).map(|(_, s)| *s).ok_or_else(|| {
+        Some(b) => Some(parse_segment(b).ok_or_else(|| {
             let names: Vec<&str> = Segment::ALL.iter().map(|(n, _)| *n).collect();
             bad(format!("by must be one of {}", names.join(", ")))
         })?),
     };
-    let mut query = FunnelQuery {
-        flow: flow.clone(),
-        from: time("from", p.from.as_deref())?,
-        to: time("to", p.to.as_deref())?,
-        by: None,
-    };
+    let query = FunnelQuery { flow, from: time("from", p.from.as_deref())?, to: time("to", p.to.as_deref())?, by };
+    Ok(Json(build_funnel(state.journeys.as_ref(), &query).await?))
+}
+
+/// The segment with this query-string name (`os`, `browser`, …).
+pub fn parse_segment(name: &str) -> Option<Segment> {
+    Segment::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// A flow's funnel from the journey table (shared by the API and `handoff report`).
+pub async fn build_funnel(journeys: &dyn Journeys, q: &FunnelQuery) -> Result<FunnelResponse, DomainError> {
+    let flow = q.flow.clone();
+    let mut query = FunnelQuery { by: None, ..q.clone() };
     let steps = steps_of(Some(&flow)).len();
-    let journeys = &state.journeys;
     let total = journeys.funnel(&query, steps).await?.pop().unwrap_or(FunnelCounts {
         segment: None,
         journeys: 0,
@@ -181,7 +189,7 @@ pub async fn funnel(
             count,
         })
         .collect();
-    let breakdown = match by {
+    let breakdown = match q.by {
         None => None,
         Some(segment) => {
             query.by = Some(segment);
@@ -197,11 +205,5 @@ pub async fn funnel(
             )
         }
     };
-    Ok(Json(FunnelResponse {
-        steps: steps_view(&flow, &total, times),
-        journeys: total.journeys,
-        flow,
-        drop_off,
-        breakdown,
-    }))
+    Ok(FunnelResponse { steps: steps_view(&flow, &total, times), journeys: total.journeys, flow, drop_off, breakdown })
 }
