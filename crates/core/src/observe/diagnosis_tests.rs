@@ -283,9 +283,33 @@ fn a_phone_clock_minutes_off_still_orders_the_phases() {
         );
         // Corrected onto the server's clock, the phone's steps land within a second of when they happened.
         assert!((at[2] - (T0 + 8_500)).abs() < 1_000, "skew {skew}: {at:?}");
+        assert_eq!(at[0], T0 + 50, "the desktop's clock (40 ms of delay) is not touched");
         assert!(at[3] > at[2]);
         assert_eq!(cause_of(&d), ("confirmation-dropoff", Basis::Observed));
     }
+}
+
+#[test]
+fn batching_delay_is_not_mistaken_for_clock_skew() {
+    // The SDK sends its events a second later in one batch; the desktop's clock is right.
+    let mut s = Script::new("passkey-local");
+    for (name, at, device) in [
+        ("identifier.submitted", 0, "desktop"),
+        ("decision.made", 8, "server"),
+        ("ceremony.started", 13, "desktop"),
+        ("webauthn.completed", 15, "desktop"),
+        ("server.verification", 23, "server"),
+        ("session.established", 23, "server"),
+    ] {
+        s = s.ev(device, name, at, json!({"result": "ok"}));
+    }
+    for e in s.events.iter_mut().filter(|e| e.device == "desktop") {
+        e.received_at = T0 + 1_016;
+    }
+    let d = s.diagnose();
+    let at: Vec<Millis> = d.phases.iter().map(|p| p.at.unwrap() - T0).collect();
+    assert_eq!(at, vec![0, 8, 13, 15, 23, 23], "phases in the order they happened");
+    assert_eq!(s.facts().time_to_session(), Some(23));
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub const SERVER_ONLY: &[&str] = &[
     "qr.cancelled",
 ];
 
+/// Clock offsets up to this size are not corrected (see [`JourneyFacts::corrected`]).
+pub const SKEW_TOLERANCE_MS: Millis = 10_000;
+
 /// Every name of PRODUCT.md §4.2 plus the server's own QR and append events.
 pub const KNOWN_EVENTS: &[&str] = &[
     "identifier.submitted",
@@ -315,9 +318,16 @@ impl JourneyFacts {
         self.qr_answer.as_ref().or(self.phone_answer.as_ref()).map(|l| l.value.as_str())
     }
 
-    /// A device's timestamp on the server's clock (offset-corrected).
+    /// A device's timestamp on the server's clock. The estimated offset (the smallest
+    /// `receivedAt - ts`) also holds the SDK's batching and retry delay and the network's,
+    /// which the server cannot tell apart from a clock that is slightly off; so a device is
+    /// corrected only when it is off by more than [`SKEW_TOLERANCE_MS`] (a clock minutes
+    /// or hours wrong), and otherwise its own timestamps are taken as they are.
     pub fn corrected(&self, device: &str, ts: Millis) -> Millis {
-        ts + self.offsets.get(device).copied().unwrap_or(0)
+        match self.offsets.get(device).copied() {
+            Some(offset) if offset.abs() > SKEW_TOLERANCE_MS => ts + offset,
+            _ => ts,
+        }
     }
 
     /// When an event name was first seen, on the server's clock.
@@ -399,6 +409,8 @@ mod tests {
         events.iter().rev().for_each(|e| backward.fold(e));
         assert_eq!(forward, backward);
         // The phone's clock runs 5 minutes ahead; corrected, it opened after the code was shown.
+        // (A desktop whose events arrive 50 ms late keeps its own timestamps.)
+        assert_eq!(forward.at("qr.shown"), Some(1_000));
         assert!(forward.at("mobile.opened").unwrap() > forward.at("qr.shown").unwrap());
         assert!(forward.at("mobile.opened").unwrap() < forward.at("confirmation.shown").unwrap());
         assert!(forward.mismatch_shown);
