@@ -92,7 +92,12 @@ impl Application {
             append: settings.append.clone(),
         };
         let decoy_key = decoy_key(&storage).await?;
-        let journal = Journal::start(storage.journeys.clone(), JournalSettings::default());
+        let writers = match db.backend() {
+            handoff_store::Backend::Sqlite => 1,
+            handoff_store::Backend::Postgres => 4,
+        };
+        let journal =
+            Journal::start(storage.journeys.clone(), JournalSettings { writers, ..JournalSettings::default() });
         let passkeys = PasskeyService::new(
             passkey_config,
             storage.clone(),

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::domain::JourneyId;
 use crate::error::{DomainError, Result};
@@ -21,11 +21,15 @@ pub struct JournalSettings {
     pub max_group_events: usize,
     /// Requests that may wait for the writer before senders wait too.
     pub queue: usize,
+    /// Writer tasks. One for SQLite (it has one write lock anyway); several for PostgreSQL,
+    /// where groups fold different journeys in parallel (each group locks its journeys in
+    /// id order, so two groups never deadlock).
+    pub writers: usize,
 }
 
 impl Default for JournalSettings {
     fn default() -> Self {
-        Self { max_group_events: 4_000, queue: 4_096 }
+        Self { max_group_events: 4_000, queue: 4_096, writers: 1 }
     }
 }
 
@@ -51,7 +55,10 @@ impl Journal {
     /// after storing what was queued.
     pub fn start(store: Arc<dyn Journeys>, settings: JournalSettings) -> Self {
         let (jobs, rx) = mpsc::channel(settings.queue.max(1));
-        tokio::spawn(write_loop(store, rx, settings));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..settings.writers.max(1) {
+            tokio::spawn(write_loop(store.clone(), rx.clone(), settings));
+        }
         Self { jobs }
     }
 
@@ -78,19 +85,25 @@ impl Journal {
     }
 }
 
-async fn write_loop(store: Arc<dyn Journeys>, mut rx: mpsc::Receiver<Job>, settings: JournalSettings) {
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        let mut size = group[0].events.len();
-        while size < settings.max_group_events {
-            match rx.try_recv() {
-                Ok(job) => {
-                    size += job.events.len();
-                    group.push(job);
+async fn write_loop(store: Arc<dyn Journeys>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, settings: JournalSettings) {
+    loop {
+        // Take a group while holding the queue; store it after letting go.
+        let (group, size) = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut size = first.events.len();
+            let mut group = vec![first];
+            while size < settings.max_group_events {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        size += job.events.len();
+                        group.push(job);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
+            (group, size)
+        };
         // Move the events into one slice, remembering which part is whose.
         let mut all = Vec::with_capacity(size);
         let mut parts = Vec::with_capacity(group.len());
