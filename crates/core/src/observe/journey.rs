@@ -284,10 +284,8 @@ impl JourneyFacts {
             "qr.expired" => keep_latest(&mut self.qr_expired_from, e.ts, text(a, "from").unwrap_or_default()),
             "qr.approved" => keep_latest(&mut self.qr_answer, e.ts, "approve".into()),
             "qr.denied" => keep_latest(&mut self.qr_answer, e.ts, "deny".into()),
-            "confirmation.shown" => {
-                if a.get("mismatch").and_then(Value::as_bool) == Some(true) {
-                    self.mismatch_shown = true;
-                }
+            "confirmation.shown" if a.get("mismatch").and_then(Value::as_bool) == Some(true) => {
+                self.mismatch_shown = true;
             }
             "confirmation.completed" => {
                 keep_latest(&mut self.phone_answer, e.ts, text(a, "action").unwrap_or_default());
@@ -397,7 +395,7 @@ mod tests {
 
     #[test]
     fn order_of_arrival_does_not_change_the_facts() {
-        let events = vec![
+        let events = [
             event("qr.shown", "desktop", 1_000, 1_050, json!({})),
             event("mobile.opened", "mobile", 301_000, 2_100, json!({})),
             event("confirmation.shown", "mobile", 302_000, 3_100, json!({"mismatch": true})),
