@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::app::{expect_error, json_ok};
+use crate::support::app::{expect_error, json_ok, settled_events};
 use crate::support::{SoftKey, TestApp};
 
 pub(crate) const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
@@ -119,7 +119,7 @@ on_both_backends!(decisions_are_recorded_as_events, |backend| async move {
 
     let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
     let journey = handoff_core::domain::JourneyId::parse(start["journeyId"].as_str().unwrap()).unwrap();
-    let events = handoff_core::storage::Journeys::events_of(&db, journey).await.unwrap();
+    let events = settled_events(&db, journey, "session.established").await;
     let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, vec!["decision.made", "challenge.created", "server.verification", "session.established"]);
     assert_eq!(events[0].attrs_value()["verdict"], start["decision"]["verdict"]);
@@ -180,7 +180,7 @@ async fn cross_device_sign_in(app: &TestApp, desktop: &reqwest::Client, phone_ke
     let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
     let journey = handoff_core::domain::JourneyId::parse(start["journeyId"].as_str().unwrap()).unwrap();
     let names: Vec<String> =
-        handoff_core::storage::Journeys::events_of(&db, journey).await.unwrap().into_iter().map(|e| e.name).collect();
+        settled_events(&db, journey, "session.established").await.into_iter().map(|e| e.name).collect();
     assert_eq!(names.iter().any(|n| n == "append.offered"), expect_offer, "{names:?}");
 }
 

@@ -36,14 +36,25 @@ async fn journey(app: &TestApp, id: &str) -> Value {
 
 /// Waits (up to 15 s) until the journey is finished.
 async fn finished_journey(app: &TestApp, id: &str) -> Value {
+    journey_when(app, id, |j| j["state"] == "finished").await
+}
+
+/// Waits (up to 15 s) until the journey satisfies `ready` (server events are stored
+/// moments after the response that caused them).
+async fn journey_when(app: &TestApp, id: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let j = journey(app, id).await;
-        if j["state"] == "finished" {
-            return j;
+        let r = operator_get(app, &format!("/api/v1/journeys/{id}")).await;
+        if r.status() == 200 {
+            let j: Value = r.json().await.unwrap();
+            if ready(&j) {
+                return j;
+            }
+            assert!(Instant::now() < deadline, "journey never got there: {j}");
+        } else {
+            assert!(Instant::now() < deadline, "journey {id} never appeared: {}", r.status());
         }
-        assert!(Instant::now() < deadline, "journey never finished: {j}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -111,8 +122,7 @@ on_both_backends!(a_passkey_sign_in_is_one_successful_journey, |backend| async m
         .unwrap();
     expect_error(wrong, 403, "operator-token-invalid").await;
 
-    let j = journey(&app, &id).await;
-    assert_eq!(j["outcome"], "success", "{j}");
+    let j = journey_when(&app, &id, |j| j["outcome"] == "success").await;
     assert_eq!(j["state"], "finished");
     assert_eq!(j["flow"], "passkey-local");
     assert!(j["rootCause"].is_null());
@@ -247,8 +257,7 @@ on_both_backends!(phone_and_desktop_events_stitch_into_one_qr_journey, |backend|
         {"journeyId": id, "name": "desktop.callback_received", "device": "desktop", "flow": "qr-approval", "ts": now + 400, "attrs": {"via": "sse"}},
         {"journeyId": id, "name": "qr.shown", "device": "desktop", "flow": "qr-approval", "ts": now - 50, "attrs": {"sizePx": 264}},
     ])).await;
-    let j = journey(&app, &id).await;
-    assert_eq!(j["outcome"], "success", "{j}");
+    let j = journey_when(&app, &id, |j| j["outcome"] == "success").await;
     assert_eq!(j["flow"], "qr-approval");
     assert_eq!(
         phases(&j),

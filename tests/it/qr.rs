@@ -7,7 +7,7 @@ use reqwest::Client;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::app::{expect_error, json_ok};
+use crate::support::app::{expect_error, json_ok, settled_events};
 use crate::support::{Backend, SoftKey, TestApp, TestOptions};
 
 /// A desktop browser (its own cookie jar).
@@ -137,7 +137,7 @@ on_both_backends!(desktop_signs_in_after_phone_approves, |backend| async move {
     let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
     let journey = handoff_core::domain::JourneyId::parse(qr["journeyId"].as_str().unwrap()).unwrap();
     let names: Vec<String> =
-        handoff_core::storage::Journeys::events_of(&db, journey).await.unwrap().into_iter().map(|e| e.name).collect();
+        settled_events(&db, journey, "session.established").await.into_iter().map(|e| e.name).collect();
     assert_eq!(names, vec!["qr.created", "qr.scanned", "qr.approved", "qr.redeemed", "session.established"]);
 });
 
@@ -251,7 +251,7 @@ on_both_backends!(rotation_and_expiry, |backend| async move {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
     let journey = handoff_core::domain::JourneyId::parse(qr["journeyId"].as_str().unwrap()).unwrap();
-    let events = handoff_core::storage::Journeys::events_of(&db, journey).await.unwrap();
+    let events = settled_events(&db, journey, "qr.expired").await;
     let expired = events.iter().find(|e| e.name == "qr.expired").expect("qr.expired recorded");
     assert_eq!(expired.attrs_value()["from"], "scanned");
 });

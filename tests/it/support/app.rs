@@ -236,3 +236,24 @@ pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|v| v.starts_with(&format!("{name}=")))
         .map(str::to_owned)
 }
+
+/// The events of a journey once one named `last` is among them. Server events are handed
+/// to the journal without waiting, so they are stored moments after the response; this
+/// waits (up to 5 s) and then a beat more for any sent just before.
+pub async fn settled_events(
+    db: &handoff_store::Database,
+    journey: handoff_core::domain::JourneyId,
+    last: &str,
+) -> Vec<handoff_core::storage::StoredEvent> {
+    use handoff_core::storage::Journeys;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = db.events_of(journey).await.expect("events");
+        if events.iter().any(|e| e.name == last) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return db.events_of(journey).await.expect("events");
+        }
+        assert!(std::time::Instant::now() < deadline, "no {last} event stored for journey {journey}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

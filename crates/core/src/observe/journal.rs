@@ -76,11 +76,34 @@ impl Journal {
         answer.await.map_err(|_| DomainError::Storage("the event journal stopped before storing".into()))?
     }
 
-    /// Records the server's own events; a failure is logged, never passed to the flow
-    /// the events describe.
-    pub async fn record_server(&self, events: Vec<StoredEvent>) {
-        if let Err(e) = self.record(events).await {
-            tracing::error!(error = %e, "could not store server events");
+    /// Hands the server's own events to the writer without waiting for their commit: the
+    /// request they describe goes on at once, and under load the events of many requests
+    /// share one transaction. They are committed within milliseconds; a crash in that window
+    /// can lose them (unlike a client's acknowledged events). A failure is logged.
+    pub fn submit_server(&self, events: Vec<StoredEvent>) {
+        let (done, answer) = oneshot::channel();
+        let job = Job { events, done };
+        let report = |answer: oneshot::Receiver<Result<usize>>| async move {
+            if let Ok(Err(e)) = answer.await {
+                tracing::error!(error = %e, "could not store server events");
+            }
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => {
+                tokio::spawn(report(answer));
+            }
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                // The queue is full: wait for room in the background, never in the request.
+                let jobs = self.jobs.clone();
+                tokio::spawn(async move {
+                    if jobs.send(job).await.is_ok() {
+                        report(answer).await;
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("the event journal has stopped; server events dropped");
+            }
         }
     }
 }

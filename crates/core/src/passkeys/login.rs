@@ -272,7 +272,7 @@ impl PasskeyService {
                 now_ms(),
             )
         };
-        self.journal.record_server(vec![event]).await;
+        self.journal.submit_server(vec![event]);
         Ok(())
     }
 

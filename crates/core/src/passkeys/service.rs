@@ -154,7 +154,7 @@ impl PasskeyService {
         let now = now_ms();
         let stored =
             events.iter().map(|(name, attrs)| StoredEvent::server(journey, name, flow, attrs.clone(), now)).collect();
-        self.journal.record_server(stored).await;
+        self.journal.submit_server(stored);
     }
 
     pub(crate) fn ttl_ms(&self) -> Millis {

@@ -148,7 +148,7 @@ impl QrService {
 
     async fn emit(&self, attempt: &QrAttempt, name: &str, attrs: serde_json::Value) {
         let event = StoredEvent::server(attempt.journey_id, name, Some("qr-approval"), attrs, now_ms());
-        self.journal.record_server(vec![event]).await;
+        self.journal.submit_server(vec![event]);
     }
 
     /// Starts an attempt for a desktop.
