@@ -184,3 +184,51 @@ on_both_backends!(funnels_match_hand_computed_numbers, |backend| async move {
     expect_error(get("/api/v1/funnels?flow=qr-approval&from=soon".into()).await, 400, "invalid-query").await;
     expect_error(app.get("/api/v1/funnels?flow=qr-approval").await, 401, "operator-token-required").await;
 });
+
+on_both_backends!(insights_name_the_segment_that_differs, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
+    let start = handoff_core::clock::now_ms() - 3_600_000;
+    let cd = "cross-device";
+    let mut events = Vec::new();
+    let ok =
+        || vec![("desktop", "ceremony.started", 0, json!({})), ("server", "session.established", 4_000, json!({}))];
+    let far = || {
+        vec![
+            ("desktop", "ceremony.started", 0, json!({})),
+            ("desktop", "webauthn.failed", 45_000, json!({"errorName": "NotAllowedError", "elapsedMs": 45_000})),
+        ]
+    };
+    for i in 0..100 {
+        events.extend(journey("Android", "Chrome", cd, start + i, if i < 40 { ok() } else { far() }));
+    }
+    for i in 0..200 {
+        events.extend(journey("iOS", "Safari", cd, start + 1_000 + i, if i < 186 { ok() } else { far() }));
+    }
+    // Five journeys of a rare system: too few for any statement.
+    for i in 0..5 {
+        events.extend(journey("Tizen", "Samsung", cd, start + 2_000 + i, far()));
+    }
+    db.record(&events).await.unwrap();
+    db.finish_idle(start + 10_000_000, start + 10_000_000, 10_000).await.unwrap();
+
+    let resp = app.client.get(app.url("/api/v1/insights")).bearer_auth(TOKEN).send().await.unwrap();
+    let body = json_ok(resp).await;
+    let list = body["insights"].as_array().unwrap();
+    let android = list.iter().find(|i| i["segment"] == "os=Android, flow=cross-device").expect("Android stands out");
+    assert_eq!((android["value"].as_f64(), android["n"].as_u64()), (Some(0.4), Some(100)), "{android}");
+    assert_eq!(android["metric"], "success-rate");
+    let statement = android["statement"].as_str().unwrap();
+    assert!(
+        statement.contains("Android users (os) in cross-device sign-ins succeed in 40% of attempts (n=100)"),
+        "{statement}"
+    );
+    assert!(statement.contains("60% fail with proximity-or-connection"), "{statement}");
+    assert!(android["significance"].as_f64().unwrap() < 0.01);
+    assert!(!list.iter().any(|i| i["segment"].as_str().unwrap().contains("Tizen")), "n=5 makes no headline");
+    // The same split shows by browser too (Chrome vs Safari); the ranking is by strength.
+    assert!(list.iter().any(|i| i["segment"] == "browser=Chrome, flow=cross-device"));
+    expect_error(app.get("/api/v1/insights").await, 401, "operator-token-required").await;
+    let bad = app.client.get(app.url("/api/v1/insights?from=later")).bearer_auth(TOKEN).send().await.unwrap();
+    expect_error(bad, 400, "invalid-query").await;
+});

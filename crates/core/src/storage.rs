@@ -324,6 +324,21 @@ pub struct FunnelCounts {
     pub reached: Vec<u64>,
 }
 
+/// Finished journeys of one flow and segment value with one outcome and root cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// The flow.
+    pub flow: String,
+    /// The segment's value (`None`: not reported).
+    pub segment: Option<String>,
+    /// `success`, `abandoned` or `failed`.
+    pub outcome: String,
+    /// Root cause, when not a success.
+    pub root_cause: Option<String>,
+    /// How many journeys.
+    pub journeys: u64,
+}
+
 /// Product events and the journeys stitched from them.
 #[async_trait]
 pub trait Journeys: Send + Sync {
@@ -343,6 +358,9 @@ pub trait Journeys: Send + Sync {
     async fn funnel(&self, query: &FunnelQuery, steps: usize) -> Result<Vec<FunnelCounts>>;
     /// Finished journeys of the flow that did not succeed, by root cause, most first.
     async fn drop_offs(&self, query: &FunnelQuery) -> Result<Vec<(String, u64)>>;
+    /// Finished journeys started in `[from, to)`, counted by flow, segment value, outcome
+    /// and root cause.
+    async fn outcome_counts(&self, from: Millis, to: Millis, by: Segment) -> Result<Vec<OutcomeCount>>;
     /// Percentiles (0–1) of the time from first event to session of the flow's successes.
     async fn time_to_session(&self, query: &FunnelQuery, percentiles: &[f64]) -> Result<Vec<Option<Millis>>>;
 }

@@ -54,9 +54,9 @@ enum Command {
     /// Run the server: the API under /api/v1, the demo page at /, the SDK at /sdk/handoff.js.
     #[command(after_long_help = DECISION_KEYS_HELP)]
     Serve(ServeArgs),
-    /// Print the funnel of each flow (steps, conversion, time to session) and why the
-    /// journeys that did not sign in failed, from the database `serve` uses (same
-    /// configuration: next to a running server it needs no flags).
+    /// Print the top insights and the funnel of each flow (steps, conversion, time to
+    /// session) and why the journeys that did not sign in failed, from the database `serve`
+    /// uses (same configuration: next to a running server it needs no flags).
     Report(ReportArgs),
 }
 
@@ -83,7 +83,7 @@ struct ReportArgs {
     /// Break each funnel down by os, browser, formFactor, appVersion, mobileOs or mobileBrowser.
     #[arg(long, value_name = "SEGMENT")]
     by: Option<String>,
-    /// Print JSON (the `/api/v1/funnels` answers, one per flow) instead of text.
+    /// Print JSON (`{funnels: [the /api/v1/funnels answers], insights: [...]}`) instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -224,15 +224,19 @@ async fn report(args: ReportArgs) -> ExitCode {
     };
     let request = handoff_server::report::ReportRequest { flow: args.flow.clone(), from, to, by };
     let storage = db.storage();
-    let result = handoff_server::report::funnels(storage.journeys.as_ref(), &request).await;
+    let result = match handoff_server::report::funnels(storage.journeys.as_ref(), &request).await {
+        Ok(f) => handoff_server::report::insights(storage.journeys.as_ref(), &request).await.map(|i| (f, i)),
+        Err(e) => Err(e),
+    };
     db.close().await;
     match result {
-        Ok(funnels) if args.json => {
-            println!("{}", serde_json::to_string_pretty(&funnels).unwrap_or_default());
+        Ok((funnels, insights)) if args.json => {
+            let out = serde_json::json!({"funnels": funnels, "insights": insights});
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Ok(funnels) => {
-            print!("{}", handoff_server::report::render(&request, &funnels));
+        Ok((funnels, insights)) => {
+            print!("{}", handoff_server::report::render(&request, &funnels, &insights));
             ExitCode::SUCCESS
         }
         Err(e) => fail(format!("reading journeys failed: {e}")),

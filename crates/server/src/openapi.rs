@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::api::{dto, events, funnels, journeys, login, passkeys, qr, session};
+use crate::api::{dto, events, funnels, insights, journeys, login, passkeys, qr, session};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
@@ -17,7 +17,7 @@ use crate::state::AppState;
     paths(passkeys::start, passkeys::finish, passkeys::list, passkeys::remove, passkeys::skip_append,
           login::start, login::finish, login::failure, session::current, session::sign_out, session::list, session::end,
           qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, events::ingest,
-          journeys::one, journeys::search, funnels::funnel),
+          journeys::one, journeys::search, funnels::funnel, insights::insights),
     components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
         dto::RegistrationFinishResponse, dto::ProviderView, dto::ClientEnvironment, dto::LoginStartRequest,
         dto::LoginStartResponse, dto::LoginFinishResponse, dto::LoginFailureRequest, dto::UserAgentData,
@@ -26,7 +26,8 @@ use crate::state::AppState;
         journeys::JourneyView, journeys::JourneyPage, journeys::EventView, journeys::Segments, journeys::SegmentView,
         handoff_core::observe::Phase, handoff_core::observe::RootCause, handoff_core::observe::Outcome,
         handoff_core::observe::Basis, handoff_core::observe::CauseClass,
-        funnels::FunnelResponse, funnels::FunnelStep, funnels::DropOff, funnels::SegmentFunnel)),
+        funnels::FunnelResponse, funnels::FunnelStep, funnels::DropOff, funnels::SegmentFunnel,
+        insights::InsightList, handoff_core::observe::insights::Insight)),
     modifiers(&OperatorAuth),
     tags((name = "passkeys", description = "Registration and the passkey record"),
          (name = "login", description = "Sign-in ceremonies and the method decision"),

@@ -5,10 +5,12 @@
 use std::fmt::Write as _;
 
 use handoff_core::DomainError;
-use handoff_core::clock::{Millis, rfc3339};
+use handoff_core::clock::{Millis, now_ms, rfc3339};
+use handoff_core::observe::insights::Insight;
 use handoff_core::storage::{FunnelQuery, Journeys, Segment};
 
 use crate::api::funnels::{FLOWS, FunnelResponse, build_funnel};
+use crate::api::insights::DAY;
 
 /// What to report on.
 #[derive(Debug, Clone)]
@@ -48,8 +50,18 @@ fn secs(ms: Option<Millis>) -> String {
     ms.map_or_else(|| "–".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
 }
 
+/// The top insights of the window (default: the last 7 days).
+pub async fn insights(journeys: &dyn Journeys, r: &ReportRequest) -> Result<Vec<Insight>, DomainError> {
+    let to = r.to.unwrap_or_else(now_ms);
+    let from = r.from.unwrap_or(to - 7 * DAY);
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    crate::api::insights::compute(journeys, from, to).await
+}
+
 /// The report as text for a terminal.
-pub fn render(r: &ReportRequest, funnels: &[FunnelResponse]) -> String {
+pub fn render(r: &ReportRequest, funnels: &[FunnelResponse], insights: &[Insight]) -> String {
     let mut s = String::new();
     let window = match (r.from, r.to) {
         (None, None) => "all journeys".to_owned(),
@@ -63,6 +75,12 @@ pub fn render(r: &ReportRequest, funnels: &[FunnelResponse]) -> String {
     if funnels.is_empty() {
         let _ = writeln!(s, "\nNo journeys yet. Sign in on the demo page, or send events to /api/v1/events.");
         return s;
+    }
+    if !insights.is_empty() {
+        let _ = writeln!(s, "\nInsights (strongest first):");
+        for i in insights.iter().take(5) {
+            let _ = writeln!(s, "  * {} (p = {:.2e})", i.statement, i.significance);
+        }
     }
     for f in funnels {
         let session = f.steps.last();

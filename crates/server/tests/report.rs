@@ -81,9 +81,10 @@ async fn the_report_prints_funnels_and_root_causes() {
     assert!(!text.contains("qr-approval"), "flows without journeys are left out: {text}");
 
     let json: serde_json::Value = serde_json::from_str(&run(&["--json", "--flow", "cross-device"])).unwrap();
-    assert_eq!(json[0]["journeys"], 3);
-    assert_eq!(json[0]["steps"][5]["count"], 1);
-    assert_eq!(json[0]["dropOff"][0]["rootCause"], "proximity-or-connection");
+    assert_eq!(json["funnels"][0]["journeys"], 3);
+    assert_eq!(json["funnels"][0]["steps"][5]["count"], 1);
+    assert_eq!(json["funnels"][0]["dropOff"][0]["rootCause"], "proximity-or-connection");
+    assert_eq!(json["insights"], serde_json::json!([]), "three journeys make no insight");
 
     let bad = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args(["report", "--database-url", &url, "--from", "last tuesday"])

@@ -12,7 +12,9 @@ use handoff_core::clock::Millis;
 use handoff_core::domain::JourneyId;
 use handoff_core::error::Result;
 use handoff_core::observe::{JourneyColumns, JourneyFacts};
-use handoff_core::storage::{FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, StoredEvent};
+use handoff_core::storage::{
+    FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, OutcomeCount, Segment, StoredEvent,
+};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row, Transaction};
 
@@ -423,5 +425,26 @@ impl Journeys for Database {
             out.push(row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(storage_error)?);
         }
         Ok(out)
+    }
+
+    async fn outcome_counts(&self, from: Millis, to: Millis, by: Segment) -> Result<Vec<OutcomeCount>> {
+        let column = segment_column(by);
+        let sql = format!(
+            "SELECT flow, {column}, outcome, root_cause, COUNT(*) FROM journeys \
+             WHERE state = 'finished' AND outcome IS NOT NULL AND flow IS NOT NULL \
+             AND started_at >= $1 AND started_at < $2 GROUP BY flow, {column}, outcome, root_cause"
+        );
+        let rows = sqlx::query(&sql).bind(from).bind(to).fetch_all(&self.pool).await.map_err(storage_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutcomeCount {
+                    flow: r.try_get(0).map_err(storage_error)?,
+                    segment: r.try_get(1).map_err(storage_error)?,
+                    outcome: r.try_get(2).map_err(storage_error)?,
+                    root_cause: r.try_get(3).map_err(storage_error)?,
+                    journeys: count(r, 4)?,
+                })
+            })
+            .collect()
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod diagnosis;
 mod ingest;
+pub mod insights;
 mod journal;
 pub mod journey;
 

@@ -4,6 +4,7 @@
 pub mod dto;
 pub mod events;
 pub mod funnels;
+pub mod insights;
 pub mod journeys;
 pub mod login;
 pub mod passkeys;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(journeys::router())
         .merge(funnels::router())
+        .merge(insights::router())
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

@@ -1,0 +1,89 @@
+//! `GET /insights`: ranked statements of where a segment's sign-ins differ from the rest
+//! of its flow, and segments that dropped against their own earlier baseline, each with
+//! its numbers, sample size and significance (see `core::observe::insights`). Read from
+//! the journey table's finished journeys. Operator token required.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use handoff_core::DomainError;
+use handoff_core::clock::{Millis, now_ms, parse_time};
+use handoff_core::observe::insights::{Insight, baseline_drops, rank, segment_insights};
+use handoff_core::storage::{Journeys, Segment};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Operator;
+use crate::state::AppState;
+
+/// Routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/insights", get(insights))
+}
+
+/// The window.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InsightParams {
+    /// Journeys started at or after (RFC 3339 or ms; default: 7 days ago).
+    pub from: Option<String>,
+    /// Journeys started before (default: now).
+    pub to: Option<String>,
+}
+
+/// Ranked insights.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InsightList {
+    /// Strongest first.
+    pub insights: Vec<Insight>,
+}
+
+/// A day in ms (the default window is a week).
+pub const DAY: i64 = 86_400_000;
+
+/// Where a segment differs from the rest, and drops against a segment's own baseline.
+#[utoipa::path(get, path = "/api/v1/insights", tag = "journeys", params(InsightParams),
+    security(("operator" = [])),
+    responses((status = 200, body = InsightList),
+              (status = 400, description = "invalid-query", body = ErrorBody),
+              (status = 401, description = "operator-token-required", body = ErrorBody),
+              (status = 403, description = "operator-token-invalid", body = ErrorBody)))]
+pub async fn insights(
+    _: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<InsightParams>,
+) -> Result<Json<InsightList>, ApiError> {
+    let time = |name: &str, v: Option<&str>| {
+        v.map(|v| {
+            parse_time(v).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-query",
+                    format!("{name} must be RFC 3339 or ms since the epoch"),
+                )
+            })
+        })
+        .transpose()
+    };
+    let to = time("to", p.to.as_deref())?.unwrap_or_else(now_ms);
+    let from = time("from", p.from.as_deref())?.unwrap_or(to - 7 * DAY);
+    if from >= to {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", "from must be before to"));
+    }
+    Ok(Json(InsightList { insights: compute(state.journeys.as_ref(), from, to).await? }))
+}
+
+/// Insights of journeys started in `[from, to)`; the baseline is the window of the same
+/// length just before (shared by the API and `handoff report`).
+pub async fn compute(journeys: &dyn Journeys, from: Millis, to: Millis) -> Result<Vec<Insight>, DomainError> {
+    let earlier_from = from - (to - from);
+    let mut found = Vec::new();
+    for (name, segment) in Segment::ALL {
+        let now = journeys.outcome_counts(from, to, segment).await?;
+        let before = journeys.outcome_counts(earlier_from, from, segment).await?;
+        found.extend(segment_insights(name, &now));
+        found.extend(baseline_drops(name, &now, &before));
+    }
+    Ok(rank(found))
+}
