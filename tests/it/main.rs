@@ -10,6 +10,7 @@ mod decisions;
 mod events;
 mod funnels;
 mod journeys;
+mod metrics;
 mod passkeys;
 mod qr;
 mod sessions;

@@ -19,6 +19,19 @@ pub enum Verdict {
     Fallback,
 }
 
+impl Verdict {
+    /// The wire name, e.g. `cross-device`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::CrossDevice => "cross-device",
+            Self::QrApproval => "qr-approval",
+            Self::TryOnce => "try-once",
+            Self::Fallback => "fallback",
+        }
+    }
+}
+
 /// One reason behind a decision: a stable code and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reason {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod notify;
 pub mod openapi;
 pub mod pages;

@@ -125,6 +125,7 @@ impl Application {
             journal,
             journeys: storage.journeys,
             journey_idle: settings.journey_idle,
+            metrics: Arc::default(),
             http: Arc::new(HttpSettings { secure_cookies: settings.secure_cookies(), operator_token, origins }),
         };
         let router = router(state.clone());
@@ -169,9 +170,13 @@ impl Application {
 /// The full router with middleware. Integrators embedding Handoff in their own axum
 /// service can call this with a state they built.
 pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .merge(crate::api::router())
         .merge(crate::pages::router())
+        .route("/metrics", axum::routing::get(crate::metrics::serve_metrics))
+        // After routing, so the latency is labelled with the route pattern.
+        .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track_http))
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
@@ -282,6 +287,9 @@ async fn expire_qr(state: AppState) {
         tick.tick().await;
         match state.qr.expire_due().await {
             Ok(expired) => {
+                if !expired.is_empty() {
+                    state.metrics.qr("expired", expired.len() as u64);
+                }
                 for a in expired {
                     state.notifier.publish(a.id).await;
                 }

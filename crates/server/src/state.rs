@@ -35,6 +35,8 @@ pub struct AppState {
     pub journeys: Arc<dyn Journeys>,
     /// Idle time after which an open journey is finished.
     pub journey_idle: Duration,
+    /// Prometheus counters and histograms of this instance.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// HTTP-only settings.
     pub http: Arc<HttpSettings>,
 }

@@ -95,6 +95,7 @@ pub async fn ingest(
     }
     let outcome = parse_batch(&batch.events, &Emitter { device: client.device }, &limits, now_ms());
     let valid = outcome.accepted.len();
+    state.metrics.events(valid, outcome.rejected.len());
     state.journal.record(outcome.accepted).await?;
     let rejected = outcome
         .rejected

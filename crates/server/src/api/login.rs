@@ -88,6 +88,7 @@ pub async fn start(
     let mut client = client_signals(&ctx, req.client.as_ref());
     client.requested = req.prefer;
     let started = state.passkeys.start_login(LoginStart { identifier, journey_id, client }).await?;
+    state.metrics.decision(started.decision.verdict.as_str());
     let (ceremony_id, public_key) = match started.ceremony {
         Some((id, options)) => (Some(id.to_string()), Some(options)),
         None => (None, None),
@@ -125,7 +126,15 @@ pub async fn finish(
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
     };
-    let done = state.passkeys.finish_login(input).await?;
+    let done = match state.passkeys.finish_login(input).await {
+        Ok(done) => done,
+        Err(e) => {
+            if !e.is_internal() {
+                state.metrics.sign_in("passkey", false);
+            }
+            return Err(e.into());
+        }
+    };
     // Signing in again as the user already signed in here (a phone confirming it is
     // still them before approving a QR code) refreshes that session instead of starting
     // a second one.
@@ -140,6 +149,7 @@ pub async fn finish(
         }
     };
     state.passkeys.note_session(done.journey_id, done.flow).await;
+    state.metrics.sign_in(done.flow, true);
     let body = LoginFinishResponse {
         user_id: done.account.id.to_string(),
         identifier: done.account.identifier.to_string(),
@@ -179,5 +189,6 @@ pub async fn failure(
         device: client.device,
     };
     state.passkeys.report_failure(input).await?;
+    state.metrics.sign_in("passkey", false);
     Ok(StatusCode::NO_CONTENT)
 }

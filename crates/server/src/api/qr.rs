@@ -201,6 +201,7 @@ pub async fn create(
     let journey = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;
     let requester = Requester { device: client.device, ip: client.ip, user_agent: client.user_agent };
     let new = state.qr.create(identifier, journey, requester).await?;
+    state.metrics.qr("created", 1);
     let body = code_response(&state, &headers, &new.attempt, new.token.expose())?;
     // Outlives the attempt, so the desktop can still read why it ended.
     let ttl = state.qr.config().ttl.as_secs() + 600;
@@ -323,6 +324,8 @@ pub async fn redeem(
 ) -> Result<(CookieJar, Json<crate::api::dto::LoginFinishResponse>), ApiError> {
     let id = parse_id(&qr_id)?;
     let (attempt, user) = state.qr.redeem(id, redeem_secret(&jar, id).as_deref()).await?;
+    state.metrics.qr("redeemed", 1);
+    state.metrics.sign_in("qr-approval", true);
     state.notifier.publish(id).await;
     let account = state.passkeys.account(user).await?;
     let token =
@@ -466,6 +469,7 @@ pub async fn claim(
 ) -> Result<Json<QrClaimResponse>, ApiError> {
     same_origin(&state, &headers)?;
     let view = state.qr.claim(req.token.trim(), &phone_of(&user, &client)).await?;
+    state.metrics.qr("scanned", 1);
     state.notifier.publish(view.attempt.id).await;
     let account = state.passkeys.account(user.user_id).await?;
     let a = &view.attempt;
@@ -521,6 +525,9 @@ pub async fn approve(
             handoff_core::DomainError::invalid("invalid-match-code", "matchCode must be the two-digit number picked")
         })?;
     let result = state.qr.approve(req.token.trim(), code, &phone_of(&user, &client)).await;
+    if result.is_ok() {
+        state.metrics.qr("approved", 1);
+    }
     if let Some(id) = match &result {
         Ok(a) => Some(a.id),
         Err(handoff_core::DomainError::WrongMatchCode) => state.qr.id_of_token(req.token.trim()).await,
@@ -544,6 +551,7 @@ pub async fn deny(
 ) -> Result<Json<QrStatusResponse>, ApiError> {
     same_origin(&state, &headers)?;
     let done = state.qr.deny(req.token.trim(), &phone_of(&user, &client)).await?;
+    state.metrics.qr("denied", 1);
     state.notifier.publish(done.id).await;
     Ok(Json(status_of(&done)))
 }
