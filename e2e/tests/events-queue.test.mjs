@@ -70,6 +70,7 @@ describe('SDK event queue', () => {
     assert.equal(f.calls.length, 0, 'nothing before the batch delay');
     await advance(1);
     assert.equal(f.calls.length, 1);
+    assert.equal(typeof f.calls[0].body.sentAt, 'number', 'each batch says when it was sent (its clock)');
     const [a, b] = f.calls[0].body.events;
     assert.deepEqual(
       f.calls[0].body.events.map((e) => e.name),

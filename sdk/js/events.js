@@ -406,7 +406,7 @@ export class EventQueue {
         method: 'POST',
         credentials: 'same-origin',
         headers: { accept: 'application/json', 'content-type': 'application/json' },
-        body: JSON.stringify({ events: batch.map((e) => e.event) }),
+        body: JSON.stringify({ sentAt: Date.now(), events: batch.map((e) => e.event) }),
         signal: controller?.signal,
       });
       return await this._outcome(response, batch);
@@ -439,7 +439,7 @@ export class EventQueue {
   }
 
   _beaconBatch(batch) {
-    const body = JSON.stringify({ events: batch.map((e) => e.event) });
+    const body = JSON.stringify({ sentAt: Date.now(), events: batch.map((e) => e.event) });
     const nav = globalThis.navigator;
     try {
       if (typeof nav?.sendBeacon === 'function' && nav.sendBeacon(this.url, new Blob([body], { type: 'application/json' }))) {

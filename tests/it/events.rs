@@ -80,6 +80,8 @@ on_both_backends!(every_bad_field_is_named_and_the_good_events_are_kept, |backen
         {"journeyId": journey, "name": "mobile.opened", "device": "mobile", "ts": now + 6 * 60_000, "eventId": "good-2"},
         {"journeyId": journey, "name": "confirmation.shown", "device": "mobile", "ts": with_offset, "eventId": "good-3"},
     ]});
+    let late = json!({"sentAt": "yesterday", "events": [{"journeyId": journey, "name": "qr.shown", "device": "desktop", "ts": now}]});
+    expect_error(app.post("/api/v1/events", &late).await, 400, "invalid-sent-at").await;
     let body: serde_json::Value = app.post("/api/v1/events", &batch).await.json().await.unwrap();
     let codes: Vec<(u64, &str)> = body["rejected"]
         .as_array()

@@ -31,6 +31,7 @@ fn journey(os: &str, browser: &str, flow: &str, start: i64, steps: Vec<Step<'_>>
             browser: (device != "server").then(|| browser.into()),
             form_factor: (device != "server").then(|| "desktop".into()),
             app_version: None,
+            clock_offset: None,
         })
         .collect()
 }

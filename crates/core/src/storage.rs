@@ -206,6 +206,10 @@ pub struct StoredEvent {
     pub form_factor: Option<String>,
     /// Native app version, when given.
     pub app_version: Option<String>,
+    /// The emitter's clock minus the server's, measured for its batch (`receivedAt - sentAt`:
+    /// the skew plus the network's delay); `None` when the batch did not say when it was
+    /// sent. Used when the event is folded; not stored with it.
+    pub clock_offset: Option<Millis>,
 }
 
 /// A stored journey: its facts, and when it was finished (idle or with a session).
@@ -267,6 +271,7 @@ impl StoredEvent {
             browser: None,
             form_factor: None,
             app_version: None,
+            clock_offset: None,
         }
     }
 }

@@ -24,6 +24,7 @@ fn event(journey: JourneyId, device: &str, name: &str, at: i64, attrs: &str) -> 
         browser: (device != "server").then(|| "Chrome".into()),
         form_factor: None,
         app_version: None,
+        clock_offset: None,
     }
 }
 

@@ -318,6 +318,7 @@ impl Journeys for Database {
                     browser: r.try_get(8).map_err(storage_error)?,
                     form_factor: r.try_get(9).map_err(storage_error)?,
                     app_version: r.try_get(10).map_err(storage_error)?,
+                    clock_offset: None,
                 })
             })
             .collect()

@@ -43,6 +43,7 @@ impl Script {
             browser: (device != "server").then(|| "Chrome".into()),
             form_factor: None,
             app_version: None,
+            clock_offset: None,
         });
         self
     }

@@ -40,6 +40,8 @@ impl Default for IngestLimits {
 pub struct Emitter {
     /// OS, browser, form factor from the request headers.
     pub device: DeviceInfo,
+    /// When the client says it sent the batch (its clock), if it did.
+    pub sent_at: Option<Millis>,
 }
 
 /// Why one event of a batch was refused.
@@ -191,6 +193,7 @@ fn parse_one(
         browser: Some(emitter.device.browser.clone()),
         form_factor: Some(emitter.device.form_factor.as_str().to_owned()),
         app_version,
+        clock_offset: emitter.sent_at.map(|sent| now - sent),
     })
 }
 
@@ -213,7 +216,7 @@ mod tests {
     use super::*;
 
     fn emitter() -> Emitter {
-        Emitter { device: DeviceInfo::unknown() }
+        Emitter { device: DeviceInfo::unknown(), sent_at: None }
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub const SERVER_ONLY: &[&str] = &[
 /// Clock offsets up to this size are not corrected (see [`JourneyFacts::corrected`]).
 pub const SKEW_TOLERANCE_MS: Millis = 10_000;
 
+/// Measured clock offsets up to this size (a network's delay) are not corrected.
+pub const MEASURED_TOLERANCE_MS: Millis = 1_000;
+
 /// Every name of PRODUCT.md §4.2 plus the server's own QR and append events.
 pub const KNOWN_EVENTS: &[&str] = &[
     "identifier.submitted",
@@ -136,6 +139,10 @@ pub struct JourneyFacts {
     /// Per device, the smallest `receivedAt - ts` seen (its clock offset plus the least delay).
     #[serde(default)]
     pub offsets: BTreeMap<String, Millis>,
+    /// Per device, the smallest `receivedAt - sentAt` of its batches: its clock offset
+    /// measured directly (plus the network's delay), preferred to the estimate above.
+    #[serde(default)]
+    pub measured_offsets: BTreeMap<String, Millis>,
     /// Per flow and device, the latest time (device clock) of an event in that flow.
     #[serde(default)]
     pub flows: BTreeMap<String, BTreeMap<String, Millis>>,
@@ -192,6 +199,9 @@ impl JourneyFacts {
         self.last_received = self.last_received.max(e.received_at);
         let offset = e.received_at - e.ts;
         self.offsets.entry(e.device.clone()).and_modify(|o| *o = (*o).min(offset)).or_insert(offset);
+        if let Some(measured) = e.clock_offset {
+            self.measured_offsets.entry(e.device.clone()).and_modify(|o| *o = (*o).min(measured)).or_insert(measured);
+        }
         if e.device != "server" {
             let env = self.environment.entry(e.device.clone()).or_default();
             let fill = |slot: &mut Option<String>, v: &Option<String>| {
@@ -322,6 +332,10 @@ impl JourneyFacts {
     /// corrected only when it is off by more than [`SKEW_TOLERANCE_MS`] (a clock minutes
     /// or hours wrong), and otherwise its own timestamps are taken as they are.
     pub fn corrected(&self, device: &str, ts: Millis) -> Millis {
+        // Measured (the SDK said when it sent the batch): only the network's delay is in it.
+        if let Some(measured) = self.measured_offsets.get(device).copied() {
+            return if measured.abs() > MEASURED_TOLERANCE_MS { ts + measured } else { ts };
+        }
         match self.offsets.get(device).copied() {
             Some(offset) if offset.abs() > SKEW_TOLERANCE_MS => ts + offset,
             _ => ts,
@@ -390,6 +404,7 @@ mod tests {
             browser: None,
             form_factor: None,
             app_version: None,
+            clock_offset: None,
         }
     }
 
@@ -412,6 +427,25 @@ mod tests {
         assert!(forward.at("mobile.opened").unwrap() > forward.at("qr.shown").unwrap());
         assert!(forward.at("mobile.opened").unwrap() < forward.at("confirmation.shown").unwrap());
         assert!(forward.mismatch_shown);
+    }
+
+    #[test]
+    fn a_measured_offset_corrects_small_skews_too() {
+        // The phone's clock is 5 s ahead: too little to tell from batching delay without
+        // `sentAt`, measured exactly with it (plus 40 ms of network).
+        let mut phone = event("mobile.opened", "mobile", 10_000 + 5_000, 10_400, json!({}));
+        let mut estimated = JourneyFacts::default();
+        estimated.fold(&phone);
+        assert_eq!(estimated.at("mobile.opened"), Some(15_000), "the estimate leaves 5 s alone");
+        phone.clock_offset = Some(-5_000 + 40);
+        let mut measured = JourneyFacts::default();
+        measured.fold(&phone);
+        assert_eq!(measured.at("mobile.opened"), Some(10_040));
+        // A measured offset of a network's delay changes nothing.
+        let mut desktop = event("qr.shown", "desktop", 1_000, 1_900, json!({}));
+        desktop.clock_offset = Some(120);
+        measured.fold(&desktop);
+        assert_eq!(measured.at("qr.shown"), Some(1_000));
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub struct EventBatch {
     /// Up to 100 events: `{eventId?, journeyId, name, ts, device: "desktop"|"mobile", flow?, attrs?}`.
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<Box<serde_json::value::RawValue>>,
+    /// When the client sent the batch, on its clock (ms since the epoch or RFC 3339). With
+    /// it the server measures the client's clock offset exactly instead of estimating it.
+    #[serde(rename = "sentAt", default)]
+    #[schema(value_type = Option<Object>)]
+    pub sent_at: Option<serde_json::Value>,
 }
 
 /// One refused event.
@@ -93,7 +98,20 @@ pub async fn ingest(
             format!("{} events in one batch; send at most {}", batch.events.len(), limits.max_batch),
         ));
     }
-    let outcome = parse_batch(&batch.events, &Emitter { device: client.device }, &limits, now_ms());
+    let sent_at = match &batch.sent_at {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        Some(serde_json::Value::String(s)) => handoff_core::clock::parse_time(s),
+        Some(_) => None,
+    };
+    if batch.sent_at.as_ref().is_some_and(|v| !v.is_null()) && sent_at.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-sent-at",
+            "sentAt must be milliseconds since the epoch or RFC 3339 text",
+        ));
+    }
+    let outcome = parse_batch(&batch.events, &Emitter { device: client.device, sent_at }, &limits, now_ms());
     let valid = outcome.accepted.len();
     state.metrics.events(valid, outcome.rejected.len());
     state.journal.record(outcome.accepted).await?;
