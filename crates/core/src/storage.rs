@@ -344,6 +344,34 @@ pub struct OutcomeCount {
     pub journeys: u64,
 }
 
+/// Finished journeys with the same flow, every segment value, outcome and root cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentedOutcome {
+    /// The flow.
+    pub flow: String,
+    /// The segment values, in the order of [`Segment::ALL`].
+    pub segments: [Option<String>; 6],
+    /// `success`, `abandoned` or `failed`.
+    pub outcome: String,
+    /// Root cause, when not a success.
+    pub root_cause: Option<String>,
+    /// How many journeys.
+    pub journeys: u64,
+}
+
+impl SegmentedOutcome {
+    /// The same count seen along one segment dimension (index into [`Segment::ALL`]).
+    pub fn along(&self, dimension: usize) -> OutcomeCount {
+        OutcomeCount {
+            flow: self.flow.clone(),
+            segment: self.segments.get(dimension).cloned().flatten(),
+            outcome: self.outcome.clone(),
+            root_cause: self.root_cause.clone(),
+            journeys: self.journeys,
+        }
+    }
+}
+
 /// Product events and the journeys stitched from them.
 #[async_trait]
 pub trait Journeys: Send + Sync {
@@ -363,9 +391,9 @@ pub trait Journeys: Send + Sync {
     async fn funnel(&self, query: &FunnelQuery, steps: usize) -> Result<Vec<FunnelCounts>>;
     /// Finished journeys of the flow that did not succeed, by root cause, most first.
     async fn drop_offs(&self, query: &FunnelQuery) -> Result<Vec<(String, u64)>>;
-    /// Finished journeys started in `[from, to)`, counted by flow, segment value, outcome
-    /// and root cause.
-    async fn outcome_counts(&self, from: Millis, to: Millis, by: Segment) -> Result<Vec<OutcomeCount>>;
+    /// Finished journeys started in `[from, to)`, counted by flow, every segment value,
+    /// outcome and root cause (one scan serves every segment dimension).
+    async fn outcome_counts(&self, from: Millis, to: Millis) -> Result<Vec<SegmentedOutcome>>;
     /// Percentiles (0–1) of the time from first event to session of the flow's successes.
     async fn time_to_session(&self, query: &FunnelQuery, percentiles: &[f64]) -> Result<Vec<Option<Millis>>>;
 }

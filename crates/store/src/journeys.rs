@@ -13,7 +13,7 @@ use handoff_core::domain::JourneyId;
 use handoff_core::error::Result;
 use handoff_core::observe::{JourneyColumns, JourneyFacts};
 use handoff_core::storage::{
-    FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, OutcomeCount, Segment, StoredEvent,
+    FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, SegmentedOutcome, StoredEvent,
 };
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row, Transaction};
@@ -428,22 +428,24 @@ impl Journeys for Database {
         Ok(out)
     }
 
-    async fn outcome_counts(&self, from: Millis, to: Millis, by: Segment) -> Result<Vec<OutcomeCount>> {
-        let column = segment_column(by);
+    async fn outcome_counts(&self, from: Millis, to: Millis) -> Result<Vec<SegmentedOutcome>> {
+        let columns: Vec<&str> = Segment::ALL.iter().map(|(_, s)| segment_column(*s)).collect();
+        let columns = columns.join(", ");
         let sql = format!(
-            "SELECT flow, {column}, outcome, root_cause, COUNT(*) FROM journeys \
+            "SELECT flow, outcome, root_cause, COUNT(*), {columns} FROM journeys \
              WHERE state = 'finished' AND outcome IS NOT NULL AND flow IS NOT NULL \
-             AND started_at >= $1 AND started_at < $2 GROUP BY flow, {column}, outcome, root_cause"
+             AND started_at >= $1 AND started_at < $2 GROUP BY flow, outcome, root_cause, {columns}"
         );
         let rows = sqlx::query(&sql).bind(from).bind(to).fetch_all(&self.pool).await.map_err(storage_error)?;
         rows.iter()
             .map(|r| {
-                Ok(OutcomeCount {
+                let segment = |i: usize| r.try_get::<Option<String>, _>(4 + i).map_err(storage_error);
+                Ok(SegmentedOutcome {
                     flow: r.try_get(0).map_err(storage_error)?,
-                    segment: r.try_get(1).map_err(storage_error)?,
-                    outcome: r.try_get(2).map_err(storage_error)?,
-                    root_cause: r.try_get(3).map_err(storage_error)?,
-                    journeys: count(r, 4)?,
+                    outcome: r.try_get(1).map_err(storage_error)?,
+                    root_cause: r.try_get(2).map_err(storage_error)?,
+                    journeys: count(r, 3)?,
+                    segments: [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?],
                 })
             })
             .collect()

@@ -78,10 +78,13 @@ pub async fn insights(
 /// length just before (shared by the API and `handoff report`).
 pub async fn compute(journeys: &dyn Journeys, from: Millis, to: Millis) -> Result<Vec<Insight>, DomainError> {
     let earlier_from = from - (to - from);
+    // Two scans (this window and the one before), seen along each segment dimension.
+    let now = journeys.outcome_counts(from, to).await?;
+    let before = journeys.outcome_counts(earlier_from, from).await?;
     let mut found = Vec::new();
-    for (name, segment) in Segment::ALL {
-        let now = journeys.outcome_counts(from, to, segment).await?;
-        let before = journeys.outcome_counts(earlier_from, from, segment).await?;
+    for (i, (name, _)) in Segment::ALL.iter().enumerate() {
+        let now: Vec<_> = now.iter().map(|c| c.along(i)).collect();
+        let before: Vec<_> = before.iter().map(|c| c.along(i)).collect();
         found.extend(segment_insights(name, &now));
         found.extend(baseline_drops(name, &now, &before));
     }
