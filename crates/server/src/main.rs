@@ -201,9 +201,9 @@ async fn report(args: ReportArgs) -> ExitCode {
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
     if let Some(flow) = &args.flow
-        && !handoff_server::api::funnels::FLOWS.contains(&flow.as_str())
+        && !handoff_core::observe::FLOWS.contains(&flow.as_str())
     {
-        return fail(format!("--flow must be one of {}", handoff_server::api::funnels::FLOWS.join(", ")));
+        return fail(format!("--flow must be one of {}", handoff_core::observe::FLOWS.join(", ")));
     }
     let by = match &args.by {
         None => None,

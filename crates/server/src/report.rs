@@ -5,12 +5,12 @@
 use std::fmt::Write as _;
 
 use handoff_core::DomainError;
-use handoff_core::clock::{Millis, now_ms, rfc3339};
+use handoff_core::clock::{Millis, rfc3339};
+use handoff_core::observe::FLOWS;
 use handoff_core::observe::insights::Insight;
 use handoff_core::storage::{FunnelQuery, Journeys, Segment};
 
-use crate::api::funnels::{FLOWS, FunnelResponse, build_funnel};
-use crate::api::insights::DAY;
+use crate::api::funnels::{FunnelResponse, build_funnel};
 
 /// What to report on.
 #[derive(Debug, Clone)]
@@ -52,8 +52,7 @@ fn secs(ms: Option<Millis>) -> String {
 
 /// The top insights of the window (default: the last 7 days).
 pub async fn insights(journeys: &dyn Journeys, r: &ReportRequest) -> Result<Vec<Insight>, DomainError> {
-    let to = r.to.unwrap_or_else(now_ms);
-    let from = r.from.unwrap_or(to - 7 * DAY);
+    let (from, to) = crate::api::insights::window(r.from, r.to);
     if from >= to {
         return Ok(Vec::new());
     }

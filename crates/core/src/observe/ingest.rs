@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::clock::Millis;
 use crate::device::DeviceInfo;
 use crate::domain::JourneyId;
+use crate::observe::FLOWS;
 use crate::storage::StoredEvent;
 
 /// Limits on what one request may carry.
@@ -64,8 +65,6 @@ pub struct BatchOutcome {
     pub rejected: Vec<EventRejection>,
 }
 
-const FLOWS: &[&str] = &["passkey-local", "cross-device", "qr-approval", "fallback"];
-
 fn reject(index: usize, code: &'static str, message: impl Into<String>) -> EventRejection {
     EventRejection { index, code, message: message.into() }
 }
@@ -99,7 +98,8 @@ fn is_null(raw: Option<&RawValue>) -> bool {
     raw.is_none_or(|r| r.get() == "null")
 }
 
-fn parse_ts(raw: Option<&RawValue>) -> Option<Millis> {
+/// A client's time: milliseconds since the epoch (a JSON number) or RFC 3339 text.
+pub fn parse_client_time(raw: Option<&RawValue>) -> Option<Millis> {
     let raw = raw?.get();
     if raw.starts_with('"') {
         let text: Cow<'_, str> = serde_json::from_str(raw).ok()?;
@@ -147,7 +147,7 @@ fn parse_one(
             _ => return Err(reject(index, "invalid-flow", format!("flow must be one of {}", FLOWS.join(", ")))),
         }
     };
-    let ts = parse_ts(obj.ts)
+    let ts = parse_client_time(obj.ts)
         .ok_or_else(|| reject(index, "invalid-ts", "ts must be RFC 3339 text or milliseconds since the epoch"))?;
     if ts > now + limits.max_future_ms {
         return Err(reject(index, "invalid-ts", "ts is more than a day in the future"));

@@ -12,11 +12,14 @@ mod journal;
 pub mod journey;
 
 pub use diagnosis::{Basis, CauseClass, Diagnosis, Outcome, Phase, RootCause, diagnose};
-pub use ingest::{BatchOutcome, Emitter, EventRejection, IngestLimits, parse_batch};
+pub use ingest::{BatchOutcome, Emitter, EventRejection, IngestLimits, parse_batch, parse_client_time};
 pub use journal::{Journal, JournalSettings};
 pub use journey::{Environment, JourneyFacts};
 
 use crate::clock::Millis;
+
+/// Every flow an event, a journey or a funnel can name.
+pub const FLOWS: &[&str] = &["passkey-local", "cross-device", "qr-approval", "fallback"];
 use crate::domain::JourneyId;
 
 /// The columns of a journey row that searches and funnels read, derived from its facts.

@@ -12,7 +12,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use handoff_core::clock::now_ms;
-use handoff_core::observe::{Emitter, IngestLimits, parse_batch};
+use handoff_core::observe::{Emitter, IngestLimits, parse_batch, parse_client_time};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -45,7 +45,7 @@ pub struct EventBatch {
     /// it the server measures the client's clock offset exactly instead of estimating it.
     #[serde(rename = "sentAt", default)]
     #[schema(value_type = Option<Object>)]
-    pub sent_at: Option<serde_json::Value>,
+    pub sent_at: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// One refused event.
@@ -98,13 +98,9 @@ pub async fn ingest(
             format!("{} events in one batch; send at most {}", batch.events.len(), limits.max_batch),
         ));
     }
-    let sent_at = match &batch.sent_at {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => handoff_core::clock::parse_time(s),
-        Some(_) => None,
-    };
-    if batch.sent_at.as_ref().is_some_and(|v| !v.is_null()) && sent_at.is_none() {
+    let given = batch.sent_at.as_deref().filter(|raw| raw.get() != "null");
+    let sent_at = parse_client_time(given);
+    if given.is_some() && sent_at.is_none() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid-sent-at",

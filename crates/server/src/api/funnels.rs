@@ -4,16 +4,17 @@
 //! cause), never from raw events. Operator token required.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use handoff_core::DomainError;
-use handoff_core::clock::{Millis, parse_time};
+use handoff_core::clock::Millis;
+use handoff_core::observe::FLOWS;
 use handoff_core::observe::diagnosis::{cause, steps_of};
 use handoff_core::storage::{FunnelCounts, FunnelQuery, Journeys, Segment};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{invalid_query, time_query};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Operator;
 use crate::state::AppState;
@@ -98,13 +99,6 @@ pub struct FunnelResponse {
     pub breakdown: Option<Vec<SegmentFunnel>>,
 }
 
-/// The flows, in the order reports show them.
-pub const FLOWS: &[&str] = &["passkey-local", "cross-device", "qr-approval", "fallback"];
-
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", message)
-}
-
 fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 { 0.0 } else { (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0 }
 }
@@ -144,20 +138,17 @@ pub async fn funnel(
 ) -> Result<Json<FunnelResponse>, ApiError> {
     let flow = match p.flow.as_deref() {
         Some(f) if FLOWS.contains(&f) => f.to_owned(),
-        _ => return Err(bad(format!("flow is required: one of {}", FLOWS.join(", ")))),
-    };
-    let time = |name: &str, v: Option<&str>| {
-        v.map(|v| parse_time(v).ok_or_else(|| bad(format!("{name} must be RFC 3339 or ms since the epoch"))))
-            .transpose()
+        _ => return Err(invalid_query(format!("flow is required: one of {}", FLOWS.join(", ")))),
     };
     let by = match p.by.as_deref() {
         None | Some("") => None,
         Some(b) => Some(parse_segment(b).ok_or_else(|| {
             let names: Vec<&str> = Segment::ALL.iter().map(|(n, _)| *n).collect();
-            bad(format!("by must be one of {}", names.join(", ")))
+            invalid_query(format!("by must be one of {}", names.join(", ")))
         })?),
     };
-    let query = FunnelQuery { flow, from: time("from", p.from.as_deref())?, to: time("to", p.to.as_deref())?, by };
+    let query =
+        FunnelQuery { flow, from: time_query("from", p.from.as_deref())?, to: time_query("to", p.to.as_deref())?, by };
     Ok(Json(build_funnel(state.journeys.as_ref(), &query).await?))
 }
 

@@ -4,16 +4,16 @@
 //! the journey table's finished journeys. Operator token required.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use handoff_core::DomainError;
-use handoff_core::clock::{Millis, now_ms, parse_time};
+use handoff_core::clock::{Millis, now_ms};
 use handoff_core::observe::insights::{Insight, baseline_drops, rank, segment_insights};
 use handoff_core::storage::{Journeys, Segment};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{invalid_query, time_query};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Operator;
 use crate::state::AppState;
@@ -39,8 +39,13 @@ pub struct InsightList {
     pub insights: Vec<Insight>,
 }
 
-/// A day in ms (the default window is a week).
-pub const DAY: i64 = 86_400_000;
+const DAY: i64 = 86_400_000;
+
+/// The window insights read: `to` defaults to now, `from` to a week before `to`.
+pub fn window(from: Option<Millis>, to: Option<Millis>) -> (Millis, Millis) {
+    let to = to.unwrap_or_else(now_ms);
+    (from.unwrap_or(to - 7 * DAY), to)
+}
 
 /// Where a segment differs from the rest, and drops against a segment's own baseline.
 #[utoipa::path(get, path = "/api/v1/insights", tag = "journeys", params(InsightParams),
@@ -54,22 +59,9 @@ pub async fn insights(
     State(state): State<AppState>,
     Query(p): Query<InsightParams>,
 ) -> Result<Json<InsightList>, ApiError> {
-    let time = |name: &str, v: Option<&str>| {
-        v.map(|v| {
-            parse_time(v).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-query",
-                    format!("{name} must be RFC 3339 or ms since the epoch"),
-                )
-            })
-        })
-        .transpose()
-    };
-    let to = time("to", p.to.as_deref())?.unwrap_or_else(now_ms);
-    let from = time("from", p.from.as_deref())?.unwrap_or(to - 7 * DAY);
+    let (from, to) = window(time_query("from", p.from.as_deref())?, time_query("to", p.to.as_deref())?);
     if from >= to {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", "from must be before to"));
+        return Err(invalid_query("from must be before to"));
     }
     Ok(Json(InsightList { insights: compute(state.journeys.as_ref(), from, to).await? }))
 }

@@ -7,14 +7,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use handoff_core::clock::{Millis, parse_time, rfc3339};
+use handoff_core::clock::{Millis, rfc3339};
 use handoff_core::domain::JourneyId;
 use handoff_core::observe::diagnosis::CAUSES;
-use handoff_core::observe::{Environment, JourneyFacts, Outcome, Phase, RootCause, diagnose};
+use handoff_core::observe::{Environment, FLOWS, JourneyFacts, Outcome, Phase, RootCause, diagnose};
 use handoff_core::storage::{JourneyQuery, JourneyRecord, StoredEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{invalid_query, time_query};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Operator;
 use crate::state::AppState;
@@ -189,10 +190,6 @@ fn view(record: &JourneyRecord, events: Option<Vec<StoredEvent>>) -> JourneyView
     }
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
-}
-
 /// One journey: events in order, phases observed or inferred, outcome, root cause,
 /// evidence, action and segments.
 #[utoipa::path(get, path = "/api/v1/journeys/{journeyId}", tag = "journeys",
@@ -208,7 +205,8 @@ pub async fn one(
     State(state): State<AppState>,
     Path(journey_id): Path<String>,
 ) -> Result<Json<JourneyView>, ApiError> {
-    let id = JourneyId::parse(&journey_id).map_err(|_| bad("invalid-journey-id", "journeyId is not a UUID"))?;
+    let id = JourneyId::parse(&journey_id)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid-journey-id", "journeyId is not a UUID"))?;
     let record = state.journeys.journey(id).await?.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "journey-not-found", format!("no journey {id} has been recorded"))
     })?;
@@ -217,24 +215,14 @@ pub async fn one(
 }
 
 const OUTCOMES: &[&str] = &["success", "abandoned", "failed"];
-const FLOWS: &[&str] = &["passkey-local", "cross-device", "qr-approval", "fallback"];
 
 fn one_of(name: &str, value: Option<String>, allowed: &[&str]) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if !allowed.contains(&v.as_str()) => {
-            Err(bad("invalid-query", format!("{name} must be one of {}", allowed.join(", "))))
+            Err(invalid_query(format!("{name} must be one of {}", allowed.join(", "))))
         }
         other => Ok(other),
     }
-}
-
-fn time_param(name: &str, value: Option<&str>) -> Result<Option<Millis>, ApiError> {
-    value
-        .map(|v| {
-            parse_time(v)
-                .ok_or_else(|| bad("invalid-query", format!("{name} must be RFC 3339 or milliseconds since the epoch")))
-        })
-        .transpose()
 }
 
 fn parse_cursor(cursor: &str) -> Option<(Millis, JourneyId)> {
@@ -257,16 +245,16 @@ pub async fn search(
     let causes: Vec<&str> = CAUSES.iter().map(|c| c.code).collect();
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(bad("invalid-query", "limit must be between 1 and 200"));
+        return Err(invalid_query("limit must be between 1 and 200"));
     }
     let after = match q.cursor.as_deref() {
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| bad("invalid-query", "cursor is not one this server gave"))?),
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| invalid_query("cursor is not one this server gave"))?),
         None => None,
     };
     let query = JourneyQuery {
         identifier: q.identifier.filter(|i| !i.is_empty()),
-        from: time_param("from", q.from.as_deref())?,
-        to: time_param("to", q.to.as_deref())?,
+        from: time_query("from", q.from.as_deref())?,
+        to: time_query("to", q.to.as_deref())?,
         outcome: one_of("outcome", q.outcome, OUTCOMES)?,
         root_cause: one_of("rootCause", q.root_cause, &causes)?,
         flow: one_of("flow", q.flow, FLOWS)?,
@@ -277,11 +265,6 @@ pub async fn search(
     let mut found = state.journeys.search(&query).await?;
     let more = found.len() > limit as usize;
     found.truncate(limit as usize);
-    let next = if more { found.last().map(|j| format!("{}_{}", started_at_column(j), j.journey_id)) } else { None };
+    let next = if more { found.last().map(|j| format!("{}_{}", j.facts.started_at(), j.journey_id)) } else { None };
     Ok(Json(JourneyPage { journeys: found.iter().map(|j| view(j, None)).collect(), next }))
-}
-
-/// The stored `started_at` column of a journey (what the search orders by).
-fn started_at_column(j: &JourneyRecord) -> Millis {
-    j.facts.started_at()
 }

@@ -14,8 +14,26 @@ pub mod session;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
+use axum::http::StatusCode;
+use handoff_core::clock::{Millis, parse_time};
+
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// 400 `invalid-query` with a sentence naming the parameter.
+pub(crate) fn invalid_query(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", message)
+}
+
+/// An optional time query parameter: RFC 3339 or milliseconds since the epoch.
+pub(crate) fn time_query(name: &str, value: Option<&str>) -> Result<Option<Millis>, ApiError> {
+    value
+        .map(|v| {
+            parse_time(v)
+                .ok_or_else(|| invalid_query(format!("{name} must be RFC 3339 or milliseconds since the epoch")))
+        })
+        .transpose()
+}
 
 /// Largest request body accepted, in bytes. A WebAuthn response with an RSA key and a
 /// full attestation chain is well under this.
