@@ -400,6 +400,16 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Settings {
+    /// The operator token a running server uses, without making one: the configured one,
+    /// or the one `serve` generated into the data directory.
+    pub fn known_operator_token(&self) -> Option<String> {
+        if let Some(token) = &self.operator_token {
+            return Some(token.expose().to_owned());
+        }
+        let stored = std::fs::read_to_string(self.data_dir.join("operator-token")).ok()?;
+        Some(stored.trim().to_owned()).filter(|t| !t.is_empty())
+    }
+
     /// True when cookies must be `Secure` (any configured origin is https).
     pub fn secure_cookies(&self) -> bool {
         self.origins.iter().any(|o| o.scheme() == "https")

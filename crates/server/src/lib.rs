@@ -11,6 +11,7 @@ pub mod notify;
 pub mod openapi;
 pub mod pages;
 pub mod report;
+pub mod simulate;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -58,6 +58,12 @@ enum Command {
     /// session) and why the journeys that did not sign in failed, from the database `serve`
     /// uses (same configuration: next to a running server it needs no flags).
     Report(ReportArgs),
+    /// Play realistic traffic against a running server through its HTTP API: people on
+    /// Windows, macOS and Linux desktops with iPhones and Android phones sign up and sign
+    /// in on every flow, with failures planted from published per-segment figures. Writes
+    /// the ground truth; `--score` checks the server's diagnosis against it; `--demo` fills
+    /// a fresh instance for the dashboard.
+    Simulate(handoff_server::simulate::SimulateArgs),
 }
 
 #[derive(Args)]
@@ -178,6 +184,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Report(args) => report(args).await,
+        Command::Simulate(args) => handoff_server::simulate::run(args).await,
     }
 }
 

@@ -223,6 +223,8 @@ pub enum Cond {
     MismatchShown,
     /// The flow is the cross-device passkey flow.
     CrossDevice,
+    /// No browser or phone sent any event (SDK blocked or page closed): only the server spoke.
+    NoClientEvents,
     /// Always holds.
     Always,
     /// Never holds.
@@ -266,6 +268,9 @@ impl Cond {
                 f.mismatch_shown.then(|| Some("the phone showed an account other than the one asked for".into()))
             }
             Self::CrossDevice => (f.flow() == Some("cross-device")).then_some(None),
+            Self::NoClientEvents => {
+                (!f.environment.contains_key("desktop") && !f.environment.contains_key("mobile")).then_some(None)
+            }
             Self::Always => Some(None),
             Self::Never => None,
         }
@@ -322,7 +327,9 @@ pub const RULES: &[Rule] = &[
     // No failure reported: what the last step reached suggests.
     rule("server-verification", &[Saw("webauthn.completed"), NotSaw("session.established")], Never),
     rule("scan-failure", &[CrossDevice, Saw("ceremony.started"), NoFailure], Never),
-    rule("user-cancelled", &[SawAny(&["ceremony.started", "challenge.created"]), NoFailure], Never),
+    rule("user-cancelled", &[Saw("ceremony.started"), NoFailure], Never),
+    // A challenge but no word from the page: the prompt may have been refused unseen.
+    rule("user-cancelled", &[Saw("challenge.created"), NoClientEvents, NoFailure], Never),
     rule("abandoned-early", &[Always], Never),
 ];
 

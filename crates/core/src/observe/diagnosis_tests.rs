@@ -229,6 +229,25 @@ fn denied_after_the_phone_showed_another_account() {
 }
 
 #[test]
+fn leaving_before_the_prompt_is_abandoning_early_even_with_a_challenge_made() {
+    // The page spoke (identifier, then hidden) but never started the ceremony: the person
+    // left at the explanation, before any prompt, although the server made a challenge.
+    let d = Script::new("cross-device")
+        .ev("desktop", "identifier.submitted", 0, json!({}))
+        .ev(
+            "server",
+            "decision.made",
+            100,
+            json!({"verdict": "cross-device", "reasons": [{"code": "hybrid-available"}]}),
+        )
+        .ev("server", "challenge.created", 110, json!({}))
+        .ev("desktop", "page.hidden", 1_500, json!({}))
+        .diagnose();
+    assert_eq!(cause_of(&d), ("abandoned-early", Basis::Inferred));
+    assert_eq!(d.outcome, Some(Outcome::Abandoned));
+}
+
+#[test]
 fn only_the_server_spoke_so_only_its_phases_are_observed() {
     let d = Script::new("passkey-local")
         .ev("server", "decision.made", 0, json!({"verdict": "local"}))

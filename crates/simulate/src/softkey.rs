@@ -1,7 +1,9 @@
 //! A software passkey authenticator driven through 1Password's `passkey` client, which
-//! builds the client data and checks the RP ID against the origin as a browser would.
-//! Its credential store is shared and cloneable so tests can snapshot and restore it (to
-//! replay an old signature counter) and it answers discoverable requests (empty
+//! builds the client data and checks the RP ID against the origin as a browser would. The
+//! simulator's phones and desktops sign with it, and so do the integration tests and the
+//! benchmarks (through `handoff-tests`), so there is one copy of the glue around those
+//! crates. Its credential store is shared and cloneable so a test can snapshot and restore
+//! it (to replay an old signature counter), and it answers discoverable requests (empty
 //! allowCredentials) with every passkey it holds for the RP.
 
 use std::collections::HashMap;
@@ -29,7 +31,9 @@ pub struct SharedStore(Arc<Mutex<HashMap<Vec<u8>, Passkey>>>);
 
 impl SharedStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Passkey>> {
-        self.0.lock().expect("store lock")
+        // A panic while holding the lock cannot leave the map half-written (every change
+        // is one insert), so a poisoned lock is still good to use.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A copy of the current contents.
@@ -137,26 +141,43 @@ impl SoftKey {
         self
     }
 
+    /// The origin it presents.
+    pub fn origin(&self) -> &Url {
+        &self.origin
+    }
+
     /// Its credential store.
     pub fn store(&self) -> &SharedStore {
         &self.store
     }
 
     /// `navigator.credentials.create({publicKey})`, returning `RegistrationResponseJSON`.
-    pub async fn create(&mut self, public_key: &Value) -> Value {
-        let options: CredentialCreationOptions =
-            serde_json::from_value(json!({ "publicKey": public_key })).expect("creation options parse");
-        let created =
-            self.client.register(&self.origin, options, DefaultClientData).await.expect("authenticator creates");
-        serde_json::to_value(created).expect("registration response serialises")
+    pub async fn create(&mut self, public_key: &Value) -> Result<Value, KeyError> {
+        let options: CredentialCreationOptions = serde_json::from_value(json!({ "publicKey": public_key }))
+            .map_err(|e| KeyError(format!("the creation options do not parse: {e}")))?;
+        let created = self
+            .client
+            .register(&self.origin, options, DefaultClientData)
+            .await
+            .map_err(|e| KeyError(format!("the authenticator did not create a passkey: {e:?}")))?;
+        serde_json::to_value(created).map_err(|e| KeyError(e.to_string()))
     }
 
     /// `navigator.credentials.get({publicKey})`, returning `AuthenticationResponseJSON`.
-    pub async fn get(&mut self, public_key: &Value) -> Value {
-        let options: CredentialRequestOptions =
-            serde_json::from_value(json!({ "publicKey": public_key })).expect("request options parse");
-        let asserted =
-            self.client.authenticate(&self.origin, options, DefaultClientData).await.expect("authenticator signs");
-        serde_json::to_value(asserted).expect("authentication response serialises")
+    pub async fn get(&mut self, public_key: &Value) -> Result<Value, KeyError> {
+        let options: CredentialRequestOptions = serde_json::from_value(json!({ "publicKey": public_key }))
+            .map_err(|e| KeyError(format!("the request options do not parse: {e}")))?;
+        let asserted = self
+            .client
+            .authenticate(&self.origin, options, DefaultClientData)
+            .await
+            .map_err(|e| KeyError(format!("the authenticator did not sign: {e:?}")))?;
+        serde_json::to_value(asserted).map_err(|e| KeyError(e.to_string()))
     }
 }
+
+/// The authenticator or its client refused (bad options, no matching passkey, RP ID not
+/// on the origin).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(pub String);
