@@ -92,6 +92,13 @@ struct ReportArgs {
     /// Print JSON (`{funnels: [the /api/v1/funnels answers], insights: [...]}`) instead of text.
     #[arg(long)]
     json: bool,
+    /// Read a running server's API instead of the database (needs the operator token).
+    #[arg(long, value_name = "URL")]
+    url: Option<url::Url>,
+    /// Operator token for --url. [env: HANDOFF_OPERATOR_TOKEN] [default: the
+    /// configuration's, or <data dir>/operator-token]
+    #[arg(long, value_name = "TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
 }
 
 /// RFC 3339, milliseconds since the epoch, or an age like `90m`, `24h`, `7d`.
@@ -219,6 +226,16 @@ async fn report(args: ReportArgs) -> ExitCode {
             None => return fail("--by must be os, browser, formFactor, appVersion, mobileOs or mobileBrowser".into()),
         },
     };
+    let request = handoff_server::report::ReportRequest { flow: args.flow.clone(), from, to, by };
+    if let Some(url) = &args.url {
+        let Some(token) = args.operator_token.clone().or_else(|| settings.known_operator_token()) else {
+            return fail("--url needs the operator token: pass --operator-token or set HANDOFF_OPERATOR_TOKEN".into());
+        };
+        return match handoff_server::report::remote(url, &token, &request).await {
+            Ok((funnels, insights)) => print_report(&request, &funnels, &insights, args.json),
+            Err(e) => fail(e),
+        };
+    }
     if settings.database_url.starts_with("sqlite:") && !settings.data_dir.exists() && args.database_url.is_none() {
         return fail(format!(
             "no data directory at {} (run it where `handoff serve` runs, or pass --data-dir / --database-url)",
@@ -229,7 +246,6 @@ async fn report(args: ReportArgs) -> ExitCode {
         Ok(db) => db,
         Err(e) => return fail(format!("cannot open the database: {e}")),
     };
-    let request = handoff_server::report::ReportRequest { flow: args.flow.clone(), from, to, by };
     let storage = db.storage();
     let result = match handoff_server::report::funnels(storage.journeys.as_ref(), &request).await {
         Ok(f) => handoff_server::report::insights(storage.journeys.as_ref(), &request).await.map(|i| (f, i)),
@@ -237,17 +253,24 @@ async fn report(args: ReportArgs) -> ExitCode {
     };
     db.close().await;
     match result {
-        Ok((funnels, insights)) if args.json => {
-            let out = serde_json::json!({"funnels": funnels, "insights": insights});
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
-        Ok((funnels, insights)) => {
-            print!("{}", handoff_server::report::render(&request, &funnels, &insights));
-            ExitCode::SUCCESS
-        }
+        Ok((funnels, insights)) => print_report(&request, &funnels, &insights, args.json),
         Err(e) => fail(format!("reading journeys failed: {e}")),
     }
+}
+
+fn print_report(
+    request: &handoff_server::report::ReportRequest,
+    funnels: &[handoff_server::api::funnels::FunnelResponse],
+    insights: &[handoff_core::observe::insights::Insight],
+    json: bool,
+) -> ExitCode {
+    if json {
+        let out = serde_json::json!({"funnels": funnels, "insights": insights});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        print!("{}", handoff_server::report::render(request, funnels, insights));
+    }
+    ExitCode::SUCCESS
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {

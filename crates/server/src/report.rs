@@ -1,6 +1,7 @@
 //! `handoff report`: the funnels of every flow and the root causes of what did not
-//! succeed, read from the same database `serve` uses (same configuration), printed for a
-//! terminal or as JSON. It computes exactly what `GET /api/v1/funnels` answers.
+//! succeed, read from the same database `serve` uses (same configuration), or with
+//! `--url` from a remote server's `/api/v1/funnels` and `/api/v1/insights`, printed for a
+//! terminal or as JSON. Both ways give exactly what the API answers.
 
 use std::fmt::Write as _;
 
@@ -40,6 +41,69 @@ pub async fn funnels(journeys: &dyn Journeys, r: &ReportRequest) -> Result<Vec<F
         }
     }
     Ok(out)
+}
+
+/// The same report from a running server's API (`--url`, with the operator token).
+pub async fn remote(
+    base: &url::Url,
+    token: &str,
+    r: &ReportRequest,
+) -> Result<(Vec<FunnelResponse>, Vec<Insight>), String> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let mut window: Vec<(&'static str, String)> = Vec::new();
+    if let Some(from) = r.from {
+        window.push(("from", from.to_string()));
+    }
+    if let Some(to) = r.to {
+        window.push(("to", to.to_string()));
+    }
+    let get = |path: &str, query: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = base.join(path);
+        async move {
+            let url = url.map_err(|e| format!("bad URL: {e}"))?;
+            let response = http
+                .get(url.clone())
+                .bearer_auth(token)
+                .query(&query)
+                .send()
+                .await
+                .map_err(|e| format!("cannot reach {url}: {e}"))?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            if !status.is_success() {
+                let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
+                return Err(format!("{url} answered {status}: {message}"));
+            }
+            Ok(body)
+        }
+    };
+    let flows: Vec<&str> = match &r.flow {
+        Some(f) => vec![f.as_str()],
+        None => FLOWS.to_vec(),
+    };
+    let mut funnels = Vec::new();
+    for flow in flows {
+        let mut query = window.clone();
+        query.push(("flow", flow.to_owned()));
+        if let Some(by) = r.by {
+            let name = Segment::ALL.iter().find(|(_, s)| *s == by).map_or("os", |(n, _)| *n);
+            query.push(("by", name.to_owned()));
+        }
+        let body = get("/api/v1/funnels", query).await?;
+        let funnel: FunnelResponse = serde_json::from_value(body)
+            .map_err(|e| format!("the server's funnel is not what this version reads: {e}"))?;
+        if funnel.journeys > 0 || r.flow.is_some() {
+            funnels.push(funnel);
+        }
+    }
+    let body = get("/api/v1/insights", window).await?;
+    let list: crate::api::insights::InsightList = serde_json::from_value(body)
+        .map_err(|e| format!("the server's insights are not what this version reads: {e}"))?;
+    Ok((funnels, list.insights))
 }
 
 fn pct(x: f64) -> String {
@@ -107,7 +171,7 @@ pub fn render(r: &ReportRequest, funnels: &[FunnelResponse], insights: &[Insight
             let _ = writeln!(s, "  Why the others did not sign in (finished journeys):");
             for d in f.drop_off.iter().take(5) {
                 let _ = writeln!(s, "    {:<24} {:>6} ({})", d.root_cause, d.count, pct(d.share));
-                if let Some(action) = d.action {
+                if let Some(action) = &d.action {
                     let _ = writeln!(s, "      try first: {action}");
                 }
             }

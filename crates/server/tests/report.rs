@@ -91,6 +91,42 @@ async fn the_report_prints_funnels_and_root_causes() {
     assert_eq!(json["funnels"][0]["dropOff"][0]["rootCause"], "proximity-or-connection");
     assert_eq!(json["insights"], serde_json::json!([]), "three journeys make no insight (30 a side are needed)");
 
+    // The same report from a running server's API (`--url`), and a clear refusal of a wrong token.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let token = "report-test-operator-token-0123";
+    let mut server = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["serve", "--database-url", &url, "--data-dir", dir.path().to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--operator-token", token])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = async {
+        for _ in 0..100 {
+            if reqwest::get(format!("{base}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(ready.await, "the server did not start");
+    let remote = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["report", "--url", &base, "--operator-token", token, "--by", "browser"])
+        .output()
+        .unwrap();
+    let wrong = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["report", "--url", &base, "--operator-token", "not-the-operator-token-at-all"])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(remote.status.success(), "report --url failed: {}", String::from_utf8_lossy(&remote.stderr));
+    assert_eq!(String::from_utf8(remote.stdout).unwrap(), text, "--url prints what the database gives");
+    assert_eq!(wrong.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(said.contains("403") && said.contains("operator token"), "{said}");
+
     let bad = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args(["report", "--database-url", &url, "--from", "last tuesday"])
         .output()

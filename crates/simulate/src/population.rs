@@ -287,7 +287,10 @@ pub fn plan(rng: &mut fastrand::Rng, flow: &str, desktop: &Device, phone: &Devic
     pick(rng, &failure_mix(flow, desktop, phone))
 }
 
-/// How long a step takes a person, in milliseconds (what the SDK would report).
+/// How long a step takes a person, in milliseconds (what the SDK would report). The bands
+/// overlap the way real ones do, so timing alone cannot always tell causes apart: some
+/// people dismiss the prompt within a second (which looks like no passkey there), and some
+/// give up while the phone is still trying to connect (which looks like a cancel).
 pub mod timing {
     /// Reading the explanation and starting the ceremony.
     pub fn ceremony_start(rng: &mut fastrand::Rng) -> i64 {
@@ -299,9 +302,9 @@ pub mod timing {
         if cross_device { rng.i64(8_000..28_000) } else { rng.i64(1_200..6_000) }
     }
 
-    /// A prompt cancelled by the person: a few seconds in.
+    /// A prompt cancelled by the person: a few seconds in; 6 % dismiss it at once.
     pub fn cancelled(rng: &mut fastrand::Rng) -> i64 {
-        rng.i64(2_000..20_000)
+        if rng.u32(0..100) < 6 { rng.i64(400..1_000) } else { rng.i64(2_000..20_000) }
     }
 
     /// A prompt that fails at once (no passkey there).
@@ -309,8 +312,9 @@ pub mod timing {
         rng.i64(80..800)
     }
 
-    /// A cross-device prompt that times out waiting for the phone.
+    /// A cross-device prompt that times out waiting for the phone; 12 % of people give up
+    /// before it does.
     pub fn timed_out(rng: &mut fastrand::Rng) -> i64 {
-        rng.i64(45_000..120_000)
+        if rng.u32(0..100) < 12 { rng.i64(15_000..30_000) } else { rng.i64(45_000..120_000) }
     }
 }

@@ -20,7 +20,7 @@ pub const MIN_SAMPLE: u64 = 30;
 pub const MAX_P_VALUE: f64 = 0.01;
 
 /// One ranked statement.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Insight {
     /// A sentence for people.
@@ -28,7 +28,7 @@ pub struct Insight {
     /// The segment, e.g. `os=Android, flow=cross-device`.
     pub segment: String,
     /// What is compared: `success-rate` or `success-rate-vs-baseline`.
-    pub metric: &'static str,
+    pub metric: String,
     /// The segment's value of the metric (0–1).
     pub value: f64,
     /// The rest of the flow's value, or the segment's own earlier value (0–1).
@@ -169,7 +169,7 @@ pub fn segment_insights(segment_name: &str, counts: &[OutcomeCount]) -> Vec<Insi
             out.push(Insight {
                 statement,
                 segment: format!("{segment_name}={value}, flow={flow}"),
-                metric: "success-rate",
+                metric: "success-rate".into(),
                 value: (rate * 10_000.0).round() / 10_000.0,
                 baseline: (base * 10_000.0).round() / 10_000.0,
                 n: t.journeys,
@@ -212,7 +212,7 @@ pub fn baseline_drops(segment_name: &str, recent: &[OutcomeCount], earlier: &[Ou
                 b.journeys
             ),
             segment: format!("{segment_name}={value}, flow={flow}"),
-            metric: "success-rate-vs-baseline",
+            metric: "success-rate-vs-baseline".into(),
             value: (t.rate() * 10_000.0).round() / 10_000.0,
             baseline: (b.rate() * 10_000.0).round() / 10_000.0,
             n: t.journeys,

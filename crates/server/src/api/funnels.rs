@@ -38,11 +38,11 @@ pub struct FunnelParams {
 }
 
 /// One step of the funnel.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FunnelStep {
     /// Step name, e.g. `scanned`.
-    pub name: &'static str,
+    pub name: String,
     /// Journeys that reached it (observed, or implied by a later step).
     pub count: u64,
     /// Share of the flow's journeys that reached it (0–1).
@@ -58,7 +58,7 @@ pub struct FunnelStep {
 }
 
 /// Journeys that ended without a session, by root cause.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DropOff {
     /// Root cause code.
@@ -68,11 +68,11 @@ pub struct DropOff {
     /// Share of the flow's unsuccessful finished journeys (0–1).
     pub share: f64,
     /// The fix to test first.
-    pub action: Option<&'static str>,
+    pub action: Option<String>,
 }
 
 /// One segment's funnel.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SegmentFunnel {
     /// The segment's value (`unknown` when no device reported it).
     pub segment: String,
@@ -83,7 +83,7 @@ pub struct SegmentFunnel {
 }
 
 /// A flow's funnel.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FunnelResponse {
     /// The flow.
@@ -113,7 +113,7 @@ fn steps_view(flow: &str, counts: &FunnelCounts, times: (Option<Millis>, Option<
             let previous = if i == 0 { counts.journeys } else { counts.reached.get(i - 1).copied().unwrap_or(0) };
             let last = i + 1 == names.len();
             FunnelStep {
-                name: step.name,
+                name: step.name.to_owned(),
                 count,
                 conversion: share(count, counts.journeys),
                 step_conversion: share(count, previous),
@@ -174,7 +174,7 @@ pub async fn build_funnel(journeys: &dyn Journeys, q: &FunnelQuery) -> Result<Fu
     let drop_off = drops
         .into_iter()
         .map(|(code, count)| DropOff {
-            action: cause(&code).map(|c| c.action),
+            action: cause(&code).map(|c| c.action.to_owned()),
             share: share(count, failed),
             root_cause: code,
             count,

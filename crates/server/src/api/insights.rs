@@ -33,7 +33,7 @@ pub struct InsightParams {
 }
 
 /// Ranked insights.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InsightList {
     /// Strongest first.
     pub insights: Vec<Insight>,
