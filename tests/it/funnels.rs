@@ -131,54 +131,62 @@ on_both_backends!(funnels_match_hand_computed_numbers, |backend| async move {
         let app = &app;
         async move { app.client.get(app.url(&path)).bearer_auth(TOKEN).send().await.unwrap() }
     };
-    let window = format!("from={}&to={}", T0 - 1_000, T0 + 3_600_000);
-    let f = json_ok(get(format!("/api/v1/funnels?flow=qr-approval&{window}&by=os")).await).await;
-    assert_eq!(f["journeys"], 5, "{f}");
-    assert_eq!(
-        counts(&f["steps"]),
-        named(&[
-            ("shown", 5),
-            ("scanned", 4),
-            ("mobile-opened", 3),
-            ("confirmation-shown", 3),
-            ("confirmed", 2),
-            ("callback-received", 2),
-            ("session", 2)
-        ])
-    );
-    let session = &f["steps"][6];
-    assert_eq!(session["conversion"], 0.4);
-    assert_eq!(session["stepConversion"], 1.0);
-    assert_eq!((session["p50Ms"].as_i64(), session["p90Ms"].as_i64()), (Some(10_000), Some(20_000)));
-    assert_eq!(f["steps"][1]["stepConversion"], 0.8);
-    let drops: Vec<(String, u64)> = f["dropOff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["rootCause"].as_str().unwrap().to_owned(), d["count"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(drops, named(&[("handoff-failure", 1), ("scan-failure", 1), ("wrong-account", 1)]));
-    assert!(f["dropOff"][0]["action"].as_str().unwrap().len() > 20);
-    let breakdown = f["breakdown"].as_array().unwrap();
-    assert_eq!(breakdown.len(), 2);
-    assert_eq!((breakdown[0]["segment"].as_str(), breakdown[0]["journeys"].as_u64()), (Some("Windows"), Some(3)));
-    assert_eq!(
-        counts(&breakdown[0]["steps"]),
-        named(&[
-            ("shown", 3),
-            ("scanned", 3),
-            ("mobile-opened", 3),
-            ("confirmation-shown", 3),
-            ("confirmed", 2),
-            ("callback-received", 2),
-            ("session", 2)
-        ])
-    );
-    assert_eq!(counts(&breakdown[1]["steps"])[..2], named(&[("shown", 2), ("scanned", 1)])[..]);
+    // First every hour is read row by row (its rollup is dirty); then the hours are rolled
+    // up and the same answers must come from the rollups (the window starts a second
+    // before an hour, so that second is still read row by row).
+    for rolled_up in [false, true] {
+        if rolled_up {
+            assert!(db.refresh_rollups(T0 + 30 * 86_400_000, 1_000).await.unwrap() >= 2, "hours were rolled up");
+        }
+        let window = format!("from={}&to={}", T0 - 1_000, T0 + 3_600_000);
+        let f = json_ok(get(format!("/api/v1/funnels?flow=qr-approval&{window}&by=os")).await).await;
+        assert_eq!(f["journeys"], 5, "{f}");
+        assert_eq!(
+            counts(&f["steps"]),
+            named(&[
+                ("shown", 5),
+                ("scanned", 4),
+                ("mobile-opened", 3),
+                ("confirmation-shown", 3),
+                ("confirmed", 2),
+                ("callback-received", 2),
+                ("session", 2)
+            ])
+        );
+        let session = &f["steps"][6];
+        assert_eq!(session["conversion"], 0.4);
+        assert_eq!(session["stepConversion"], 1.0);
+        assert_eq!((session["p50Ms"].as_i64(), session["p90Ms"].as_i64()), (Some(10_000), Some(20_000)));
+        assert_eq!(f["steps"][1]["stepConversion"], 0.8);
+        let drops: Vec<(String, u64)> = f["dropOff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["rootCause"].as_str().unwrap().to_owned(), d["count"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(drops, named(&[("handoff-failure", 1), ("scan-failure", 1), ("wrong-account", 1)]));
+        assert!(f["dropOff"][0]["action"].as_str().unwrap().len() > 20);
+        let breakdown = f["breakdown"].as_array().unwrap();
+        assert_eq!(breakdown.len(), 2);
+        assert_eq!((breakdown[0]["segment"].as_str(), breakdown[0]["journeys"].as_u64()), (Some("Windows"), Some(3)));
+        assert_eq!(
+            counts(&breakdown[0]["steps"]),
+            named(&[
+                ("shown", 3),
+                ("scanned", 3),
+                ("mobile-opened", 3),
+                ("confirmation-shown", 3),
+                ("confirmed", 2),
+                ("callback-received", 2),
+                ("session", 2)
+            ])
+        );
+        assert_eq!(counts(&breakdown[1]["steps"])[..2], named(&[("shown", 2), ("scanned", 1)])[..]);
 
-    // Without a window: the journey from the day before counts too.
-    let all = json_ok(get("/api/v1/funnels?flow=qr-approval".into()).await).await;
-    assert_eq!(all["journeys"], 6);
+        // Without a window: the journey from the day before counts too.
+        let all = json_ok(get("/api/v1/funnels?flow=qr-approval".into()).await).await;
+        assert_eq!(all["journeys"], 6);
+    }
     // Bad queries are named; the token is required.
     expect_error(get("/api/v1/funnels".into()).await, 400, "invalid-query").await;
     expect_error(get("/api/v1/funnels?flow=qr-approval&by=shoe-size".into()).await, 400, "invalid-query").await;
@@ -189,7 +197,8 @@ on_both_backends!(funnels_match_hand_computed_numbers, |backend| async move {
 on_both_backends!(insights_name_the_segment_that_differs, |backend| async move {
     let app = TestApp::spawn(backend).await;
     let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
-    let start = handoff_core::clock::now_ms() - 3_600_000;
+    // Three hours ago: whole hours the rollups answer for.
+    let start = handoff_core::clock::now_ms() - 3 * 3_600_000;
     let cd = "cross-device";
     let mut events = Vec::new();
     let ok =
@@ -212,6 +221,8 @@ on_both_backends!(insights_name_the_segment_that_differs, |backend| async move {
     }
     db.record(&events).await.unwrap();
     db.finish_idle(start + 10_000_000, start + 10_000_000, 10_000).await.unwrap();
+    // Read from the rollups (every hour rolled up, the current one too).
+    db.refresh_rollups(handoff_core::clock::now_ms() + 7_200_000, 1_000).await.unwrap();
 
     let resp = app.client.get(app.url("/api/v1/insights")).bearer_auth(TOKEN).send().await.unwrap();
     let body = json_ok(resp).await;

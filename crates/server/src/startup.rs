@@ -149,6 +149,7 @@ impl Application {
         let checkpointer = tokio::spawn(checkpoint_sqlite(self.db.clone()));
         let qr_janitor = tokio::spawn(expire_qr(self.state.clone()));
         let journey_janitor = tokio::spawn(finish_idle_journeys(self.state.clone()));
+        let roller = tokio::spawn(roll_up_journeys(self.db.clone()));
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         // Small writes (server-sent events, short JSON replies) must leave at once: with
         // Nagle's algorithm they wait ~40 ms for the peer's delayed ACK.
@@ -162,6 +163,7 @@ impl Application {
         checkpointer.abort();
         qr_janitor.abort();
         journey_janitor.abort();
+        roller.abort();
         self.db.close().await;
         result
     }
@@ -295,6 +297,22 @@ async fn expire_qr(state: AppState) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "expiring QR attempts failed"),
+        }
+    }
+}
+
+/// Recomputes the hourly rollups of journeys (funnels and insights read them) for hours
+/// that changed, once each hour has ended, every few seconds; a backlog (after an upgrade)
+/// is worked through a day of hours at a time.
+async fn roll_up_journeys(db: Database) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        // An hour is rolled up a minute after it ends; until then it is read row by row.
+        match db.refresh_rollups(now_ms().saturating_sub(60_000), 24).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(hours = n, "rolled up journeys"),
+            Err(e) => tracing::warn!(error = %e, "rolling up journeys failed"),
         }
     }
 }

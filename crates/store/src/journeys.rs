@@ -5,7 +5,7 @@
 //! updates), fold in Rust, write the rows back with one multi-row upsert. Idle journeys are
 //! finished with a compare-and-set on `state = 'open'`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use handoff_core::clock::Millis;
@@ -19,6 +19,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row, Transaction};
 
 use crate::db::{Backend, Database, storage_error};
+use crate::rollups::{hour_of, mark_dirty};
 
 /// Rows per multi-row statement (events have 12 columns, journeys 19: well under both
 /// backends' parameter limits).
@@ -210,6 +211,17 @@ fn funnel_filter(q: &FunnelQuery) -> (String, Vec<i64>) {
     (clauses.join(" AND "), values)
 }
 
+/// Binds window values in order.
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
+    values: &[i64],
+) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
+    for v in values {
+        query = query.bind(*v);
+    }
+    query
+}
+
 /// A funnel statement with the flow and the window bound.
 fn funnel_query<'q>(sql: &'q str, q: &FunnelQuery, values: &[i64]) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
     let mut query = sqlx::query(sql).bind(q.flow.clone());
@@ -246,16 +258,24 @@ impl Journeys for Database {
         let now = events.iter().map(|e| e.received_at).max().unwrap_or_default();
         for chunk in ids.chunks(CHUNK) {
             let current = lock_journeys(&mut tx, self.backend(), chunk, now).await?;
+            // The hours these journeys started in, before and after: their rollups change.
+            let mut hours = BTreeSet::new();
             let rows: Vec<JourneyColumns> = current
                 .into_iter()
                 .map(|mut j| {
+                    if j.facts.events > 0 {
+                        hours.insert(hour_of(j.facts.started_at()));
+                    }
                     for e in by_journey.get(&j.journey_id).into_iter().flatten() {
                         j.facts.fold(e);
                     }
-                    JourneyColumns::of(j.journey_id, &j.facts, j.finished_at)
+                    let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
+                    hours.insert(hour_of(row.started_at));
+                    row
                 })
                 .collect();
             write_journeys(&mut tx, self.backend(), &rows).await?;
+            mark_dirty(&mut tx, self.backend(), &hours).await?;
         }
         tx.commit().await.map_err(storage_error)?;
         Ok(fresh)
@@ -281,6 +301,8 @@ impl Journeys for Database {
         for chunk in finished.chunks(CHUNK) {
             write_journeys(&mut tx, self.backend(), chunk).await?;
         }
+        let hours: BTreeSet<i64> = finished.iter().map(|j| hour_of(j.started_at)).collect();
+        mark_dirty(&mut tx, self.backend(), &hours).await?;
         tx.commit().await.map_err(storage_error)?;
         Ok(finished.len() as u64)
     }
@@ -372,37 +394,65 @@ impl Journeys for Database {
     }
 
     async fn funnel(&self, q: &FunnelQuery, steps: usize) -> Result<Vec<FunnelCounts>> {
-        let (filter, values) = funnel_filter(q);
-        let sums: Vec<String> =
-            (0..steps).map(|i| format!("SUM(CASE WHEN (steps & {}) <> 0 THEN 1 ELSE 0 END)", 1u64 << i)).collect();
-        let (segment, group) = match q.by {
-            Some(s) => (segment_column(s), format!("GROUP BY {} ORDER BY COUNT(*) DESC", segment_column(s))),
-            None => ("NULL", String::new()),
+        let segment = match q.by {
+            Some(s) => format!("NULLIF({}, '')", segment_column(s)),
+            None => "NULL".to_owned(),
         };
-        let sql = format!("SELECT {segment}, COUNT(*), {} FROM journeys WHERE {filter} {group}", sums.join(", "));
-        let rows = funnel_query(&sql, q, &values).fetch_all(&self.pool).await.map_err(storage_error)?;
-        rows.iter()
-            .filter_map(|r| {
-                let journeys = match count(r, 1) {
-                    Ok(0) => return None,
-                    Ok(n) => n,
-                    Err(e) => return Some(Err(e)),
-                };
-                let reached = (0..steps).map(|i| count(r, i + 2)).collect::<Result<Vec<u64>>>();
-                let segment = r.try_get::<Option<String>, _>(0).map_err(storage_error);
-                Some(reached.and_then(|reached| Ok(FunnelCounts { segment: segment?, journeys, reached })))
-            })
-            .collect()
+        // Per segment: journeys, then journeys that reached each step; added up over parts.
+        let mut totals: HashMap<Option<String>, Vec<u64>> = HashMap::new();
+        for part in self.window_parts(q.from, q.to).await? {
+            let w = part.weight();
+            let sums: Vec<String> = (0..steps)
+                .map(|i| format!("CAST(SUM(CASE WHEN (steps & {}) <> 0 THEN {w} ELSE 0 END) AS BIGINT)", 1u64 << i))
+                .collect();
+            let (window, values) = part.filter(2);
+            let sql = format!(
+                "SELECT {segment}, CAST(SUM({w}) AS BIGINT), {} FROM {} WHERE flow = $1 AND {window} GROUP BY 1",
+                sums.join(", "),
+                part.table()
+            );
+            let rows = bind_all(sqlx::query(&sql).bind(q.flow.clone()), &values)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage_error)?;
+            for r in &rows {
+                let key: Option<String> = r.try_get(0).map_err(storage_error)?;
+                let slot = totals.entry(key).or_insert_with(|| vec![0; steps + 1]);
+                for (i, total) in slot.iter_mut().enumerate() {
+                    *total += count(r, i + 1)?;
+                }
+            }
+        }
+        let mut out: Vec<FunnelCounts> = totals
+            .into_iter()
+            .filter(|(_, t)| t[0] > 0)
+            .map(|(segment, t)| FunnelCounts { segment, journeys: t[0], reached: t[1..].to_vec() })
+            .collect();
+        out.sort_by(|a, b| b.journeys.cmp(&a.journeys).then_with(|| a.segment.cmp(&b.segment)));
+        Ok(out)
     }
 
     async fn drop_offs(&self, q: &FunnelQuery) -> Result<Vec<(String, u64)>> {
-        let (filter, values) = funnel_filter(q);
-        let sql = format!(
-            "SELECT root_cause, COUNT(*) FROM journeys WHERE {filter} AND root_cause IS NOT NULL \
-             GROUP BY root_cause ORDER BY COUNT(*) DESC, root_cause"
-        );
-        let rows = funnel_query(&sql, q, &values).fetch_all(&self.pool).await.map_err(storage_error)?;
-        rows.iter().map(|r| Ok((r.try_get(0).map_err(storage_error)?, count(r, 1)?))).collect()
+        let mut totals: HashMap<String, u64> = HashMap::new();
+        for part in self.window_parts(q.from, q.to).await? {
+            let (window, values) = part.filter(2);
+            let sql = format!(
+                "SELECT root_cause, CAST(SUM({}) AS BIGINT) FROM {} WHERE flow = $1 AND {window} AND COALESCE(root_cause, '') <> '' \
+                 GROUP BY root_cause",
+                part.weight(),
+                part.table()
+            );
+            let rows = bind_all(sqlx::query(&sql).bind(q.flow.clone()), &values)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage_error)?;
+            for r in &rows {
+                *totals.entry(r.try_get(0).map_err(storage_error)?).or_default() += count(r, 1)?;
+            }
+        }
+        let mut out: Vec<(String, u64)> = totals.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
     }
 
     async fn time_to_session(&self, q: &FunnelQuery, percentiles: &[f64]) -> Result<Vec<Option<Millis>>> {
@@ -429,25 +479,41 @@ impl Journeys for Database {
     }
 
     async fn outcome_counts(&self, from: Millis, to: Millis) -> Result<Vec<SegmentedOutcome>> {
-        let columns: Vec<&str> = Segment::ALL.iter().map(|(_, s)| segment_column(*s)).collect();
+        let columns: Vec<String> =
+            Segment::ALL.iter().map(|(_, s)| format!("NULLIF({}, '')", segment_column(*s))).collect();
         let columns = columns.join(", ");
-        let sql = format!(
-            "SELECT flow, outcome, root_cause, COUNT(*), {columns} FROM journeys \
-             WHERE state = 'finished' AND outcome IS NOT NULL AND flow IS NOT NULL \
-             AND started_at >= $1 AND started_at < $2 GROUP BY flow, outcome, root_cause, {columns}"
-        );
-        let rows = sqlx::query(&sql).bind(from).bind(to).fetch_all(&self.pool).await.map_err(storage_error)?;
-        rows.iter()
-            .map(|r| {
+        type Key = (String, String, Option<String>, [Option<String>; 6]);
+        let mut totals: HashMap<Key, u64> = HashMap::new();
+        for part in self.window_parts(Some(from), Some(to)).await? {
+            let (window, values) = part.filter(1);
+            let sql = format!(
+                "SELECT flow, outcome, NULLIF(root_cause, ''), CAST(SUM({}) AS BIGINT), {columns} FROM {} \
+                 WHERE state = 'finished' AND COALESCE(outcome, '') <> '' AND COALESCE(flow, '') <> '' AND {window} \
+                 GROUP BY 1, 2, 3, 5, 6, 7, 8, 9, 10",
+                part.weight(),
+                part.table()
+            );
+            let rows = bind_all(sqlx::query(&sql), &values).fetch_all(&self.pool).await.map_err(storage_error)?;
+            for r in &rows {
                 let segment = |i: usize| r.try_get::<Option<String>, _>(4 + i).map_err(storage_error);
-                Ok(SegmentedOutcome {
-                    flow: r.try_get(0).map_err(storage_error)?,
-                    outcome: r.try_get(1).map_err(storage_error)?,
-                    root_cause: r.try_get(2).map_err(storage_error)?,
-                    journeys: count(r, 3)?,
-                    segments: [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?],
-                })
+                let key = (
+                    r.try_get(0).map_err(storage_error)?,
+                    r.try_get(1).map_err(storage_error)?,
+                    r.try_get(2).map_err(storage_error)?,
+                    [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?],
+                );
+                *totals.entry(key).or_default() += count(r, 3)?;
+            }
+        }
+        Ok(totals
+            .into_iter()
+            .map(|((flow, outcome, root_cause, segments), journeys)| SegmentedOutcome {
+                flow,
+                outcome,
+                root_cause,
+                journeys,
+                segments,
             })
-            .collect()
+            .collect())
     }
 }

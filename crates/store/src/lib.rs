@@ -9,6 +9,7 @@ mod db;
 mod decisions;
 mod journeys;
 mod qr;
+mod rollups;
 mod security;
 mod sessions;
 
