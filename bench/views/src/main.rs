@@ -52,7 +52,7 @@ const COLUMNS: &str = "journey_id, flow, identifier, state, outcome, root_cause,
 
 /// The server's write path marks the hours it touches for the rollups; so does the fill.
 const MARK_DIRTY: &str =
-    "INSERT INTO rollup_dirty (hour) SELECT DISTINCT started_at / 3600000 FROM journeys ON CONFLICT DO NOTHING;";
+    "INSERT INTO rollup_dirty (hour) SELECT DISTINCT started_at / 3600000 FROM journeys WHERE true ON CONFLICT DO NOTHING;";
 
 /// Waits until the server has rolled up every hour but the last two (which stay dirty
 /// until they have ended), reading the count with `count` (a SQL shell command).
@@ -83,11 +83,14 @@ fn fill_sqlite(path: &std::path::Path, n: u64, now: i64) {
 fn fill_postgres(url: &str, n: u64, now: i64) {
     let sql = format!(
         "INSERT INTO journeys ({COLUMNS}) SELECT lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), {} \
-         FROM generate_series(0::bigint, {last}::bigint) AS s(i); {MARK_DIRTY} ANALYZE journeys;",
+         FROM generate_series(0::bigint, {last}::bigint) AS s(i); {MARK_DIRTY}",
         select_list(now),
         last = n - 1
     );
     run_sql(Command::new("psql").arg(url).arg("-qc").arg(sql));
+    // What autovacuum does after a bulk insert (statistics, visibility map for index-only
+    // scans); VACUUM cannot run inside the fill's transaction.
+    run_sql(Command::new("psql").arg(url).arg("-qc").arg("VACUUM ANALYZE journeys"));
 }
 
 fn run_sql(cmd: &mut Command) {
