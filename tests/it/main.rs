@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod dashboard;
 mod decisions;
 mod events;
 mod funnels;
