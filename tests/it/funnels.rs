@@ -9,12 +9,12 @@ use crate::support::TestApp;
 use crate::support::app::{expect_error, json_ok};
 
 const TOKEN: &str = "test-operator-token-0123456789";
-const T0: i64 = 1_800_000_000_000;
+pub(crate) const T0: i64 = 1_800_000_000_000;
 
 /// (device, name, ms after the journey's start, attrs)
-type Step<'a> = (&'a str, &'a str, i64, Value);
+pub(crate) type Step<'a> = (&'a str, &'a str, i64, Value);
 
-fn journey(os: &str, browser: &str, flow: &str, start: i64, steps: Vec<Step<'_>>) -> Vec<StoredEvent> {
+pub(crate) fn journey(os: &str, browser: &str, flow: &str, start: i64, steps: Vec<Step<'_>>) -> Vec<StoredEvent> {
     let id = JourneyId::new();
     steps
         .into_iter()
@@ -36,7 +36,9 @@ fn journey(os: &str, browser: &str, flow: &str, start: i64, steps: Vec<Step<'_>>
         .collect()
 }
 
-fn fixed_data_set() -> Vec<StoredEvent> {
+/// Five QR journeys (two signed in, three lost at different steps), one cross-device, one
+/// a day earlier; shared with the dashboard tests.
+pub(crate) fn fixed_data_set() -> Vec<StoredEvent> {
     let e = || json!({});
     let qr = "qr-approval";
     let mut all = Vec::new();

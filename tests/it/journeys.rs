@@ -170,7 +170,16 @@ on_both_backends!(an_unscanned_code_ends_as_an_observed_scan_failure, |backend| 
     let id = qr["journeyId"].as_str().unwrap();
     let now = handoff_core::clock::now_ms();
     send_events(&app, WINDOWS_CHROME, json!([{"journeyId": id, "name": "qr.shown", "device": "desktop", "flow": "qr-approval", "ts": now, "attrs": {"sizePx": 264, "rotation": 0}}])).await;
-    let j = finished_journey(&app, id).await;
+    // The idle janitor may finish the journey a moment before the QR janitor records
+    // `qr.expired` (both run every second with these lifetimes); the late event updates
+    // the diagnosis, so wait for it.
+    let expired = |j: &Value| {
+        j["state"] == "finished"
+            && j["rootCause"]["evidence"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|x| x.as_str().is_some_and(|x| x.contains("qr.expired"))))
+    };
+    let j = journey_when(&app, id, expired).await;
     assert_eq!(j["outcome"], "failed", "{j}");
     assert_eq!(j["rootCause"]["code"], "scan-failure");
     assert_eq!(j["rootCause"]["basis"], "observed");

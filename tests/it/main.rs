@@ -7,6 +7,7 @@ mod support;
 
 mod accuracy;
 mod bad_input;
+mod dashboard;
 mod decisions;
 mod events;
 mod funnels;

@@ -51,8 +51,7 @@ const COLUMNS: &str = "journey_id, flow, identifier, state, outcome, root_cause,
                        mobile_browser, app_version, facts";
 
 /// The server's write path marks the hours it touches for the rollups; so does the fill.
-const MARK_DIRTY: &str =
-    "INSERT INTO rollup_dirty (hour) SELECT DISTINCT started_at / 3600000 FROM journeys WHERE true ON CONFLICT DO NOTHING;";
+const MARK_DIRTY: &str = "INSERT INTO rollup_dirty (hour) SELECT DISTINCT started_at / 3600000 FROM journeys WHERE true ON CONFLICT DO NOTHING;";
 
 /// Waits until the server has rolled up every hour but the last two (which stay dirty
 /// until they have ended), reading the count with `count` (a SQL shell command).

@@ -30,6 +30,24 @@ pub fn parse_time(s: &str) -> Option<Millis> {
         .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
 }
 
+/// Reads a time as [`parse_time`] does, or an age before `now`: a whole number of minutes,
+/// hours or days (`90m`, `24h`, `7d`), as operators type windows in the CLI and dashboard.
+pub fn parse_time_or_age(s: &str, now: Millis) -> Option<Millis> {
+    if let Some(t) = parse_time(s) {
+        return Some(t);
+    }
+    // The unit is the last byte; text ending in a wider character is no age.
+    let (n, unit) = s.split_at(s.len().checked_sub(1).filter(|i| s.is_char_boundary(*i))?);
+    let n: i64 = n.parse().ok().filter(|n| *n >= 0)?;
+    let unit: i64 = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    now.checked_sub(n.checked_mul(unit)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +59,17 @@ mod tests {
         assert_eq!(parse_time("2023-11-14T22:13:20.123Z"), Some(1_700_000_000_123));
         assert_eq!(parse_time("1700000000123"), Some(1_700_000_000_123));
         assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn ages_count_back_from_now() {
+        let now = 1_700_000_000_000;
+        assert_eq!(parse_time_or_age("90m", now), Some(now - 90 * 60_000));
+        assert_eq!(parse_time_or_age("24h", now), Some(now - 86_400_000));
+        assert_eq!(parse_time_or_age("7d", now), Some(now - 7 * 86_400_000));
+        assert_eq!(parse_time_or_age("2023-11-14T22:13:20.123Z", now), Some(1_700_000_000_123));
+        for bad in ["", "h", "-1d", "7w", "1.5h", "99999999999999999d", "d7", "7é", "é"] {
+            assert_eq!(parse_time_or_age(bad, now), None, "{bad}");
+        }
     }
 }

@@ -60,6 +60,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The sentence for the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// The status for each domain error code.

@@ -1,9 +1,10 @@
 //! Handoff's HTTP layer: configuration, the axum routers of the public API v1, the pages
-//! and the SDK asset, the error mapping, and the application builder that the `handoff`
-//! binary and the integration tests both start.
+//! and the SDK asset, the operator dashboard, the error mapping, and the application
+//! builder that the `handoff` binary and the integration tests both start.
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -103,18 +103,7 @@ struct ReportArgs {
 
 /// RFC 3339, milliseconds since the epoch, or an age like `90m`, `24h`, `7d`.
 fn parse_when(s: &str) -> Option<i64> {
-    if let Some(t) = handoff_core::clock::parse_time(s) {
-        return Some(t);
-    }
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
-    let n: i64 = n.parse().ok()?;
-    let ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    Some(handoff_core::clock::now_ms() - n * ms)
+    handoff_core::clock::parse_time_or_age(s, handoff_core::clock::now_ms())
 }
 
 #[derive(Args)]

@@ -176,13 +176,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::api::router())
         .merge(crate::pages::router())
+        .merge(crate::dashboard::router())
         .route("/metrics", axum::routing::get(crate::metrics::serve_metrics))
         // After routing, so the latency is labelled with the route pattern.
         .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track_http))
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::overriding(REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        // A page may ask for more (the dashboard: same-origin, so its form posts name their origin).
+        .layer(SetResponseHeaderLayer::if_not_present(REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(telemetry::request_span)

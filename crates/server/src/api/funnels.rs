@@ -55,6 +55,9 @@ pub struct FunnelStep {
     /// 90th percentile of that time, in ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p90_ms: Option<Millis>,
+    /// 99th percentile of that time, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<Millis>,
 }
 
 /// Journeys that ended without a session, by root cause.
@@ -103,7 +106,10 @@ fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 { 0.0 } else { (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0 }
 }
 
-fn steps_view(flow: &str, counts: &FunnelCounts, times: (Option<Millis>, Option<Millis>)) -> Vec<FunnelStep> {
+/// Time-to-session percentiles the session step carries.
+const PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+fn steps_view(flow: &str, counts: &FunnelCounts, times: [Option<Millis>; 3]) -> Vec<FunnelStep> {
     let names = steps_of(Some(flow));
     names
         .iter()
@@ -117,8 +123,9 @@ fn steps_view(flow: &str, counts: &FunnelCounts, times: (Option<Millis>, Option<
                 count,
                 conversion: share(count, counts.journeys),
                 step_conversion: share(count, previous),
-                p50_ms: if last { times.0 } else { None },
-                p90_ms: if last { times.1 } else { None },
+                p50_ms: if last { times[0] } else { None },
+                p90_ms: if last { times[1] } else { None },
+                p99_ms: if last { times[2] } else { None },
             }
         })
         .collect()
@@ -167,8 +174,8 @@ pub async fn build_funnel(journeys: &dyn Journeys, q: &FunnelQuery) -> Result<Fu
         journeys: 0,
         reached: vec![0; steps],
     });
-    let times = journeys.time_to_session(&query, &[0.5, 0.9]).await?;
-    let times = (times.first().copied().flatten(), times.get(1).copied().flatten());
+    let times = journeys.time_to_session(&query, &PERCENTILES).await?;
+    let times = [0, 1, 2].map(|i| times.get(i).copied().flatten());
     let drops = journeys.drop_offs(&query).await?;
     let failed: u64 = drops.iter().map(|(_, n)| n).sum();
     let drop_off = drops
@@ -190,7 +197,7 @@ pub async fn build_funnel(journeys: &dyn Journeys, q: &FunnelQuery) -> Result<Fu
                     .map(|r| SegmentFunnel {
                         segment: r.segment.clone().unwrap_or_else(|| "unknown".into()),
                         journeys: r.journeys,
-                        steps: steps_view(&flow, r, (None, None)),
+                        steps: steps_view(&flow, r, [None; 3]),
                     })
                     .collect(),
             )

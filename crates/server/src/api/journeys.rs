@@ -7,11 +7,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use handoff_core::DomainError;
 use handoff_core::clock::{Millis, rfc3339};
 use handoff_core::domain::JourneyId;
 use handoff_core::observe::diagnosis::CAUSES;
 use handoff_core::observe::{Environment, FLOWS, JourneyFacts, Outcome, Phase, RootCause, diagnose};
-use handoff_core::storage::{JourneyQuery, JourneyRecord, StoredEvent};
+use handoff_core::storage::{JourneyQuery, JourneyRecord, Journeys, StoredEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -118,7 +119,7 @@ pub struct JourneyPage {
 }
 
 /// Search filters.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct JourneySearch {
     /// Exact identifier.
@@ -207,11 +208,18 @@ pub async fn one(
 ) -> Result<Json<JourneyView>, ApiError> {
     let id = JourneyId::parse(&journey_id)
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid-journey-id", "journeyId is not a UUID"))?;
-    let record = state.journeys.journey(id).await?.ok_or_else(|| {
+    let view = journey_view(state.journeys.as_ref(), id).await?.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "journey-not-found", format!("no journey {id} has been recorded"))
     })?;
-    let events = state.journeys.events_of(id).await?;
-    Ok(Json(view(&record, Some(events))))
+    Ok(Json(view))
+}
+
+/// One journey with its events in order and its diagnosis, or `None` when none was
+/// recorded (the API's answer and the dashboard's timeline).
+pub async fn journey_view(journeys: &dyn Journeys, id: JourneyId) -> Result<Option<JourneyView>, DomainError> {
+    let Some(record) = journeys.journey(id).await? else { return Ok(None) };
+    let events = journeys.events_of(id).await?;
+    Ok(Some(view(&record, Some(events))))
 }
 
 const OUTCOMES: &[&str] = &["success", "abandoned", "failed"];
@@ -242,6 +250,12 @@ pub async fn search(
     State(state): State<AppState>,
     Query(q): Query<JourneySearch>,
 ) -> Result<Json<JourneyPage>, ApiError> {
+    Ok(Json(search_page(state.journeys.as_ref(), q).await?))
+}
+
+/// The page of journeys a search asks for, newest first; a bad filter is a 400 naming the
+/// parameter (the API's answer and the dashboard's search).
+pub async fn search_page(journeys: &dyn Journeys, q: JourneySearch) -> Result<JourneyPage, ApiError> {
     let causes: Vec<&str> = CAUSES.iter().map(|c| c.code).collect();
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -262,9 +276,9 @@ pub async fn search(
         // One more than asked tells whether there is a next page.
         limit: limit + 1,
     };
-    let mut found = state.journeys.search(&query).await?;
+    let mut found = journeys.search(&query).await?;
     let more = found.len() > limit as usize;
     found.truncate(limit as usize);
     let next = if more { found.last().map(|j| format!("{}_{}", j.facts.started_at(), j.journey_id)) } else { None };
-    Ok(Json(JourneyPage { journeys: found.iter().map(|j| view(j, None)).collect(), next }))
+    Ok(JourneyPage { journeys: found.iter().map(|j| view(j, None)).collect(), next })
 }
