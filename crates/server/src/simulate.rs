@@ -43,6 +43,10 @@ pub struct SimulateArgs {
     /// How much faster than real time people act (a 45 s wait takes 45 s / this).
     #[arg(long, default_value_t = 50.0, value_name = "FACTOR")]
     pub time_scale: f64,
+    /// Multiply the published failure rates by this (1 plays realistic traffic; more gives
+    /// many failures of every kind from few attempts, for checking the diagnosis).
+    #[arg(long, default_value_t = 1, value_name = "FACTOR")]
+    pub failure_boost: u32,
     /// Where to write the ground truth, one JSON line per attempt.
     #[arg(long, default_value = "simulate-truth.jsonl", value_name = "FILE")]
     pub truth: PathBuf,
@@ -118,6 +122,7 @@ pub async fn run(args: SimulateArgs) -> ExitCode {
         time_scale: args.time_scale,
         desktop_passkey_share: 350,
         fallback_share: 30,
+        failure_boost: args.failure_boost.max(1),
         truth_path: Some(args.truth.clone()),
         progress: !args.quiet,
     };

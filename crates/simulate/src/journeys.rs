@@ -42,6 +42,8 @@ pub struct Context<'a> {
     pub stranger: &'a tokio::sync::Mutex<Stranger>,
     /// Share (per mille) of attempts where the person picks the site's other method.
     pub fallback_share: u32,
+    /// Multiplies the published failure rates (1: realistic).
+    pub failure_boost: u32,
 }
 
 /// The server-side events a call causes, added to the ground truth as it happens.
@@ -79,7 +81,7 @@ pub async fn attempt(person: &mut Person, cx: &mut Context<'_>) -> Result<Truth,
         _ => "passkey-local",
     };
     desk.set_flow(flow);
-    let plan = population::plan(&mut cx.rng, flow, &person.desktop.device, &person.phone.device);
+    let plan = population::plan(&mut cx.rng, flow, &person.desktop.device, &person.phone.device, cx.failure_boost);
     let mut phone_events = Vec::new();
     match flow {
         "qr-approval" => phone_events = qr(person, cx, plan, &start, &mut desk, &mut caused).await?,

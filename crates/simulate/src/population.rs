@@ -276,12 +276,15 @@ fn failure_mix(flow: &str, desktop: &Device, phone: &Device) -> Vec<(Plan, u32)>
     }
 }
 
-/// What this person does in an attempt of `flow` (the flow the server chose).
-pub fn plan(rng: &mut fastrand::Rng, flow: &str, desktop: &Device, phone: &Device) -> Plan {
+/// What this person does in an attempt of `flow` (the flow the server chose). The failure
+/// rate is the published one times `failure_boost` (1 for realistic traffic; more when a
+/// test needs many failures from few attempts).
+pub fn plan(rng: &mut fastrand::Rng, flow: &str, desktop: &Device, phone: &Device, failure_boost: u32) -> Plan {
     if flow == "fallback" {
         return Plan::ChoosesFallback;
     }
-    if rng.u32(0..1000) < success_rate(flow, desktop) {
+    let failures = (1000 - success_rate(flow, desktop)).saturating_mul(failure_boost.max(1)).min(1000);
+    if rng.u32(0..1000) >= failures {
         return Plan::Success;
     }
     pick(rng, &failure_mix(flow, desktop, phone))

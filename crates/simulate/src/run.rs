@@ -35,6 +35,8 @@ pub struct Options {
     pub desktop_passkey_share: u32,
     /// Per mille of attempts where the person picks the site's other method.
     pub fallback_share: u32,
+    /// Multiplies the published failure rates (1: realistic traffic).
+    pub failure_boost: u32,
     /// Where to write the ground truth (JSON lines).
     pub truth_path: Option<PathBuf>,
     /// Draw progress bars on the terminal.
@@ -149,10 +151,17 @@ pub async fn simulate(o: &Options) -> Result<Report, SimError> {
         let stranger = strangers[launched % strangers.len()].clone();
         let seed = o.seed.wrapping_add(1_000_003 * (launched as u64 + 1));
         let fallback_share = o.fallback_share;
+        let failure_boost = o.failure_boost;
         let pool = pool_tx.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            let mut cx = Context { rng: fastrand::Rng::with_seed(seed), pace, stranger: &stranger, fallback_share };
+            let mut cx = Context {
+                rng: fastrand::Rng::with_seed(seed),
+                pace,
+                stranger: &stranger,
+                fallback_share,
+                failure_boost,
+            };
             let result = attempt(&mut person, &mut cx).await;
             let _ = pool.send(person).await;
             let _ = done.send(result);
