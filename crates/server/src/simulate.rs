@@ -37,10 +37,13 @@ pub struct SimulateArgs {
     /// Attempts started per second.
     #[arg(long, default_value_t = 20.0, value_name = "PER_SECOND")]
     pub rate: f64,
-    /// Seed for every random choice (the same seed plays the same population and plans).
+    /// Seed for every random choice: the same seed signs up the same population and draws
+    /// the same plans (which person plays which attempt still depends on timing).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seed: u64,
-    /// How much faster than real time people act (a 45 s wait takes 45 s / this).
+    /// How much faster than real time people act: a 45 s wait takes 45 s / this. Pages
+    /// report the modelled durations (`elapsedMs`), but the server's clock sees the
+    /// compressed ones, so times to session look that much shorter; 1 plays in real time.
     #[arg(long, default_value_t = 50.0, value_name = "FACTOR")]
     pub time_scale: f64,
     /// Multiply the published failure rates by this (1 plays realistic traffic; more gives
