@@ -43,6 +43,27 @@ fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
+/// How many rows a statement for `n` rows is written for. Statements are prepared once and
+/// cached by their text, and a group commit can hold any number of rows; rounding the
+/// count up (by repeating the last row, which changes nothing: a repeated event is ignored,
+/// a repeated journey row is written twice with the same values) keeps the number of
+/// distinct texts small enough for the cache (about 25 sizes up to 400 rows), at most a
+/// quarter more rows.
+fn ladder(n: usize) -> usize {
+    if n <= 8 {
+        return n;
+    }
+    // Steps of a quarter of the power of two below `n` (at least 8).
+    let step = (1usize << (usize::BITS - 1 - n.leading_zeros())).div_ceil(4).max(8);
+    n.div_ceil(step) * step
+}
+
+/// `items` followed by its last item until there are `ladder(items.len())`.
+fn padded<T>(items: &[T]) -> impl Iterator<Item = &T> {
+    let extra = ladder(items.len()) - items.len();
+    items.iter().chain(items.last().into_iter().cycle().take(extra))
+}
+
 const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, root_cause, basis, started_at, \
                                last_at, finished_at, steps, convert_ms, desktop_os, desktop_browser, desktop_form, \
                                mobile_os, mobile_browser, app_version, facts";
@@ -55,10 +76,10 @@ async fn insert_events(
     let sql = format!(
         "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
          form_factor, app_version) VALUES {} ON CONFLICT (journey_id, event_id) DO NOTHING RETURNING journey_id, event_id",
-        placeholders(backend, events.len(), 12)
+        placeholders(backend, ladder(events.len()), 12)
     );
     let mut query = sqlx::query(&sql);
-    for e in events {
+    for e in padded(events) {
         query = query
             .bind(e.event_id.clone())
             .bind(e.journey_id.to_string())
@@ -125,10 +146,10 @@ async fn lock_journeys(
             query.fetch_all(&mut **tx).await.map_err(storage_error)?
         }
         Backend::Sqlite => {
-            let marks = vec!["?"; ids.len()].join(", ");
+            let marks = vec!["?"; ladder(ids.len())].join(", ");
             let sql = format!("SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id IN ({marks})");
             let mut query = sqlx::query(&sql);
-            for id in ids {
+            for id in padded(ids) {
                 query = query.bind(id.to_string());
             }
             query.fetch_all(&mut **tx).await.map_err(storage_error)?
@@ -147,6 +168,10 @@ async fn lock_journeys(
 }
 
 async fn write_journeys(tx: &mut Transaction<'_, Any>, backend: Backend, rows: &[JourneyColumns]) -> Result<()> {
+    let statement_rows = match backend {
+        Backend::Sqlite => ladder(rows.len()),
+        Backend::Postgres => rows.len(),
+    };
     let sql = format!(
         "INSERT INTO journeys ({JOURNEY_COLUMNS}) VALUES {} ON CONFLICT (journey_id) DO UPDATE SET \
          flow = excluded.flow, identifier = excluded.identifier, state = excluded.state, \
@@ -156,10 +181,11 @@ async fn write_journeys(tx: &mut Transaction<'_, Any>, backend: Backend, rows: &
          desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
          mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
          app_version = excluded.app_version, facts = excluded.facts",
-        placeholders(backend, rows.len(), 19)
+        placeholders(backend, statement_rows, 19)
     );
     let mut query = sqlx::query(&sql);
-    for c in rows {
+    // PostgreSQL refuses to update one row twice in a statement: only SQLite is padded.
+    for c in padded(rows).take(statement_rows) {
         query = query
             .bind(c.journey_id.to_string())
             .bind(c.flow.clone())
@@ -515,5 +541,21 @@ impl Journeys for Database {
                 segments,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod ladder_tests {
+    use super::*;
+
+    #[test]
+    fn statement_sizes_round_up_to_few_distinct_values() {
+        let sizes: std::collections::BTreeSet<usize> = (1..=400).map(ladder).collect();
+        assert!(sizes.len() <= 26, "{} distinct statement sizes", sizes.len());
+        for n in 1..=400 {
+            assert!(ladder(n) >= n && ladder(n) <= n + n / 4 + 8, "{n} -> {}", ladder(n));
+        }
+        let rows = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+        assert_eq!(padded(&rows).copied().collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9, 9, 9, 9, 9]);
     }
 }
