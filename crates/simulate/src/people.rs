@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::SoftKey;
-use crate::browser::{Browser, SimError, Target};
+use crate::browser::{Browser, Recorder, SimError, Target};
 use crate::population::{self, DESKTOPS, Device, PHONES};
 
 /// A person with a desktop browser and a phone.
@@ -69,10 +69,21 @@ async fn register(browser: &Browser, key: &mut SoftKey, identifier: &str) -> Res
     Ok(())
 }
 
+/// The events the page records around a passkey sign-in that just works (the SDK's, so
+/// the journey knows the device).
+async fn record_sign_in(browser: &Browser, start: &Value, flow: &'static str) -> Result<(), SimError> {
+    let Some(journey) = start["journeyId"].as_str() else { return Ok(()) };
+    let mut page = Recorder::new(journey, Some(flow));
+    page.track(browser, "ceremony.started", json!({ "mediation": "optional" }));
+    page.track(browser, "webauthn.completed", json!({ "elapsedMs": 2_500 }));
+    page.flush(browser).await
+}
+
 /// A discoverable passkey sign-in on `browser` (the phone confirming it is still its owner).
 pub async fn sign_in_discoverable(browser: &Browser, key: &mut SoftKey) -> Result<(), SimError> {
     let start = browser.post_ok("/api/v1/login/start", &json!({ "client": environment(&browser.device) })).await?;
     let assertion = key.get(&start["publicKey"]).await?;
+    record_sign_in(browser, &start, "passkey-local").await?;
     browser
         .post_ok("/api/v1/login/finish", &json!({ "ceremonyId": start["ceremonyId"], "credential": assertion }))
         .await?;
@@ -116,6 +127,7 @@ impl Person {
             return Ok(());
         }
         let assertion = self.phone_key.get(&start["publicKey"]).await?;
+        record_sign_in(&self.desktop, &start, "cross-device").await?;
         self.desktop
             .post_ok("/api/v1/login/finish", &json!({ "ceremonyId": start["ceremonyId"], "credential": assertion }))
             .await?;

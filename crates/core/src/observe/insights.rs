@@ -120,11 +120,14 @@ pub fn segment_insights(segment_name: &str, counts: &[OutcomeCount]) -> Vec<Insi
     for c in counts {
         by_flow.entry(c.flow.as_str()).or_default().entry(c.segment.as_deref()).or_default().add(c);
     }
-    let comparisons: usize = by_flow.values().map(|s| s.len()).sum::<usize>().max(1);
+    // Journeys whose segment is unknown (no client event told it: a blocked SDK, a phone
+    // that never opened the page) are neither a segment nor part of "everyone else": they
+    // differ for that very reason, and would make every known value look different.
+    let comparisons: usize = by_flow.values().map(|s| s.keys().filter(|k| k.is_some()).count()).sum::<usize>().max(1);
     let mut out = Vec::new();
     for (flow, segments) in &by_flow {
         let mut total = Tally::default();
-        for t in segments.values() {
+        for (_, t) in segments.iter().filter(|(value, _)| value.is_some()) {
             total.journeys += t.journeys;
             total.successes += t.successes;
         }
@@ -275,6 +278,25 @@ mod tests {
         // iOS is the mirror image (better than the rest); the ranking is by |z|.
         assert!(found.iter().any(|i| i.segment == "os=iOS, flow=cross-device" && i.z > 0.0));
         assert!(found.windows(2).all(|w| w[0].z.abs() >= w[1].z.abs()), "strongest first");
+    }
+
+    #[test]
+    fn journeys_of_unknown_segment_are_not_the_rest() {
+        // Desktop journeys succeed 68 %; those no client event described (unknown form
+        // factor) all succeed. Compared with them, "desktop" would look bad for no reason.
+        let mut counts = vec![
+            count("cross-device", "desktop", "success", None, 680),
+            count("cross-device", "desktop", "failed", Some("proximity-or-connection"), 320),
+        ];
+        counts.push(OutcomeCount { segment: None, ..count("cross-device", "-", "success", None, 250) });
+        let found = segment_insights("formFactor", &counts);
+        assert!(found.is_empty(), "unknown is not everyone else: {found:?}");
+        // With a known second value, the comparison leaves the unknown journeys out.
+        counts.push(count("cross-device", "tablet", "success", None, 90));
+        counts.push(count("cross-device", "tablet", "failed", Some("no-credential"), 10));
+        let found = segment_insights("formFactor", &counts);
+        let desktop = found.iter().find(|i| i.segment.starts_with("formFactor=desktop")).expect("desktop vs tablet");
+        assert!(desktop.statement.contains("against 90% for everyone else (n=100)"), "{}", desktop.statement);
     }
 
     #[test]
