@@ -237,17 +237,6 @@ fn funnel_filter(q: &FunnelQuery) -> (String, Vec<i64>) {
     (clauses.join(" AND "), values)
 }
 
-/// Binds window values in order.
-fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
-    values: &[i64],
-) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
-    for v in values {
-        query = query.bind(*v);
-    }
-    query
-}
-
 /// A funnel statement with the flow and the window bound.
 fn funnel_query<'q>(sql: &'q str, q: &FunnelQuery, values: &[i64]) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
     let mut query = sqlx::query(sql).bind(q.flow.clone());
@@ -426,27 +415,24 @@ impl Journeys for Database {
         };
         // Per segment: journeys, then journeys that reached each step; added up over parts.
         let mut totals: HashMap<Option<String>, Vec<u64>> = HashMap::new();
-        for part in self.window_parts(q.from, q.to).await? {
-            let w = part.weight();
-            let sums: Vec<String> = (0..steps)
-                .map(|i| format!("CAST(SUM(CASE WHEN (steps & {}) <> 0 THEN {w} ELSE 0 END) AS BIGINT)", 1u64 << i))
-                .collect();
-            let (window, values) = part.filter(2);
-            let sql = format!(
-                "SELECT {segment}, CAST(SUM({w}) AS BIGINT), {} FROM {} WHERE flow = $1 AND {window} GROUP BY 1",
-                sums.join(", "),
-                part.table()
-            );
-            let rows = bind_all(sqlx::query(&sql).bind(q.flow.clone()), &values)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(storage_error)?;
-            for r in &rows {
-                let key: Option<String> = r.try_get(0).map_err(storage_error)?;
-                let slot = totals.entry(key).or_insert_with(|| vec![0; steps + 1]);
-                for (i, total) in slot.iter_mut().enumerate() {
-                    *total += count(r, i + 1)?;
-                }
+        let rows = self
+            .rows_per_part(q.from, q.to, Some(&q.flow), |part, window| {
+                let w = part.weight();
+                let sums: Vec<String> = (0..steps)
+                    .map(|i| format!("CAST(SUM(CASE WHEN (steps & {}) <> 0 THEN {w} ELSE 0 END) AS BIGINT)", 1u64 << i))
+                    .collect();
+                format!(
+                    "SELECT {segment}, CAST(SUM({w}) AS BIGINT), {} FROM {} WHERE flow = $1 AND {window} GROUP BY 1",
+                    sums.join(", "),
+                    part.table()
+                )
+            })
+            .await?;
+        for r in &rows {
+            let key: Option<String> = r.try_get(0).map_err(storage_error)?;
+            let slot = totals.entry(key).or_insert_with(|| vec![0; steps + 1]);
+            for (i, total) in slot.iter_mut().enumerate() {
+                *total += count(r, i + 1)?;
             }
         }
         let mut out: Vec<FunnelCounts> = totals
@@ -460,21 +446,18 @@ impl Journeys for Database {
 
     async fn drop_offs(&self, q: &FunnelQuery) -> Result<Vec<(String, u64)>> {
         let mut totals: HashMap<String, u64> = HashMap::new();
-        for part in self.window_parts(q.from, q.to).await? {
-            let (window, values) = part.filter(2);
-            let sql = format!(
-                "SELECT root_cause, CAST(SUM({}) AS BIGINT) FROM {} WHERE flow = $1 AND {window} AND COALESCE(root_cause, '') <> '' \
-                 GROUP BY root_cause",
-                part.weight(),
-                part.table()
-            );
-            let rows = bind_all(sqlx::query(&sql).bind(q.flow.clone()), &values)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(storage_error)?;
-            for r in &rows {
-                *totals.entry(r.try_get(0).map_err(storage_error)?).or_default() += count(r, 1)?;
-            }
+        let rows = self
+            .rows_per_part(q.from, q.to, Some(&q.flow), |part, window| {
+                format!(
+                    "SELECT root_cause, CAST(SUM({}) AS BIGINT) FROM {} WHERE flow = $1 AND {window} \
+                     AND COALESCE(root_cause, '') <> '' GROUP BY root_cause",
+                    part.weight(),
+                    part.table()
+                )
+            })
+            .await?;
+        for r in &rows {
+            *totals.entry(r.try_get(0).map_err(storage_error)?).or_default() += count(r, 1)?;
         }
         let mut out: Vec<(String, u64)> = totals.into_iter().collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -510,26 +493,26 @@ impl Journeys for Database {
         let columns = columns.join(", ");
         type Key = (String, String, Option<String>, [Option<String>; 6]);
         let mut totals: HashMap<Key, u64> = HashMap::new();
-        for part in self.window_parts(Some(from), Some(to)).await? {
-            let (window, values) = part.filter(1);
-            let sql = format!(
-                "SELECT flow, outcome, NULLIF(root_cause, ''), CAST(SUM({}) AS BIGINT), {columns} FROM {} \
-                 WHERE state = 'finished' AND COALESCE(outcome, '') <> '' AND COALESCE(flow, '') <> '' AND {window} \
-                 GROUP BY 1, 2, 3, 5, 6, 7, 8, 9, 10",
-                part.weight(),
-                part.table()
+        let rows = self
+            .rows_per_part(Some(from), Some(to), None, |part, window| {
+                format!(
+                    "SELECT flow, outcome, NULLIF(root_cause, ''), CAST(SUM({}) AS BIGINT), {columns} FROM {} \
+                     WHERE state = 'finished' AND COALESCE(outcome, '') <> '' AND COALESCE(flow, '') <> '' AND {window} \
+                     GROUP BY 1, 2, 3, 5, 6, 7, 8, 9, 10",
+                    part.weight(),
+                    part.table()
+                )
+            })
+            .await?;
+        for r in &rows {
+            let segment = |i: usize| r.try_get::<Option<String>, _>(4 + i).map_err(storage_error);
+            let key = (
+                r.try_get(0).map_err(storage_error)?,
+                r.try_get(1).map_err(storage_error)?,
+                r.try_get(2).map_err(storage_error)?,
+                [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?],
             );
-            let rows = bind_all(sqlx::query(&sql), &values).fetch_all(&self.pool).await.map_err(storage_error)?;
-            for r in &rows {
-                let segment = |i: usize| r.try_get::<Option<String>, _>(4 + i).map_err(storage_error);
-                let key = (
-                    r.try_get(0).map_err(storage_error)?,
-                    r.try_get(1).map_err(storage_error)?,
-                    r.try_get(2).map_err(storage_error)?,
-                    [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?],
-                );
-                *totals.entry(key).or_default() += count(r, 3)?;
-            }
+            *totals.entry(key).or_default() += count(r, 3)?;
         }
         Ok(totals
             .into_iter()

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use handoff_core::clock::Millis;
 use handoff_core::error::Result;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use crate::db::{Backend, Database, storage_error};
@@ -93,8 +94,34 @@ impl Database {
         Ok(hours.len() as u64)
     }
 
+    /// The rows of one statement run over each part of the window `[from, to)`, for the
+    /// caller to add up. `sql` gets the part and its window condition; the statement's
+    /// `$1` is `flow` when one is given, and the window's parameters follow.
+    pub(crate) async fn rows_per_part(
+        &self,
+        from: Option<Millis>,
+        to: Option<Millis>,
+        flow: Option<&str>,
+        sql: impl Fn(&Part, &str) -> String,
+    ) -> Result<Vec<AnyRow>> {
+        let mut rows = Vec::new();
+        for part in self.window_parts(from, to).await? {
+            let (window, values) = part.filter(if flow.is_some() { 2 } else { 1 });
+            let text = sql(&part, &window);
+            let mut query = sqlx::query(&text);
+            if let Some(flow) = flow {
+                query = query.bind(flow.to_owned());
+            }
+            for v in values {
+                query = query.bind(v);
+            }
+            rows.extend(query.fetch_all(&self.pool).await.map_err(storage_error)?);
+        }
+        Ok(rows)
+    }
+
     /// How a window `[from, to)` splits into rollups and journey-table ranges.
-    pub(crate) async fn window_parts(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Vec<Part>> {
+    async fn window_parts(&self, from: Option<Millis>, to: Option<Millis>) -> Result<Vec<Part>> {
         // Whole hours inside the window.
         let first = from.map_or(i64::MIN / HOUR, |f| hour_of(f.saturating_add(HOUR - 1)));
         let end = to.map_or(i64::MAX / HOUR, hour_of);
