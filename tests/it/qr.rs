@@ -436,3 +436,155 @@ on_both_backends!(a_phone_that_verifies_again_keeps_its_claim, |backend| async m
     assert_eq!(json_ok(phone.approve(&app, &qr, code).await).await["state"], "approved");
     json_ok(desktop.redeem(&app, &qr).await).await;
 });
+
+/// A GeoIP database in MaxMind's City layout: London and Reading (60 km apart, different
+/// networks) and Sydney.
+fn city_database(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::collections::BTreeMap;
+    // MaxMind's types: names are maps of language to string, the radius a uint16.
+    #[derive(serde::Serialize)]
+    struct Named {
+        names: BTreeMap<&'static str, &'static str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Country {
+        iso_code: &'static str,
+        names: BTreeMap<&'static str, &'static str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Location {
+        latitude: f64,
+        longitude: f64,
+        accuracy_radius: u16,
+    }
+    #[derive(serde::Serialize)]
+    struct City {
+        city: Named,
+        subdivisions: Vec<Named>,
+        country: Country,
+        location: Location,
+    }
+    let en = |name: &'static str| BTreeMap::from([("en", name)]);
+    let city = |name, region, country, iso_code, latitude, longitude| City {
+        city: Named { names: en(name) },
+        subdivisions: vec![Named { names: en(region) }],
+        country: Country { iso_code, names: en(country) },
+        location: Location { latitude, longitude, accuracy_radius: 20 },
+    };
+    let mut writer = mmdb_writer::Writer::new("GeoIP2-City");
+    let rows = [
+        ("81.2.69.0/24", city("London", "England", "United Kingdom", "GB", 51.5142, -0.0931)),
+        ("5.64.0.0/16", city("Reading", "England", "United Kingdom", "GB", 51.4542, -0.9731)),
+        ("1.128.0.0/16", city("Sydney", "New South Wales", "Australia", "AU", -33.8688, 151.2093)),
+    ];
+    for (net, record) in rows {
+        writer.insert(net.parse::<ipnet::IpNet>().unwrap(), &record).unwrap();
+    }
+    let path = dir.join("city.mmdb");
+    std::fs::write(&path, writer.to_bytes().unwrap()).unwrap();
+    path
+}
+
+on_both_backends!(the_phone_sees_where_the_computer_is_and_how_far, |backend| async move {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = RawConfig {
+        geoip_database: Some(city_database(dir.path())),
+        // The test client stands in for a reverse proxy on loopback.
+        trusted_proxies: Some(vec!["127.0.0.1".into(), "::1".into()]),
+        ..RawConfig::default()
+    };
+    let app = TestApp::spawn_with(backend, TestOptions { extra, ..TestOptions::default() }).await;
+    let phone = Phone::signed_up(&app, "geo@example.com").await;
+    let from = |http: &Client, path: &str, ip: &str, body: Value| {
+        http.post(app.url(path)).header("x-forwarded-for", format!("6.6.6.6, {ip}")).json(&body).send()
+    };
+
+    // A computer in London, the phone on another network in Reading: placed, not flagged.
+    let desktop = Desktop::new(&app);
+    let qr = json_ok(from(&desktop.http, "/api/v1/qr", "81.2.69.160", json!({})).await.unwrap()).await;
+    let claim =
+        json_ok(from(&phone.http, "/api/v1/qr/claim", "5.64.1.2", json!({"token": token(&qr)})).await.unwrap()).await;
+    assert_eq!(claim["requester"]["ip"], "81.2.69.160", "the proxy's client, not the spoofed left entry");
+    assert_eq!(claim["requester"]["place"], "London, England, United Kingdom");
+    assert_eq!(claim["farApart"], false, "60 km on two networks is not far apart: {claim}");
+    let km = claim["distanceKm"].as_u64().unwrap();
+    assert!((55..=65).contains(&km), "London–Reading is about 60 km, got {km}");
+
+    // The same phone in Sydney: flagged, and the verdict recorded with both places.
+    let desktop = Desktop::new(&app);
+    let qr = json_ok(from(&desktop.http, "/api/v1/qr", "81.2.69.161", json!({})).await.unwrap()).await;
+    let claim =
+        json_ok(from(&phone.http, "/api/v1/qr/claim", "1.128.3.4", json!({"token": token(&qr)})).await.unwrap()).await;
+    assert_eq!(claim["farApart"], true);
+    assert!(claim["distanceKm"].as_u64().unwrap() > 16_000, "{claim}");
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
+    let journey = handoff_core::domain::JourneyId::parse(qr["journeyId"].as_str().unwrap()).unwrap();
+    let events = settled_events(&db, journey, "qr.risk").await;
+    let attrs =
+        |name: &str| -> Value { serde_json::from_str(&events.iter().find(|e| e.name == name).unwrap().attrs).unwrap() };
+    assert_eq!(attrs("qr.created")["place"], "London, England, United Kingdom");
+    let scanned = attrs("qr.scanned");
+    assert_eq!(scanned["farApart"], true);
+    assert_eq!(scanned["basis"], "location");
+    assert_eq!(scanned["desktopPlace"], "London, England, United Kingdom");
+    assert_eq!(scanned["phonePlace"], "Sydney, New South Wales, Australia");
+    assert_eq!(scanned["ip"], "1.128.3.4");
+    assert_eq!(attrs("qr.risk")["phoneIp"], "1.128.3.4");
+
+    // An address the database does not know: no place, the network rule decides.
+    let desktop = Desktop::new(&app);
+    let qr = json_ok(from(&desktop.http, "/api/v1/qr", "203.0.113.9", json!({})).await.unwrap()).await;
+    let claim =
+        json_ok(from(&phone.http, "/api/v1/qr/claim", "5.64.1.2", json!({"token": token(&qr)})).await.unwrap()).await;
+    assert!(claim["requester"]["place"].is_null(), "{claim}");
+    assert!(claim["distanceKm"].is_null());
+    assert_eq!(claim["farApart"], true, "different networks and no place to say otherwise");
+});
+
+on_both_backends!(forwarded_addresses_are_ignored_unless_the_proxy_is_trusted, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let phone = Phone::signed_up(&app, "direct@example.com").await;
+    let desktop = Desktop::new(&app);
+    let qr = json_ok(
+        desktop
+            .http
+            .post(app.url("/api/v1/qr"))
+            .header("x-forwarded-for", "81.2.69.160")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let claim = json_ok(phone.claim(&app, &qr).await).await;
+    assert_eq!(claim["requester"]["ip"], "127.0.0.1", "a client cannot choose its own address");
+    assert!(claim["requester"]["place"].is_null(), "no GeoIP database configured");
+});
+
+#[tokio::test]
+async fn an_unreadable_geoip_database_stops_the_start_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("not-a-database.mmdb");
+    std::fs::write(&bogus, b"this is not a MaxMind DB file").unwrap();
+    for path in [bogus.clone(), dir.path().join("missing.mmdb")] {
+        let raw = RawConfig {
+            data_dir: Some(dir.path().to_path_buf()),
+            listen: Some("127.0.0.1:0".into()),
+            geoip_database: Some(path.clone()),
+            ..RawConfig::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = match handoff_server::startup::Application::build_on(raw.into_settings().unwrap(), listener).await {
+            Ok(_) => panic!("a server started with {}", path.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("GeoIP database") && err.contains(&path.display().to_string()), "{err}");
+    }
+}
+
+#[test]
+fn a_bad_trusted_proxy_entry_is_named() {
+    let raw = RawConfig { trusted_proxies: Some(vec!["10.0.0.0/8".into(), "my-proxy".into()]), ..RawConfig::default() };
+    let err = raw.into_settings().unwrap_err().to_string();
+    assert!(err.contains("\"my-proxy\""), "{err}");
+}

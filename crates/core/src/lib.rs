@@ -8,6 +8,7 @@ pub mod decision;
 pub mod device;
 pub mod domain;
 pub mod error;
+pub mod geo;
 pub mod intelligence;
 pub mod observe;
 pub mod passkeys;

@@ -280,9 +280,15 @@ function renderClaim(c) {
     .filter(Boolean)
     .join(' ');
   $('req-ip').textContent = r.ip ?? 'Unknown';
+  $('req-place').textContent = r.place ?? '';
+  $('req-place').hidden = $('req-place-label').hidden = !r.place;
   const at = Date.parse(r.requestedAt ?? '');
   $('req-time').textContent = Number.isFinite(at) ? new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : 'Unknown';
   $('far-apart').hidden = !c.farApart;
+  if (c.farApart) {
+    const km = Number.isFinite(c.distanceKm) ? `about ${c.distanceKm.toLocaleString()} km from this phone` : 'far from this phone';
+    $('far-apart-text').textContent = `The computer seems to be somewhere else: ${km}. Deny unless it is really in front of you.`;
+  }
 
   const choices = $('match-choices');
   choices.replaceChildren(
@@ -315,7 +321,7 @@ function renderClaim(c) {
 
   say('');
   show('confirm');
-  track('confirmation.shown', { mismatch: !!differs, farApart: !!c.farApart });
+  track('confirmation.shown', { mismatch: !!differs, farApart: !!c.farApart, distanceKm: c.distanceKm ?? null });
 }
 
 async function approve(matchCode, { reauthed = false } = {}) {

@@ -15,6 +15,8 @@ use handoff_core::qr::QrConfig;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+use crate::client_addr::TrustedProxies;
+
 /// A secret string whose `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -138,6 +140,14 @@ pub struct RawConfig {
     /// Event batches one IP may send per minute (default 600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_per_minute: Option<u32>,
+    /// A MaxMind DB file (GeoLite2/GeoIP2 City or Country) to show the phone where a QR
+    /// request comes from and to judge far-apart devices by distance (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geoip_database: Option<PathBuf>,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the
+    /// client (default: none; every connection's own address is the client).
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// Every configuration key (TOML key; `HANDOFF_<KEY>` in the environment).
@@ -171,6 +181,8 @@ pub const KEYS: &[&str] = &[
     "qr_reauth_after_seconds",
     "journey_idle_seconds",
     "events_per_minute",
+    "geoip_database",
+    "trusted_proxies",
 ];
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -223,6 +235,10 @@ pub struct Settings {
     pub journey_idle: Duration,
     /// Event batches per IP per minute.
     pub events_per_minute: u32,
+    /// GeoIP database file.
+    pub geoip_database: Option<PathBuf>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// A configuration problem, named.
@@ -355,7 +371,10 @@ impl RawConfig {
         if events_per_minute == 0 {
             return Err(ConfigError("events_per_minute must be above 0".into()));
         }
+        let trusted_proxies = TrustedProxies::parse(&self.trusted_proxies.unwrap_or_default()).map_err(ConfigError)?;
         Ok(Settings {
+            geoip_database: self.geoip_database,
+            trusted_proxies,
             journey_idle,
             events_per_minute,
             rules,

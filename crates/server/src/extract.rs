@@ -15,6 +15,7 @@ use handoff_core::domain::SecretToken;
 use handoff_core::passkeys::SessionUser;
 use serde::de::DeserializeOwned;
 
+use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -61,12 +62,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientContext {
             ch_platform: header("sec-ch-ua-platform"),
             ch_mobile: header("sec-ch-ua-mobile"),
         });
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        let ip = client_ip(parts).map(|ip| ip.to_string());
         let device_id = CookieJar::from_headers(&parts.headers)
             .get(DEVICE_COOKIE)
             .and_then(|c| SecretToken::parse(c.value()))
             .map(|t| t.expose().to_owned());
         Ok(Self { device, user_agent, ip, device_id })
+    }
+}
+
+/// The client's address: as resolved through trusted proxies ([`ClientAddr`]), else the
+/// connection's peer (a router built without that middleware).
+pub fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    match parts.extensions.get::<ClientAddr>() {
+        Some(ClientAddr(ip)) => *ip,
+        None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip()),
     }
 }
 

@@ -3,10 +3,12 @@
 //! builder that the `handoff` binary and the integration tests both start.
 
 pub mod api;
+pub mod client_addr;
 pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod geoip;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;

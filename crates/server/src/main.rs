@@ -44,6 +44,12 @@ Handoff QR approval:
   qr_create_per_minute           attempts one IP may start per minute [20]
   qr_approve_per_minute          approvals one account may make per minute [10]
   qr_reauth_after_seconds        passkey check on the phone must be this recent [120]
+  geoip_database                 MaxMind DB file (GeoLite2 City/Country): the phone sees
+                                 where the computer is; far apart is judged by distance
+
+Behind a reverse proxy:
+  trusted_proxies                proxies (IPs or CIDRs) whose X-Forwarded-For names the
+                                 client, e.g. \"10.0.0.0/8, 127.0.0.1\" [none]
 
 Journeys and events:
   journey_idle_seconds           a journey with no event for this long is finished [600]

@@ -25,6 +25,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::api::qr::QrLimits;
 use crate::config::{Secret, Settings, redact_url};
+use crate::geoip::MaxMindLocator;
 use crate::notify::QrNotifier;
 use crate::state::{AppState, HttpSettings};
 use crate::telemetry;
@@ -107,7 +108,17 @@ impl Application {
         )
         .map_err(StartError::Config)?;
         let sessions = SessionService::new(storage.clone(), settings.session_ttl);
-        let qr = QrService::new(storage.clone(), settings.qr.clone(), journal.clone());
+        let mut qr = QrService::new(storage.clone(), settings.qr.clone(), journal.clone());
+        if let Some(path) = &settings.geoip_database {
+            let locator = MaxMindLocator::open(path).map_err(StartError::Config)?;
+            tracing::info!(
+                path = %path.display(),
+                database = locator.database_type(),
+                built = locator.build_epoch(),
+                "loaded GeoIP database"
+            );
+            qr = qr.with_locator(Arc::new(locator));
+        }
         let notifier = match db.backend() {
             handoff_store::Backend::Postgres => QrNotifier::postgres(&settings.database_url)
                 .await
@@ -126,7 +137,12 @@ impl Application {
             journeys: storage.journeys,
             journey_idle: settings.journey_idle,
             metrics: Arc::default(),
-            http: Arc::new(HttpSettings { secure_cookies: settings.secure_cookies(), operator_token, origins }),
+            http: Arc::new(HttpSettings {
+                secure_cookies: settings.secure_cookies(),
+                operator_token,
+                origins,
+                trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
+            }),
         };
         let router = router(state.clone());
         let local_addr =
@@ -173,6 +189,7 @@ impl Application {
 /// service can call this with a state they built.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
+    let proxies = state.http.trusted_proxies.clone();
     Router::new()
         .merge(crate::api::router())
         .merge(crate::pages::router())
@@ -181,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         // After routing, so the latency is labelled with the route pattern.
         .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track_http))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(proxies, crate::client_addr::resolve))
         .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         // A page may ask for more (the dashboard: same-origin, so its form posts name their origin).

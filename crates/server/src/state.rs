@@ -50,4 +50,6 @@ pub struct HttpSettings {
     pub operator_token: Secret,
     /// Configured origins (`scheme://host[:port]`), for QR URLs and CSRF checks.
     pub origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
 }

@@ -1,5 +1,7 @@
 //! The QR approval protocol.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -10,6 +12,7 @@ use super::model::{QrAttempt, QrState, Requester};
 use crate::clock::{Millis, now_ms};
 use crate::domain::{Identifier, JourneyId, SecretToken, UserId};
 use crate::error::{DomainError, Result};
+use crate::geo::{Locator, Place, Separation, Whereabouts, separation};
 use crate::observe::Journal;
 use crate::storage::{QrGuard, QrTransition, SecurityEvent, Storage, StoredEvent};
 
@@ -70,8 +73,19 @@ pub struct ClaimView {
     pub attempt: QrAttempt,
     /// Three two-digit numbers, one of them the desktop's.
     pub match_choices: [u8; 3],
-    /// The desktop and the phone seem to be on far-apart networks.
+    /// The desktop and the phone seem to be far apart.
     pub far_apart: bool,
+    /// How far apart, and on what basis.
+    pub separation: Separation,
+    /// The desktop's approximate place, when a GeoIP database knows its address.
+    pub desktop_place: Option<Place>,
+}
+
+/// Adds `extra`'s fields to the object `into`.
+fn merge(into: &mut serde_json::Value, extra: &serde_json::Value) {
+    if let (Some(into), Some(extra)) = (into.as_object_mut(), extra.as_object()) {
+        into.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }
 
 fn digest(secret: &str) -> String {
@@ -104,37 +118,43 @@ pub fn match_choices(id: Uuid, code: u8) -> [u8; 3] {
     }
 }
 
-/// True when two IPs are on clearly different networks (different IPv4 /16 or IPv6 /48).
-/// Loopback and private addresses count as the same network as each other.
-pub fn far_apart(a: Option<&str>, b: Option<&str>) -> bool {
-    use std::net::IpAddr;
-    let (Some(Ok(a)), Some(Ok(b))) = (a.map(str::parse::<IpAddr>), b.map(str::parse::<IpAddr>)) else { return false };
-    let local = |ip: &IpAddr| match ip {
-        IpAddr::V4(v) => v.is_loopback() || v.is_private() || v.is_link_local(),
-        IpAddr::V6(v) => v.is_loopback() || (v.segments()[0] & 0xfe00) == 0xfc00,
-    };
-    if local(&a) && local(&b) {
-        return false;
-    }
-    match (a, b) {
-        (IpAddr::V4(x), IpAddr::V4(y)) => x.octets()[..2] != y.octets()[..2],
-        (IpAddr::V6(x), IpAddr::V6(y)) => x.segments()[..3] != y.segments()[..3],
-        _ => true,
-    }
-}
-
 /// Runs QR approval attempts.
 #[derive(Clone)]
 pub struct QrService {
     storage: Storage,
     config: QrConfig,
     journal: Journal,
+    locator: Option<Arc<dyn Locator>>,
 }
 
 impl QrService {
     /// The service.
     pub fn new(storage: Storage, config: QrConfig, journal: Journal) -> Self {
-        Self { storage, config, journal }
+        Self { storage, config, journal, locator: None }
+    }
+
+    /// Places addresses with this GeoIP database (shown to the phone, used for the
+    /// far-apart check, recorded in the attempt's events).
+    pub fn with_locator(mut self, locator: Arc<dyn Locator>) -> Self {
+        self.locator = Some(locator);
+        self
+    }
+
+    /// The place of an address, when a database is configured and knows it.
+    pub fn place_of(&self, ip: Option<&str>) -> Option<Place> {
+        let ip: IpAddr = ip?.parse().ok()?;
+        self.locator.as_ref()?.locate(ip)
+    }
+
+    /// How far the phone is from the desktop that asked.
+    fn whereabouts(&self, attempt: &QrAttempt, phone: &PhoneSession) -> (Separation, Option<Place>, Option<Place>) {
+        let desktop = self.place_of(attempt.requester.ip.as_deref());
+        let handset = self.place_of(phone.ip.as_deref());
+        let s = separation(
+            Whereabouts { ip: attempt.requester.ip.as_deref(), place: desktop.as_ref() },
+            Whereabouts { ip: phone.ip.as_deref(), place: handset.as_ref() },
+        );
+        (s, desktop, handset)
     }
 
     /// The settings.
@@ -185,10 +205,11 @@ impl QrService {
             updated_at: now,
         };
         self.storage.qr.create_qr(&attempt).await?;
+        let place = self.place_of(attempt.requester.ip.as_deref()).and_then(|p| p.label());
         self.emit(
             &attempt,
             "qr.created",
-            json!({"ip": attempt.requester.ip, "userAgent": attempt.requester.user_agent}),
+            json!({"ip": attempt.requester.ip, "userAgent": attempt.requester.user_agent, "place": place}),
         )
         .await;
         Ok(NewQr { attempt, token, redeem_secret })
@@ -265,8 +286,14 @@ impl QrService {
     pub async fn claim(&self, token: &str, phone: &PhoneSession) -> Result<ClaimView> {
         let attempt = self.by_token(token).await?;
         let view = |attempt: QrAttempt| {
-            let far = far_apart(attempt.requester.ip.as_deref(), phone.ip.as_deref());
-            ClaimView { match_choices: match_choices(attempt.id, attempt.match_code), far_apart: far, attempt }
+            let (separation, desktop_place, _) = self.whereabouts(&attempt, phone);
+            ClaimView {
+                match_choices: match_choices(attempt.id, attempt.match_code),
+                far_apart: separation.far_apart,
+                separation,
+                desktop_place,
+                attempt,
+            }
         };
         if attempt.state == QrState::Created {
             if attempt.token_expires_at <= now_ms() {
@@ -282,16 +309,21 @@ impl QrService {
                 None,
             );
             if let Some(done) = self.storage.qr.qr_transition(&t).await? {
-                let far = far_apart(done.requester.ip.as_deref(), phone.ip.as_deref());
-                self.emit(&done, "qr.scanned", json!({"ip": phone.ip, "userAgent": phone.user_agent, "farApart": far}))
-                    .await;
-                if far {
-                    self.emit(
-                        &done,
-                        "qr.risk",
-                        json!({"farApart": true, "desktopIp": done.requester.ip, "phoneIp": phone.ip}),
-                    )
-                    .await;
+                let (s, desktop, handset) = self.whereabouts(&done, phone);
+                let places = json!({
+                    "farApart": s.far_apart,
+                    "distanceKm": s.distance_km,
+                    "basis": s.basis,
+                    "desktopPlace": desktop.as_ref().and_then(Place::label),
+                    "phonePlace": handset.as_ref().and_then(Place::label),
+                });
+                let mut scanned = json!({"ip": phone.ip, "userAgent": phone.user_agent});
+                merge(&mut scanned, &places);
+                self.emit(&done, "qr.scanned", scanned).await;
+                if s.far_apart {
+                    let mut risk = json!({"desktopIp": done.requester.ip, "phoneIp": phone.ip});
+                    merge(&mut risk, &places);
+                    self.emit(&done, "qr.risk", risk).await;
                 }
                 return Ok(view(done));
             }
@@ -423,14 +455,5 @@ mod tests {
             assert!(c.iter().all(|n| (10..=99).contains(n)));
             assert_eq!(c, match_choices(id, code));
         }
-    }
-
-    #[test]
-    fn networks_far_apart() {
-        assert!(!far_apart(Some("127.0.0.1"), Some("127.0.0.1")));
-        assert!(!far_apart(Some("192.168.1.5"), Some("10.0.0.3")));
-        assert!(!far_apart(Some("81.2.69.1"), Some("81.2.70.9")));
-        assert!(far_apart(Some("81.2.69.1"), Some("203.0.113.9")));
-        assert!(!far_apart(None, Some("203.0.113.9")));
     }
 }

@@ -393,6 +393,9 @@ pub struct RequesterView {
     pub form_factor: String,
     /// Its IP address.
     pub ip: Option<String>,
+    /// Its approximate place ("London, England, United Kingdom"), when the server has a
+    /// GeoIP database that knows the address.
+    pub place: Option<String>,
     /// When it asked (RFC 3339).
     pub requested_at: String,
 }
@@ -413,8 +416,11 @@ pub struct QrClaimResponse {
     pub requested_identifier: Option<String>,
     /// Three two-digit numbers; one is on the computer's screen.
     pub match_choices: Vec<String>,
-    /// The computer and this phone seem to be on far-apart networks.
+    /// The computer and this phone seem to be far apart (by place when the server has a
+    /// GeoIP database, else by network).
     pub far_apart: bool,
+    /// Distance between the computer's and this phone's places in km, when both are known.
+    pub distance_km: Option<u32>,
     /// When the attempt ends (RFC 3339).
     pub expires_at: String,
 }
@@ -481,6 +487,7 @@ pub async fn claim(
             browser: a.requester.device.browser.clone(),
             form_factor: a.requester.device.form_factor.as_str().into(),
             ip: a.requester.ip.clone(),
+            place: view.desktop_place.as_ref().and_then(|p| p.label()),
             requested_at: rfc3339(a.created_at),
         },
         account: AccountView {
@@ -490,6 +497,7 @@ pub async fn claim(
         requested_identifier: a.identifier.clone(),
         match_choices: view.match_choices.iter().map(|n| format!("{n:02}")).collect(),
         far_apart: view.far_apart,
+        distance_km: view.separation.distance_km,
         expires_at: rfc3339(a.expires_at),
     }))
 }
