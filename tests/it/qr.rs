@@ -392,6 +392,74 @@ async fn approval_reaches_a_desktop_on_another_instance() {
     json_ok(desktop.redeem(&a, &qr).await).await;
 }
 
+/// Reads server-sent events until one contains `needle`, for at most `within`.
+async fn sse_until(sse: &mut reqwest::Response, needle: &str, within: Duration) -> String {
+    let mut seen = String::new();
+    let deadline = Instant::now() + within;
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, sse.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle} within {within:?}; saw {seen}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stream ended before {needle}; saw {seen}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+on_both_backends!(a_waiting_event_stream_ends_with_the_attempts_expiry, |backend| async move {
+    // Streams do not poll the database: the expiry must still reach them.
+    let extra = RawConfig { qr_ttl_seconds: Some(2), ..RawConfig::default() };
+    let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    let desktop = Desktop::new(&app);
+    let qr = desktop.create(&app).await;
+    let id = qr["qrId"].as_str().unwrap();
+    let mut sse = desktop.http.get(app.url(&format!("/api/v1/qr/{id}/events"))).send().await.unwrap();
+    let t = Instant::now();
+    sse_until(&mut sse, "\"state\":\"expired\"", Duration::from_secs(8)).await;
+    assert!(t.elapsed() < Duration::from_secs(5), "expiry seen {:?} after the stream opened", t.elapsed());
+    assert!(sse.chunk().await.unwrap().is_none(), "the stream closes after a final state");
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_gets_its_approval_after_the_notification_listener_reconnects() {
+    let Some(admin) = crate::support::app::postgres_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::support::app::fresh_database(Backend::Postgres, &dir).await;
+    let options = TestOptions {
+        database_url: Some(database_url.clone()),
+        public_origin: Some("http://localhost:8443".into()),
+        ..Default::default()
+    };
+    let a = TestApp::spawn_with(Backend::Postgres, options.clone()).await;
+    let b = TestApp::spawn_with(Backend::Postgres, options).await;
+    let phone = Phone::signed_up(&b, "yan@example.com").await;
+    let desktop = Desktop::new(&a);
+    let qr = desktop.create(&a).await;
+    let id = qr["qrId"].as_str().unwrap().to_owned();
+    json_ok(phone.claim(&b, &qr).await).await;
+    let mut sse = desktop.http.get(a.url(&format!("/api/v1/qr/{id}/events"))).send().await.unwrap();
+    sse_until(&mut sse, "\"state\":\"scanned\"", Duration::from_secs(5)).await;
+
+    // Cut every LISTEN connection of this database, then approve at once: the NOTIFY may
+    // go out while instance A has no listener. Its reconnection wakes every local waiter.
+    let db_name = database_url.rsplit('/').next().unwrap().to_owned();
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query LIKE 'LISTEN%') AS t",
+    )
+    .bind(&db_name)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(cut >= 2, "both instances listen ({cut} listeners cut)");
+    json_ok(phone.approve(&b, &qr, qr["matchCode"].as_str().unwrap()).await).await;
+    sse_until(&mut sse, "\"state\":\"approved\"", Duration::from_secs(5)).await;
+    json_ok(desktop.redeem(&a, &qr).await).await;
+}
+
 on_both_backends!(a_phone_that_verifies_again_keeps_its_claim, |backend| async move {
     let extra = RawConfig { qr_reauth_after_seconds: Some(1), ..RawConfig::default() };
     let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;

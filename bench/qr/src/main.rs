@@ -33,6 +33,14 @@ enum What {
     Capacity {
         #[arg(long, default_value_t = 100_000)]
         waiters: usize,
+        /// `http1`: one connection per desktop, as browsers connect directly. `http2`:
+        /// streams multiplexed over few connections (cleartext HTTP/2 with prior
+        /// knowledge), as a reverse proxy speaking HTTP/2 to Handoff delivers them.
+        #[arg(long, value_enum, default_value_t = Protocol::Http1)]
+        protocol: Protocol,
+        /// With `http2`: event streams per connection (the server allows 200).
+        #[arg(long, default_value_t = 100)]
+        streams_per_connection: usize,
     },
     /// Approval-to-desktop latency on one instance (SQLite) and two (PostgreSQL).
     Latency {
@@ -42,6 +50,12 @@ enum What {
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         pg: String,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Protocol {
+    Http1,
+    Http2,
 }
 
 struct Server {
@@ -85,6 +99,18 @@ async fn start(bin: &PathBuf, dir: &std::path::Path, db: Option<&str>, origin: &
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Server { child, base }
+}
+
+/// utime + stime of a process, in clock ticks (100 per second on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -209,7 +235,106 @@ async fn latency(bin: &PathBuf, samples: usize, pg: &str) {
     }
 }
 
-async fn capacity(bin: &PathBuf, waiters: usize) {
+/// Open event streams, kept so that they stay open.
+enum Held {
+    Http1(Vec<tokio::net::TcpStream>),
+    Http2(Vec<h2::RecvStream>),
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        match self {
+            Self::Http1(v) => v.len(),
+            Self::Http2(v) => v.len(),
+        }
+    }
+}
+
+fn progress(open: usize, t: Instant, pid: u32) {
+    if open.is_multiple_of(10_000) {
+        eprintln!(
+            "{open} streams open ({:.0}/s), server RSS {} MiB",
+            open as f64 / t.elapsed().as_secs_f64(),
+            rss_kib(pid) / 1024
+        );
+    }
+}
+
+/// One HTTP/1.1 connection per desktop, from several loopback source addresses (each has
+/// ~28k ephemeral ports).
+async fn open_http1(port: u16, attempts: &[(String, String)], pid: u32, t: Instant) -> Vec<tokio::net::TcpStream> {
+    let mut streams = Vec::with_capacity(attempts.len());
+    let mut opened = futures_util::stream::iter(attempts.iter().enumerate())
+        .map(|(i, (id, cookie))| async move {
+            let src: std::net::IpAddr = format!("127.0.0.{}", 2 + i % 8).parse().expect("ip");
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.bind(std::net::SocketAddr::new(src, 0)).expect("bind");
+            let mut s = socket.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await.expect("connect");
+            let req = format!("GET /api/v1/qr/{id}/events HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n");
+            s.write_all(req.as_bytes()).await.expect("write");
+            let mut buf = vec![0u8; 1024];
+            let n = s.read(&mut buf).await.expect("read");
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            assert!(head.starts_with("HTTP/1.1 200"), "stream refused: {head}");
+            s
+        })
+        .buffer_unordered(256);
+    while let Some(s) = opened.next().await {
+        streams.push(s);
+        progress(streams.len(), t, pid);
+    }
+    streams
+}
+
+/// Event streams multiplexed over cleartext HTTP/2 connections, `per_connection` each.
+async fn open_http2(
+    port: u16,
+    attempts: &[(String, String)],
+    per_connection: usize,
+    pid: u32,
+    t: Instant,
+) -> Vec<h2::RecvStream> {
+    let mut bodies = Vec::with_capacity(attempts.len());
+    let mut connections = futures_util::stream::iter(attempts.chunks(per_connection.max(1)))
+        .map(|chunk| async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+            tcp.set_nodelay(true).expect("nodelay");
+            let (client, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake (h2c)");
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    eprintln!("HTTP/2 connection ended: {e}");
+                }
+            });
+            let mut pending = Vec::with_capacity(chunk.len());
+            for (id, cookie) in chunk {
+                let mut ready = client.clone().ready().await.expect("stream capacity");
+                let req = http::Request::get(format!("http://127.0.0.1:{port}/api/v1/qr/{id}/events"))
+                    .header("cookie", cookie.as_str())
+                    .header("accept", "text/event-stream")
+                    .body(())
+                    .expect("request");
+                let (response, _) = ready.send_request(req, true).expect("send");
+                pending.push(response);
+            }
+            let mut held = Vec::with_capacity(pending.len());
+            for response in pending {
+                let response = response.await.expect("response");
+                assert_eq!(response.status(), 200, "stream refused");
+                held.push(response.into_body());
+            }
+            held
+        })
+        .buffer_unordered(8);
+    while let Some(held) = connections.next().await {
+        for body in held {
+            bodies.push(body);
+            progress(bodies.len(), t, pid);
+        }
+    }
+    bodies
+}
+
+async fn capacity(bin: &PathBuf, waiters: usize, protocol: Protocol, streams_per_connection: usize) {
     let dir = std::env::temp_dir().join(format!("handoff-bench-qrcap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let server = start(bin, &dir, None, "http://localhost:8443").await;
@@ -249,59 +374,56 @@ async fn capacity(bin: &PathBuf, waiters: usize) {
         }
     }
     let after_create = rss_kib(pid);
-    // Open one event stream per attempt, from several loopback source addresses (each has
-    // ~28k ephemeral ports).
     let t = Instant::now();
-    let mut streams = Vec::with_capacity(waiters);
-    let mut opened = futures_util::stream::iter(attempts.iter().enumerate())
-        .map(|(i, (id, cookie))| async move {
-            let src: std::net::IpAddr = format!("127.0.0.{}", 2 + i % 8).parse().expect("ip");
-            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-            socket.bind(std::net::SocketAddr::new(src, 0)).expect("bind");
-            let mut s = socket.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await.expect("connect");
-            let req = format!("GET /api/v1/qr/{id}/events HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n");
-            s.write_all(req.as_bytes()).await.expect("write");
-            let mut buf = vec![0u8; 1024];
-            let n = s.read(&mut buf).await.expect("read");
-            let head = String::from_utf8_lossy(&buf[..n]).to_string();
-            assert!(head.starts_with("HTTP/1.1 200"), "stream refused: {head}");
-            s
-        })
-        .buffer_unordered(256);
-    while let Some(s) = opened.next().await {
-        streams.push(s);
-        if streams.len().is_multiple_of(10_000) {
-            eprintln!(
-                "{} streams open ({:.0}/s), server RSS {} MiB",
-                streams.len(),
-                streams.len() as f64 / t.elapsed().as_secs_f64(),
-                rss_kib(pid) / 1024
-            );
-        }
-    }
+    let held = match protocol {
+        Protocol::Http1 => Held::Http1(open_http1(port, &attempts, pid, t).await),
+        Protocol::Http2 => Held::Http2(open_http2(port, &attempts, streams_per_connection, pid, t).await),
+    };
+    let open = held.len();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let with_streams = rss_kib(pid);
-    let per = (with_streams.saturating_sub(after_create)) as f64 * 1024.0 / waiters as f64;
+    // What the waiting costs the server when nothing happens (heartbeats only).
+    let cpu_before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_cores = (cpu_ticks(pid) - cpu_before) as f64 / 100.0 / 10.0;
+    // And whether an approval still reaches its desktop at once while they all wait.
+    let origin = "http://localhost:8443";
+    let handset = phone(&server.base, origin).await;
+    let mut approvals = Vec::with_capacity(100);
+    for _ in 0..100 {
+        approvals.push(one_approval(&server.base, &server.base, &handset).await);
+    }
+    approvals.sort_by(f64::total_cmp);
+    let per = (with_streams.saturating_sub(after_create)) as f64 * 1024.0 / open as f64;
     println!(
-        "| waiting desktops (open event streams) | server RSS before | after creating attempts | with all streams open | per open stream |"
+        "| protocol | waiting desktops (open event streams) | server RSS before | after creating attempts | with all streams open | per open stream | server CPU while they wait | approval-to-desktop p50 / p99 meanwhile (100) |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
+    let how = match protocol {
+        Protocol::Http1 => "HTTP/1.1, one connection each".to_owned(),
+        Protocol::Http2 => format!("HTTP/2 (h2c), {streams_per_connection} per connection"),
+    };
     println!(
-        "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} KiB |",
-        streams.len(),
+        "| {how} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} KiB | {:.3} cores | {:.2} / {:.2} ms |",
+        open,
         baseline as f64 / 1024.0,
         after_create as f64 / 1024.0,
         with_streams as f64 / 1024.0,
-        per / 1024.0
+        per / 1024.0,
+        idle_cores,
+        pct(&approvals, 0.5),
+        pct(&approvals, 0.99),
     );
-    drop(streams);
+    drop(held);
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     match cli.what {
-        What::Capacity { waiters } => capacity(&cli.bin, waiters).await,
+        What::Capacity { waiters, protocol, streams_per_connection } => {
+            capacity(&cli.bin, waiters, protocol, streams_per_connection).await
+        }
         What::Latency { samples, pg } => latency(&cli.bin, samples, &pg).await,
     }
 }

@@ -26,6 +26,15 @@ impl Channels {
             tx.send_modify(|v| *v += 1);
         }
     }
+
+    /// Wakes every waiter of this instance: after notifications may have been lost, each
+    /// re-reads its attempt once.
+    fn wake_all(&self) {
+        let map = self.by_attempt.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for tx in map.values() {
+            tx.send_modify(|v| *v += 1);
+        }
+    }
 }
 
 /// Publishes and subscribes to QR attempt changes.
@@ -84,6 +93,7 @@ impl QrNotifier {
                     match connect_listener(&url).await {
                         Ok(l) => {
                             listener = l;
+                            channels.wake_all();
                             break;
                         }
                         Err(e) => tracing::warn!(error = %e, "cannot reconnect the QR notification listener"),
@@ -123,11 +133,21 @@ async fn connect_listener(url: &str) -> Result<sqlx::postgres::PgListener, sqlx:
     Ok(listener)
 }
 
+/// Wakes the waiters each notification names. Waiters do not poll, so when the listener's
+/// connection drops (sqlx reconnects it on the next call, and notifications sent meanwhile
+/// are gone) every local waiter is woken to re-read its attempt.
 async fn forward(listener: &mut sqlx::postgres::PgListener, channels: &Channels) -> Result<(), sqlx::Error> {
     loop {
-        let n = listener.recv().await?;
-        if let Ok(id) = n.payload().parse::<Uuid>() {
-            channels.wake(id);
+        match listener.try_recv().await? {
+            Some(n) => {
+                if let Ok(id) = n.payload().parse::<Uuid>() {
+                    channels.wake(id);
+                }
+            }
+            None => {
+                tracing::warn!("QR notification listener reconnected; waking every waiter to re-read");
+                channels.wake_all();
+            }
         }
     }
 }

@@ -258,6 +258,13 @@ pub async fn status(
     }
 }
 
+/// When a stream waiting on an attempt that ends at `expires_at` looks on its own: a
+/// second after the end.
+fn deadline_of(expires_at: handoff_core::clock::Millis) -> tokio::time::Instant {
+    let left = expires_at.saturating_sub(handoff_core::clock::now_ms()).clamp(0, 600_000);
+    tokio::time::Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0) + 1_000)
+}
+
 /// Server-sent events of the attempt's state: one `state` event now and one per change,
 /// heartbeats every 15 s, closed after a final state.
 #[utoipa::path(get, path = "/api/v1/qr/{qr_id}/events", tag = "qr", params(("qr_id" = String, Path)),
@@ -280,25 +287,30 @@ pub async fn events(
     };
     let initial = event(&first);
     let done = first.state.is_final();
+    // A waiting desktop costs nothing until its attempt changes: every change is published
+    // (the janitor publishes expiries), so the stream reads the database only when woken,
+    // and once at the attempt's end in case that publication was missed.
+    let expiry = deadline_of(first.expires_at);
     let stream = futures_util::stream::unfold(
-        (Some(initial), sub, first.state, done, state, secret),
-        move |(pending, mut sub, last, done, state, secret)| async move {
+        (Some(initial), sub, first.state, done, state, secret, expiry),
+        move |(pending, mut sub, last, done, state, secret, mut wake_by)| async move {
             if let Some(e) = pending {
-                return Some((Ok::<_, std::convert::Infallible>(e), (None, sub, last, done, state, secret)));
+                return Some((Ok::<_, std::convert::Infallible>(e), (None, sub, last, done, state, secret, wake_by)));
             }
             if done {
                 return None;
             }
             loop {
-                // Wake at expiry even if nobody publishes.
-                let changed = tokio::time::timeout(Duration::from_secs(5), sub.changed()).await;
-                if matches!(changed, Ok(false)) {
-                    return None;
+                match tokio::time::timeout_at(wake_by, sub.changed()).await {
+                    Ok(false) => return None,
+                    Ok(true) => {}
+                    // Past the end and still not final: look again every few seconds.
+                    Err(_) => wake_by = tokio::time::Instant::now() + Duration::from_secs(5),
                 }
                 let now = state.qr.status(id, secret.as_deref()).await.ok()?;
                 if now.state != last {
                     let final_state = now.state.is_final();
-                    return Some((Ok(event(&now)), (None, sub, now.state, final_state, state, secret)));
+                    return Some((Ok(event(&now)), (None, sub, now.state, final_state, state, secret, wake_by)));
                 }
             }
         },
