@@ -150,7 +150,7 @@ impl Accounts for Database {
     }
 
     async fn create_with_passkey(&self, account: &Account, passkey: &PasskeyRecord) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(storage_error)?;
+        let mut tx = self.writer.begin().await.map_err(storage_error)?;
         sqlx::query("INSERT INTO users (id, identifier, display_name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(account.id.to_string())
             .bind(account.identifier.as_str())
@@ -164,7 +164,7 @@ impl Accounts for Database {
     }
 
     async fn add_passkey(&self, passkey: &PasskeyRecord) -> Result<()> {
-        insert_passkey(&self.pool, passkey).await.map_err(passkey_insert_error)
+        insert_passkey(&self.writer, passkey).await.map_err(passkey_insert_error)
     }
 
     async fn find_with_passkeys(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeyRecord>)>> {
@@ -238,7 +238,7 @@ impl Accounts for Database {
         .bind(usage.on.browser.clone())
         .bind(usage.on.form_factor.as_str())
         .bind(usage.device_id.clone())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(storage_error)?;
         Ok(done.rows_affected() == 1)
@@ -248,7 +248,7 @@ impl Accounts for Database {
         let done = sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND user_id = $2")
             .bind(id.to_base64url())
             .bind(user.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(done.rows_affected() == 1)

@@ -19,7 +19,7 @@ impl Ceremonies for Database {
             .bind(c.payload.clone())
             .bind(c.created_at)
             .bind(c.expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(())
@@ -30,7 +30,7 @@ impl Ceremonies for Database {
             sqlx::query("DELETE FROM ceremonies WHERE id = $1 AND kind = $2 RETURNING payload, created_at, expires_at")
                 .bind(id.to_string())
                 .bind(kind.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await
                 .map_err(storage_error)?;
         let Some(row) = row else { return Ok(None) };
@@ -46,7 +46,7 @@ impl Ceremonies for Database {
     async fn purge_expired(&self, now: Millis) -> Result<u64> {
         let done = sqlx::query("DELETE FROM ceremonies WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(done.rows_affected())

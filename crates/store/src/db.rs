@@ -37,12 +37,23 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A connection pool plus the backend it talks to. Implements every storage trait.
+/// Connection pools plus the backend they talk to. Implements every storage trait.
+///
+/// Reads go to `pool`; statements that write go to `writer`. On PostgreSQL they are the
+/// same pool. On SQLite, which lets one connection write at a time, `writer` is a pool of
+/// exactly one connection: writers queue in the pool (woken in order the moment the
+/// connection is free) instead of contending for the file lock, where the losers sleep in
+/// SQLite's busy handler for 1, 2, 5, 10 … ms and retry. Readers never wait for writers
+/// (WAL).
 #[derive(Clone, Debug)]
 pub struct Database {
     pub(crate) pool: AnyPool,
+    pub(crate) writer: AnyPool,
     backend: Backend,
 }
+
+/// Reading connections on SQLite (the writer is one more).
+const SQLITE_READERS: u32 = 4;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -64,40 +75,49 @@ impl Database {
             }
             _ => url.to_owned(),
         };
-        let options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; NORMAL syncs at
-                        // checkpoints, which keeps every commit durable across a process
-                        // crash (not a power cut) at a fraction of the fsync cost. Statement
-                        // journals (multi-row upserts) stay in memory, and each connection
-                        // caches up to 32 MiB of pages (event indexes are written at random).
-                        // Checkpoints run beside the writers (`checkpoint`), not inside the
-                        // commit that happens to cross the threshold.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+        let options = |max: u32| {
+            AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10)).after_connect(
+                move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the one writer; NORMAL syncs at
+                            // checkpoints, which keeps every commit durable across a process
+                            // crash (not a power cut) at a fraction of the fsync cost. Statement
+                            // journals (multi-row upserts) stay in memory, and each connection
+                            // caches up to 32 MiB of pages (event indexes are written at random).
+                            // Checkpoints run beside the writers (`checkpoint`), not inside the
+                            // commit that happens to cross the threshold.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
                              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768; \
                              PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool = options.connect(&url).await.map_err(|source| StoreError::Connect { backend, source })?;
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                },
+            )
         };
-        migrator.run(&pool).await?;
-        Ok(Self { pool, backend })
+        let connect = |max: u32| {
+            let url = url.clone();
+            async move { options(max).connect(&url).await.map_err(|source| StoreError::Connect { backend, source }) }
+        };
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                // The writer first: it creates the file and runs the migrations.
+                let writer = connect(1).await?;
+                SQLITE_MIGRATIONS.run(&writer).await?;
+                (connect(SQLITE_READERS).await?, writer)
+            }
+            Backend::Postgres => {
+                let pool = connect(16).await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self { pool, writer, backend })
     }
 
     /// Which backend this is.
@@ -148,9 +168,10 @@ impl Database {
         Ok(log)
     }
 
-    /// Closes the pool, waiting for connections to return.
+    /// Closes the pools, waiting for connections to return.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

@@ -24,7 +24,7 @@ impl Attempts for Database {
             .bind(a.at)
             .bind(flag(a.failed))
             .bind(a.detail.clone())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(())
@@ -55,7 +55,7 @@ impl Secrets for Database {
         sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(candidate)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
@@ -75,7 +75,7 @@ impl AppendOffers for Database {
             .bind(device_id)
             .bind(at)
             .bind(action.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(())

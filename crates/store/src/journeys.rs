@@ -257,7 +257,7 @@ impl Journeys for Database {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await.map_err(storage_error)?;
+        let mut tx = self.writer.begin().await.map_err(storage_error)?;
         // The first statement writes, so SQLite takes its write lock up front.
         let mut fresh = Vec::with_capacity(events.len());
         for chunk in events.chunks(CHUNK) {
@@ -297,7 +297,7 @@ impl Journeys for Database {
     }
 
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64> {
-        let mut tx = self.pool.begin().await.map_err(storage_error)?;
+        let mut tx = self.writer.begin().await.map_err(storage_error)?;
         let rows = sqlx::query(
             "UPDATE journeys SET state = 'finished', finished_at = $1 WHERE state = 'open' AND last_at < $2 \
              AND journey_id IN (SELECT journey_id FROM journeys WHERE state = 'open' AND last_at < $2 \

@@ -1,6 +1,6 @@
-//! SQLite and PostgreSQL storage for Handoff. Both backends go through one sqlx `Any`
-//! pool, so each query is written once with `$n` parameters (which SQLite accepts too);
-//! only the migrations differ per dialect. SQLite is the embedded default (a file, WAL
+//! SQLite and PostgreSQL storage for Handoff. Both backends go through sqlx `Any` pools
+//! (one for reads, one for writes; see [`Database`]), so each query is written once with
+//! `$n` parameters (which SQLite accepts too); only the migrations differ per dialect. SQLite is the embedded default (a file, WAL
 //! mode); PostgreSQL is for several instances sharing one database.
 
 mod accounts;

@@ -62,7 +62,7 @@ impl Database {
                 .await
                 .map_err(storage_error)?;
         for hour in &hours {
-            let mut tx = self.pool.begin().await.map_err(storage_error)?;
+            let mut tx = self.writer.begin().await.map_err(storage_error)?;
             // Taking the mark first: a writer that touches this hour meanwhile marks it
             // again (on PostgreSQL it waits for this transaction), so it is redone.
             sqlx::query("DELETE FROM rollup_dirty WHERE hour = $1")

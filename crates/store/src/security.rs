@@ -20,7 +20,7 @@ impl SecurityEvents for Database {
         .bind(e.at)
         .bind(e.ip.clone())
         .bind(e.user_agent.clone())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(storage_error)?;
         Ok(())

@@ -24,7 +24,7 @@ impl Sessions for Database {
         .bind(s.verified_at)
         .bind(s.user_agent.clone())
         .bind(s.ip.clone())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(storage_error)?;
         Ok(())
@@ -56,7 +56,7 @@ impl Sessions for Database {
     async fn revoke(&self, token_digest: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM sessions WHERE token_digest = $1")
             .bind(token_digest)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(done.rows_affected() == 1)
@@ -91,7 +91,7 @@ impl Sessions for Database {
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND substr(token_digest, 1, 32) = $2")
             .bind(user.to_string())
             .bind(id_prefix)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(done.rows_affected() > 0)
@@ -101,7 +101,7 @@ impl Sessions for Database {
         let done = sqlx::query("UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2")
             .bind(token_digest)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(done.rows_affected() == 1)
@@ -110,7 +110,7 @@ impl Sessions for Database {
     async fn purge_expired(&self, now: Millis) -> Result<u64> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(storage_error)?;
         Ok(done.rows_affected())
