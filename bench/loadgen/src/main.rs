@@ -1,10 +1,10 @@
 //! `handoff-loadgen`: drives complete passkey sign-ins against a server that speaks Handoff's
 //! HTTP API (Handoff itself, or the Node peer in `bench/peer-node`).
 //!
-//! Every simulated user is a real software authenticator (the `passkey` crate: a WebAuthn
-//! client plus a CTAP2 authenticator with an in-memory credential store), so each sign-in is
-//! a genuine ES256 assertion over a fresh server challenge — nothing is pre-computed or
-//! replayed. The setup phase registers the users (not measured); then `--concurrency` workers
+//! Every simulated user is a real software authenticator (`handoff_simulate::SoftKey`: the
+//! `passkey` crate's WebAuthn client and CTAP2 authenticator with an in-memory credential
+//! store, the same one the tests and the simulator sign with), so each sign-in is a genuine
+//! ES256 assertion over a fresh server challenge — nothing is pre-computed or replayed. The setup phase registers the users (not measured); then `--concurrency` workers
 //! run identifier-first sign-ins (login/start → sign → login/finish) in a closed loop for
 //! `--warmup` + `--duration`. Only sign-ins that complete inside the measured window count.
 //!
@@ -19,18 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
-use passkey::authenticator::{Authenticator, MemoryStore, UiHint, UserCheck, UserValidationMethod};
-use passkey::client::{Client, DefaultClientData};
-use passkey::crypto::AvailableBackend;
-use passkey::types::Passkey;
-use passkey::types::ctap2::{Aaguid, Ctap2Error};
-use passkey::types::webauthn::{
-    AuthenticatedPublicKeyCredential, CreatedPublicKeyCredential, CredentialCreationOptions, CredentialRequestOptions,
-    PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions,
-};
+use handoff_simulate::SoftKey;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -86,41 +76,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// A user who always consents and is always verified (a biometric that says yes).
-struct AlwaysVerified;
-
-#[async_trait::async_trait]
-impl UserValidationMethod for AlwaysVerified {
-    type PasskeyItem = Passkey;
-
-    async fn check_user<'a>(
-        &self,
-        _hint: UiHint<'a, Self::PasskeyItem>,
-        presence: bool,
-        verification: bool,
-    ) -> Result<UserCheck, Ctap2Error> {
-        Ok(UserCheck { presence, verification })
-    }
-
-    fn is_presence_enabled(&self) -> bool {
-        true
-    }
-
-    fn is_verification_enabled(&self) -> Option<bool> {
-        Some(true)
-    }
-}
-
-type WebClient = Client<MemoryStore, AlwaysVerified, AvailableBackend, public_suffix::PublicSuffixList, ()>;
-
-fn new_client() -> WebClient {
-    let auth = Authenticator::new(Aaguid::new_empty(), MemoryStore::new(), AlwaysVerified, AvailableBackend);
-    Client::new(auth).allows_insecure_localhost(true)
-}
-
 struct User {
     identifier: String,
-    client: WebClient,
+    key: SoftKey,
 }
 
 struct Ctx {
@@ -154,15 +112,9 @@ impl Ctx {
         if status != 200 {
             return Err(format!("registration/start: {status} {start}"));
         }
-        let ceremony_id = start["ceremonyId"].clone();
-        let options: PublicKeyCredentialCreationOptions = serde_json::from_value(start["publicKey"].clone())
-            .map_err(|e| format!("registration options: {e}: {start}"))?;
-        let credential = user
-            .client
-            .register(&self.origin, CredentialCreationOptions { public_key: options }, DefaultClientData)
-            .await
-            .map_err(|e| format!("authenticator register: {e:?}"))?;
-        let body = json!({ "ceremonyId": ceremony_id, "credential": registration_json(&credential) });
+        let credential =
+            user.key.create(&start["publicKey"]).await.map_err(|e| format!("registration: {e}: {start}"))?;
+        let body = json!({ "ceremonyId": start["ceremonyId"], "credential": credential });
         let (status, cookie, finish) = self.post("/api/v1/passkeys/registration/finish", &body).await?;
         if status != 200 || !cookie {
             return Err(format!("registration/finish: {status} cookie={cookie} {finish}"));
@@ -176,67 +128,17 @@ impl Ctx {
         if status != 200 {
             return Err(format!("login/start: {status} {start}"));
         }
-        let ceremony_id = start["ceremonyId"].clone();
-        let options: PublicKeyCredentialRequestOptions =
-            serde_json::from_value(start["publicKey"].clone()).map_err(|e| format!("request options: {e}: {start}"))?;
-        if options.allow_credentials.as_ref().is_none_or(|c| c.is_empty()) {
+        if start["publicKey"]["allowCredentials"].as_array().is_none_or(|c| c.is_empty()) {
             return Err(format!("login/start: empty allowCredentials for {}", user.identifier));
         }
-        let credential = user
-            .client
-            .authenticate(&self.origin, CredentialRequestOptions { public_key: options }, DefaultClientData)
-            .await
-            .map_err(|e| format!("authenticator get: {e:?}"))?;
-        let body = json!({ "ceremonyId": ceremony_id, "credential": authentication_json(&credential) });
+        let credential = user.key.get(&start["publicKey"]).await.map_err(|e| format!("sign-in: {e}: {start}"))?;
+        let body = json!({ "ceremonyId": start["ceremonyId"], "credential": credential });
         let (status, cookie, finish) = self.post("/api/v1/login/finish", &body).await?;
         if status != 200 || !cookie {
             return Err(format!("login/finish: {status} cookie={cookie} {finish}"));
         }
         Ok(())
     }
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The W3C `RegistrationResponseJSON` encoding (passkey-types serialises bytes as arrays
-/// unless a crate feature is on, and turning it on would change it for the whole workspace).
-fn registration_json(c: &CreatedPublicKeyCredential) -> Value {
-    let r = &c.response;
-    json!({
-        "id": c.id,
-        "rawId": b64(&c.raw_id),
-        "type": "public-key",
-        "response": {
-            "clientDataJSON": b64(&r.client_data_json),
-            "attestationObject": b64(&r.attestation_object),
-            "authenticatorData": b64(&r.authenticator_data),
-            "publicKey": r.public_key.as_ref().map(|k| b64(k)),
-            "publicKeyAlgorithm": r.public_key_algorithm,
-            "transports": r.transports,
-        },
-        "authenticatorAttachment": c.authenticator_attachment,
-        "clientExtensionResults": c.client_extension_results,
-    })
-}
-
-/// The W3C `AuthenticationResponseJSON` encoding.
-fn authentication_json(c: &AuthenticatedPublicKeyCredential) -> Value {
-    let r = &c.response;
-    json!({
-        "id": c.id,
-        "rawId": b64(&c.raw_id),
-        "type": "public-key",
-        "response": {
-            "clientDataJSON": b64(&r.client_data_json),
-            "authenticatorData": b64(&r.authenticator_data),
-            "signature": b64(&r.signature),
-            "userHandle": r.user_handle.as_ref().map(|h| b64(h)),
-        },
-        "authenticatorAttachment": c.authenticator_attachment,
-        "clientExtensionResults": c.client_extension_results,
-    })
 }
 
 /// utime + stime, in clock ticks, summed over every process of a process group.
@@ -338,7 +240,7 @@ async fn run(args: Args) -> Result<(), String> {
     let setup_workers = args.concurrency.clamp(1, 8);
     let mut slots: Vec<Vec<User>> = (0..setup_workers).map(|_| Vec::new()).collect();
     for i in 0..args.users {
-        slots[i % setup_workers].push(User { identifier: format!("{prefix}-{i}@bench.example"), client: new_client() });
+        slots[i % setup_workers].push(User { identifier: format!("{prefix}-{i}@bench.example"), key: SoftKey::new(&ctx.origin) });
     }
     let mut handles = Vec::new();
     for mut slot in slots {
