@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
+const PASSKEY_LIST_JS: &str = include_str!("../assets/passkey-list.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
 const PHONE_HTML: &str = include_str!("../assets/phone.html");
 const PHONE_JS: &str = include_str!("../assets/phone.js");
@@ -44,6 +45,7 @@ fn page(html: &'static str) -> Response {
 async fn asset(Path(name): Path<String>) -> Response {
     match name.as_str() {
         "app.js" => text("text/javascript; charset=utf-8", APP_JS),
+        "passkey-list.js" => text("text/javascript; charset=utf-8", PASSKEY_LIST_JS),
         "style.css" => text("text/css; charset=utf-8", STYLE_CSS),
         "phone.js" => text("text/javascript; charset=utf-8", PHONE_JS),
         "qr-desktop.js" => text("text/javascript; charset=utf-8", QR_DESKTOP_JS),
