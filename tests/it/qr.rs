@@ -355,24 +355,46 @@ on_both_backends!(desktop_learns_by_long_poll_and_events, |backend| async move {
     assert!(claimed_at.elapsed() < Duration::from_secs(2), "change delivered promptly");
 });
 
+/// Two instances on one fresh PostgreSQL database, a phone signed up on B and a QR code
+/// created on A and scanned by that phone; `None` without PostgreSQL.
+struct TwoInstances {
+    a: TestApp,
+    b: TestApp,
+    phone: Phone,
+    desktop: Desktop,
+    qr: Value,
+    id: String,
+    database_url: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TwoInstances {
+    async fn scanned(identifier: &str) -> Option<Self> {
+        let admin = crate::support::app::postgres_url()?;
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = crate::support::app::fresh_database(Backend::Postgres, &dir).await;
+        let options = TestOptions {
+            database_url: Some(database_url.clone()),
+            public_origin: Some("http://localhost:8443".into()),
+            ..Default::default()
+        };
+        let a = TestApp::spawn_with(Backend::Postgres, options.clone()).await;
+        let b = TestApp::spawn_with(Backend::Postgres, options).await;
+        let phone = Phone::signed_up(&b, identifier).await;
+        let desktop = Desktop::new(&a);
+        let qr = desktop.create(&a).await;
+        let id = qr["qrId"].as_str().unwrap().to_owned();
+        json_ok(phone.claim(&b, &qr).await).await;
+        Some(Self { a, b, phone, desktop, qr, id, database_url, admin, _dir: dir })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_reaches_a_desktop_on_another_instance() {
-    if crate::support::app::postgres_url().is_none() {
+    let Some(TwoInstances { a, b, phone, desktop, qr, id, .. }) = TwoInstances::scanned("wes@example.com").await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let options = TestOptions {
-        database_url: Some(crate::support::app::fresh_database(Backend::Postgres, &dir).await),
-        public_origin: Some("http://localhost:8443".into()),
-        ..Default::default()
     };
-    let a = TestApp::spawn_with(Backend::Postgres, options.clone()).await;
-    let b = TestApp::spawn_with(Backend::Postgres, options).await;
-    let phone = Phone::signed_up(&b, "wes@example.com").await;
-    let desktop = Desktop::new(&a);
-    let qr = desktop.create(&a).await;
-    let id = qr["qrId"].as_str().unwrap().to_owned();
-    json_ok(phone.claim(&b, &qr).await).await;
     let waiting = {
         let http = desktop.http.clone();
         let url = a.url(&format!("/api/v1/qr/{id}?wait=10"));
@@ -424,21 +446,11 @@ on_both_backends!(a_waiting_event_stream_ends_with_the_attempts_expiry, |backend
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_desktop_gets_its_approval_after_the_notification_listener_reconnects() {
-    let Some(admin) = crate::support::app::postgres_url() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = crate::support::app::fresh_database(Backend::Postgres, &dir).await;
-    let options = TestOptions {
-        database_url: Some(database_url.clone()),
-        public_origin: Some("http://localhost:8443".into()),
-        ..Default::default()
+    let Some(TwoInstances { a, b, phone, desktop, qr, id, database_url, admin, .. }) =
+        TwoInstances::scanned("yan@example.com").await
+    else {
+        return;
     };
-    let a = TestApp::spawn_with(Backend::Postgres, options.clone()).await;
-    let b = TestApp::spawn_with(Backend::Postgres, options).await;
-    let phone = Phone::signed_up(&b, "yan@example.com").await;
-    let desktop = Desktop::new(&a);
-    let qr = desktop.create(&a).await;
-    let id = qr["qrId"].as_str().unwrap().to_owned();
-    json_ok(phone.claim(&b, &qr).await).await;
     let mut sse = desktop.http.get(a.url(&format!("/api/v1/qr/{id}/events"))).send().await.unwrap();
     sse_until(&mut sse, "\"state\":\"scanned\"", Duration::from_secs(5)).await;
 

@@ -240,7 +240,8 @@ async fn run(args: Args) -> Result<(), String> {
     let setup_workers = args.concurrency.clamp(1, 8);
     let mut slots: Vec<Vec<User>> = (0..setup_workers).map(|_| Vec::new()).collect();
     for i in 0..args.users {
-        slots[i % setup_workers].push(User { identifier: format!("{prefix}-{i}@bench.example"), key: SoftKey::new(&ctx.origin) });
+        slots[i % setup_workers]
+            .push(User { identifier: format!("{prefix}-{i}@bench.example"), key: SoftKey::new(&ctx.origin) });
     }
     let mut handles = Vec::new();
     for mut slot in slots {
