@@ -6,6 +6,7 @@
 mod support;
 
 mod accuracy;
+mod algorithms;
 mod bad_input;
 mod dashboard;
 mod decisions;
