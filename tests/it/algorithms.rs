@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::on_both_backends;
-use crate::support::app::{expect_error, json_ok};
 use crate::support::TestApp;
+use crate::support::app::{expect_error, json_ok};
 
 /// A credential key of one algorithm.
 enum Key {
