@@ -1,8 +1,11 @@
-//! The software authenticator as the integration tests (`it/`) and the benchmarks
-//! (`bench/decision`, `bench/qr`) use it: the simulator's [`handoff_simulate::SoftKey`]
-//! with its errors turned into panics, because there a failure to sign is a test failure.
+//! Test support shared by the integration tests (`it/`), the benchmarks (`bench/decision`,
+//! `bench/qr`) and the Chromium tests' fixtures: the software authenticator, the
+//! simulator's [`handoff_simulate::SoftKey`] with its errors turned into panics (there a
+//! failure to sign is a test failure), and a GeoIP database ([`geoip`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod geoip;
 
 use serde_json::Value;
 use url::Url;

@@ -45,7 +45,13 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    server = await startServer({ name: 'server-qr' });
+    // The operator's GeoIP database (written by scripts/test) and the test itself as the
+    // reverse proxy on loopback, so each page can come from an address of its own.
+    assert.ok(process.env.HANDOFF_E2E_GEOIP, 'HANDOFF_E2E_GEOIP names the test GeoIP database (scripts/test writes it)');
+    server = await startServer({
+      name: 'server-qr',
+      env: { HANDOFF_GEOIP_DATABASE: process.env.HANDOFF_E2E_GEOIP, HANDOFF_TRUSTED_PROXIES: '127.0.0.1, ::1' },
+    });
     browser = await launchBrowser();
     phone = await openPage(browser, { viewport: { width: 390, height: 844 }, isMobile: true, identity: IDENTITIES.androidPhone });
     desktop = await openPage(browser, { identity: IDENTITIES.windowsDesktop, authenticator: false });
@@ -212,6 +218,32 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     await desktop.page.getByRole('button', { name: 'Use another method' }).waitFor();
     assert.equal(await desktop.page.locator('#qr-signed-in').isVisible(), false, 'the desktop is not signed in');
     await desktop.screenshot('c-desktop-denied');
+  });
+
+  it('(c2) the phone sees where the computer is and is warned when it is far away', async () => {
+    // The computer in London, the phone in Sydney (the test GeoIP database's networks).
+    await desktop.page.context().setExtraHTTPHeaders({ 'x-forwarded-for': '81.2.69.160' });
+    await phone.page.context().setExtraHTTPHeaders({ 'x-forwarded-for': '1.128.3.4' });
+    try {
+      await desktop.page.getByRole('button', { name: 'Show a new code' }).click();
+      const { url } = await readQr('c2');
+      await phoneOpens(url);
+      const p = phone.page;
+      await seeText(p.locator('.requester'), 'London, England, United Kingdom');
+      await seeText(p.locator('.requester'), '81.2.69.160');
+      const warning = p.getByRole('alert').filter({ hasText: 'somewhere else' });
+      await warning.waitFor({ state: 'visible' });
+      const text = await warning.innerText();
+      assert.match(text, /about 1\d[,.\s\u202f]?\d{3} km from this phone/, `the warning gives the distance: ${text}`);
+      assert.deepEqual(await axeViolations(p), [], 'axe finds no WCAG A/AA problems with the place and the warning');
+      await phone.screenshot('c2-phone-far-apart');
+      await p.getByRole('button', { name: 'Deny' }).click();
+      await p.getByRole('heading', { name: 'Sign-in denied' }).waitFor({ timeout: 10_000 });
+      await seeText(desktop.page.locator('.qr-approval'), 'The sign-in was declined on the phone', 10_000);
+    } finally {
+      await desktop.page.context().setExtraHTTPHeaders({});
+      await phone.page.context().setExtraHTTPHeaders({});
+    }
   });
 
   it('(d) the event stream is cut: the desktop long-polls and still completes', async () => {

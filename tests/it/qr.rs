@@ -517,58 +517,10 @@ on_both_backends!(a_phone_that_verifies_again_keeps_its_claim, |backend| async m
     json_ok(desktop.redeem(&app, &qr).await).await;
 });
 
-/// A GeoIP database in MaxMind's City layout: London and Reading (60 km apart, different
-/// networks) and Sydney.
-fn city_database(dir: &std::path::Path) -> std::path::PathBuf {
-    use std::collections::BTreeMap;
-    // MaxMind's types: names are maps of language to string, the radius a uint16.
-    #[derive(serde::Serialize)]
-    struct Named {
-        names: BTreeMap<&'static str, &'static str>,
-    }
-    #[derive(serde::Serialize)]
-    struct Country {
-        iso_code: &'static str,
-        names: BTreeMap<&'static str, &'static str>,
-    }
-    #[derive(serde::Serialize)]
-    struct Location {
-        latitude: f64,
-        longitude: f64,
-        accuracy_radius: u16,
-    }
-    #[derive(serde::Serialize)]
-    struct City {
-        city: Named,
-        subdivisions: Vec<Named>,
-        country: Country,
-        location: Location,
-    }
-    let en = |name: &'static str| BTreeMap::from([("en", name)]);
-    let city = |name, region, country, iso_code, latitude, longitude| City {
-        city: Named { names: en(name) },
-        subdivisions: vec![Named { names: en(region) }],
-        country: Country { iso_code, names: en(country) },
-        location: Location { latitude, longitude, accuracy_radius: 20 },
-    };
-    let mut writer = mmdb_writer::Writer::new("GeoIP2-City");
-    let rows = [
-        ("81.2.69.0/24", city("London", "England", "United Kingdom", "GB", 51.5142, -0.0931)),
-        ("5.64.0.0/16", city("Reading", "England", "United Kingdom", "GB", 51.4542, -0.9731)),
-        ("1.128.0.0/16", city("Sydney", "New South Wales", "Australia", "AU", -33.8688, 151.2093)),
-    ];
-    for (net, record) in rows {
-        writer.insert(net.parse::<ipnet::IpNet>().unwrap(), &record).unwrap();
-    }
-    let path = dir.join("city.mmdb");
-    std::fs::write(&path, writer.to_bytes().unwrap()).unwrap();
-    path
-}
-
 on_both_backends!(the_phone_sees_where_the_computer_is_and_how_far, |backend| async move {
     let dir = tempfile::tempdir().unwrap();
     let extra = RawConfig {
-        geoip_database: Some(city_database(dir.path())),
+        geoip_database: Some(handoff_tests::geoip::city_database(&dir.path().join("city.mmdb"))),
         // The test client stands in for a reverse proxy on loopback.
         trusted_proxies: Some(vec!["127.0.0.1".into(), "::1".into()]),
         ..RawConfig::default()
