@@ -517,6 +517,50 @@ on_both_backends!(a_phone_that_verifies_again_keeps_its_claim, |backend| async m
     json_ok(desktop.redeem(&app, &qr).await).await;
 });
 
+on_both_backends!(a_desktop_can_wait_over_cleartext_http2, |backend| async move {
+    // A reverse proxy that speaks HTTP/2 to Handoff multiplexes desktops' event streams.
+    let app = TestApp::spawn(backend).await;
+    let phone = Phone::signed_up(&app, "h2c@example.com").await;
+    let created = reqwest::Client::new().post(app.url("/api/v1/qr")).json(&json!({})).send().await.unwrap();
+    let cookies: Vec<String> = created
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
+    let qr = json_ok(created).await;
+    let id = qr["qrId"].as_str().unwrap();
+
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.expect("the server speaks HTTP/2 with prior knowledge");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(format!("http://127.0.0.1:{}/api/v1/qr/{id}/events", app.port))
+        .header("cookie", cookies.join("; "))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    for needle in ["\"state\":\"created\"", "\"state\":\"scanned\""] {
+        if needle.contains("scanned") {
+            json_ok(phone.claim(&app, &qr).await).await;
+        }
+        while !seen.contains(needle) {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), body.data())
+                .await
+                .unwrap_or_else(|_| panic!("no {needle} within 5 s; saw {seen}"))
+                .expect("stream open")
+                .unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+});
+
 on_both_backends!(the_phone_sees_where_the_computer_is_and_how_far, |backend| async move {
     let dir = tempfile::tempdir().unwrap();
     let extra = RawConfig {
