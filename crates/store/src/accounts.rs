@@ -1,5 +1,8 @@
 //! Accounts and passkeys.
 
+use crate::cells::Cells;
+use crate::db::{Database, flag, is_unique_violation_on, storage_error};
+use crate::inline::numbered;
 use async_trait::async_trait;
 use handoff_core::DomainError;
 use handoff_core::device::{DeviceInfo, FormFactor};
@@ -7,10 +10,6 @@ use handoff_core::domain::{CredentialId, DisplayName, Identifier, UserId};
 use handoff_core::error::Result;
 use handoff_core::passkeys::{Account, PasskeyRecord, PasskeySummary, PasskeyUse};
 use handoff_core::storage::Accounts;
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
-use crate::db::{Database, flag, is_unique_violation_on, storage_error};
 
 const ACCOUNT_COLUMNS: &str = "u.id, u.identifier, u.display_name, u.created_at";
 const PASSKEY_COLUMNS: &str = "p.credential_id, p.user_id, p.credential, p.aaguid, p.provider, p.transports, \
@@ -28,22 +27,20 @@ fn corrupt(what: &str) -> DomainError {
     DomainError::Storage(format!("stored {what} does not parse"))
 }
 
-fn account_from_row(row: &AnyRow) -> Result<Account> {
-    let get = |i: usize| -> Result<String> { row.try_get::<String, _>(i).map_err(storage_error) };
+fn account_from_row(row: &impl Cells) -> Result<Account> {
     Ok(Account {
-        id: UserId::parse(&get(0)?).map_err(|_| corrupt("user id"))?,
-        identifier: Identifier::parse(&get(1)?).map_err(|_| corrupt("identifier"))?,
-        display_name: DisplayName::from_stored(get(2)?),
-        created_at: row.try_get::<i64, _>(3).map_err(storage_error)?,
+        id: UserId::parse(&row.text(0)?).map_err(|_| corrupt("user id"))?,
+        identifier: Identifier::parse(&row.text(1)?).map_err(|_| corrupt("identifier"))?,
+        display_name: DisplayName::from_stored(row.text(2)?),
+        created_at: row.int(3)?,
     })
 }
 
-fn passkey_from_row(row: &AnyRow, offset: usize) -> Result<PasskeyRecord> {
-    let text = |i: usize| -> Result<String> { row.try_get::<String, _>(offset + i).map_err(storage_error) };
-    let opt_text =
-        |i: usize| -> Result<Option<String>> { row.try_get::<Option<String>, _>(offset + i).map_err(storage_error) };
-    let int = |i: usize| -> Result<i64> { row.try_get::<i64, _>(offset + i).map_err(storage_error) };
-    let last_used_at = row.try_get::<Option<i64>, _>(offset + 13).map_err(storage_error)?;
+fn passkey_from_row(row: &impl Cells, offset: usize) -> Result<PasskeyRecord> {
+    let text = |i: usize| row.text(offset + i);
+    let opt_text = |i: usize| row.opt_text(offset + i);
+    let int = |i: usize| row.int(offset + i);
+    let last_used_at = row.opt_int(offset + 13)?;
     let last_used_on = device_of(opt_text(14)?, opt_text(15)?, opt_text(16)?);
     Ok(PasskeyRecord {
         credential_id: CredentialId::parse(&text(0)?).map_err(|_| corrupt("credential id"))?,
@@ -73,11 +70,10 @@ fn device_of(os: Option<String>, browser: Option<String>, form: Option<String>) 
     }
 }
 
-fn summary_from_row(row: &AnyRow, offset: usize) -> Result<PasskeySummary> {
-    let text = |i: usize| -> Result<String> { row.try_get::<String, _>(offset + i).map_err(storage_error) };
-    let opt =
-        |i: usize| -> Result<Option<String>> { row.try_get::<Option<String>, _>(offset + i).map_err(storage_error) };
-    let int = |i: usize| -> Result<i64> { row.try_get::<i64, _>(offset + i).map_err(storage_error) };
+fn summary_from_row(row: &impl Cells, offset: usize) -> Result<PasskeySummary> {
+    let text = |i: usize| row.text(offset + i);
+    let opt = |i: usize| row.opt_text(offset + i);
+    let int = |i: usize| row.int(offset + i);
     Ok(PasskeySummary {
         credential_id: CredentialId::parse(&text(0)?).map_err(|_| corrupt("credential id"))?,
         aaguid: text(1)?.parse().map_err(|_| corrupt("aaguid"))?,
@@ -177,7 +173,7 @@ impl Accounts for Database {
         let account = account_from_row(first)?;
         let mut passkeys = Vec::with_capacity(rows.len());
         for row in &rows {
-            let has_passkey = row.try_get::<Option<String>, _>(PASSKEY_OFFSET).map_err(storage_error)?.is_some();
+            let has_passkey = row.opt_text(PASSKEY_OFFSET)?.is_some();
             if has_passkey {
                 passkeys.push(passkey_from_row(row, PASSKEY_OFFSET)?);
             }
@@ -190,16 +186,35 @@ impl Accounts for Database {
             "SELECT {ACCOUNT_COLUMNS}, {SUMMARY_COLUMNS} FROM users u LEFT JOIN passkeys p ON p.user_id = u.id \
              WHERE u.identifier = $1 ORDER BY p.created_at, p.credential_id"
         );
-        let rows = sqlx::query(&sql).bind(identifier.as_str()).fetch_all(&self.pool).await.map_err(storage_error)?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let account = account_from_row(first)?;
-        let mut passkeys = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.try_get::<Option<String>, _>(PASSKEY_OFFSET).map_err(storage_error)?.is_some() {
-                passkeys.push(summary_from_row(row, PASSKEY_OFFSET)?);
-            }
+        // One row per passkey (one with NULL passkey columns for an account without any).
+        fn fold(rows: Vec<(Account, Option<PasskeySummary>)>) -> Option<(Account, Vec<PasskeySummary>)> {
+            let account = rows.first()?.0.clone();
+            Some((account, rows.into_iter().filter_map(|(_, p)| p).collect()))
         }
-        Ok(Some((account, passkeys)))
+        fn decode(row: &impl Cells) -> Result<(Account, Option<PasskeySummary>)> {
+            let passkey = match row.opt_text(PASSKEY_OFFSET)? {
+                Some(_) => Some(summary_from_row(row, PASSKEY_OFFSET)?),
+                None => None,
+            };
+            Ok((account_from_row(row)?, passkey))
+        }
+        if let Some(inline) = &self.inline {
+            return inline
+                .read(|conn| {
+                    let mut stmt = conn.prepare_cached(&numbered(&sql))?;
+                    let mut rows = stmt.query([identifier.as_str()])?;
+                    let mut out = Vec::new();
+                    while let Some(row) = rows.next()? {
+                        out.push(decode(row));
+                    }
+                    Ok(out)
+                })?
+                .into_iter()
+                .collect::<Result<Vec<_>>>()
+                .map(fold);
+        }
+        let rows = sqlx::query(&sql).bind(identifier.as_str()).fetch_all(&self.pool).await.map_err(storage_error)?;
+        Ok(fold(rows.iter().map(decode).collect::<Result<Vec<_>>>()?))
     }
 
     async fn passkeys_of(&self, user: UserId) -> Result<Vec<PasskeyRecord>> {
@@ -215,9 +230,21 @@ impl Accounts for Database {
             "SELECT {ACCOUNT_COLUMNS}, {PASSKEY_COLUMNS} FROM passkeys p JOIN users u ON u.id = p.user_id \
              WHERE p.credential_id = $1"
         );
+        fn both(row: &impl Cells) -> Result<(PasskeyRecord, Account)> {
+            Ok((passkey_from_row(row, PASSKEY_OFFSET)?, account_from_row(row)?))
+        }
+        if let Some(inline) = &self.inline {
+            let id = id.to_base64url();
+            return inline
+                .read(|conn| {
+                    let mut stmt = conn.prepare_cached(&numbered(&sql))?;
+                    let mut rows = stmt.query([id.as_str()])?;
+                    Ok(rows.next()?.map(both))
+                })?
+                .transpose();
+        }
         let row = sqlx::query(&sql).bind(id.to_base64url()).fetch_optional(&self.pool).await.map_err(storage_error)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some((passkey_from_row(&row, PASSKEY_OFFSET)?, account_from_row(&row)?)))
+        row.as_ref().map(both).transpose()
     }
 
     async fn record_use(&self, usage: &PasskeyUse) -> Result<bool> {

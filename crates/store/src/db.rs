@@ -9,6 +9,8 @@ use handoff_core::storage::Storage;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+use crate::inline::{InlineReaders, sqlite_path};
+
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -35,6 +37,14 @@ pub enum StoreError {
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file could not be opened for inline reads.
+    #[error("cannot open the SQLite file {path} for reading: {reason}")]
+    Inline {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Connection pools plus the backend they talk to. Implements every storage trait.
@@ -49,6 +59,8 @@ pub enum StoreError {
 pub struct Database {
     pub(crate) pool: AnyPool,
     pub(crate) writer: AnyPool,
+    /// On a SQLite file: read-only connections for point reads run inline (`inline.rs`).
+    pub(crate) inline: Option<Arc<InlineReaders>>,
     backend: Backend,
 }
 
@@ -104,11 +116,17 @@ impl Database {
             let url = url.clone();
             async move { options(max).connect(&url).await.map_err(|source| StoreError::Connect { backend, source }) }
         };
+        let mut inline = None;
         let (pool, writer) = match backend {
             Backend::Sqlite => {
                 // The writer first: it creates the file and runs the migrations.
                 let writer = connect(1).await?;
                 SQLITE_MIGRATIONS.run(&writer).await?;
+                if let Some(path) = sqlite_path(&url) {
+                    let readers = InlineReaders::open(&path, SQLITE_READERS as usize)
+                        .map_err(|e| StoreError::Inline { path: path.clone(), reason: e.to_string() })?;
+                    inline = Some(Arc::new(readers));
+                }
                 (connect(SQLITE_READERS).await?, writer)
             }
             Backend::Postgres => {
@@ -117,7 +135,7 @@ impl Database {
                 (pool.clone(), pool)
             }
         };
-        Ok(Self { pool, writer, backend })
+        Ok(Self { pool, writer, inline, backend })
     }
 
     /// Which backend this is.

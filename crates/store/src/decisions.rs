@@ -10,6 +10,7 @@ use handoff_core::storage::{AppendAction, AppendHistory, AppendOffers, Attempt, 
 use sqlx::Row;
 
 use crate::db::{Database, flag, storage_error};
+use crate::inline::numbered;
 
 fn count(v: Option<i64>) -> u32 {
     u32::try_from(v.unwrap_or(0).max(0)).unwrap_or(u32::MAX)
@@ -31,17 +32,23 @@ impl Attempts for Database {
     }
 
     async fn failure_history(&self, identifier: &str, device_id: &str, since: Millis) -> Result<FailureHistory> {
-        let row = sqlx::query(
-            "SELECT COUNT(*), MAX(at) FROM attempts WHERE identifier = $1 AND device_id = $2 AND failed = 1 \
-             AND at >= $3 AND at > COALESCE((SELECT MAX(at) FROM attempts \
-                 WHERE identifier = $1 AND device_id = $2 AND failed = 0), -1)",
-        )
-        .bind(identifier)
-        .bind(device_id)
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(storage_error)?;
+        const SQL: &str = "SELECT COUNT(*), MAX(at) FROM attempts WHERE identifier = $1 AND device_id = $2 \
+             AND failed = 1 AND at >= $3 AND at > COALESCE((SELECT MAX(at) FROM attempts \
+                 WHERE identifier = $1 AND device_id = $2 AND failed = 0), -1)";
+        if let Some(inline) = &self.inline {
+            let (failures, last) = inline.read(|conn| {
+                conn.prepare_cached(&numbered(SQL))?
+                    .query_row(rusqlite::params![identifier, device_id, since], |r| Ok((r.get(0)?, r.get(1)?)))
+            })?;
+            return Ok(FailureHistory { recent_failures: count(failures), last_failure_at: last });
+        }
+        let row = sqlx::query(SQL)
+            .bind(identifier)
+            .bind(device_id)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage_error)?;
         Ok(FailureHistory {
             recent_failures: count(row.try_get(0).map_err(storage_error)?),
             last_failure_at: row.try_get(1).map_err(storage_error)?,

@@ -4,9 +4,11 @@
 //! mode); PostgreSQL is for several instances sharing one database.
 
 mod accounts;
+mod cells;
 mod ceremonies;
 mod db;
 mod decisions;
+mod inline;
 mod journeys;
 mod qr;
 mod rollups;

@@ -1,0 +1,93 @@
+//! Point reads on SQLite run inline, on the calling thread, through rusqlite. sqlx hands
+//! every statement to its connection's own OS thread and the rows back: two thread
+//! wake-ups per statement, which the sign-in profile showed as half the server's CPU in
+//! the kernel's scheduler. A reader in WAL mode never waits for the writer, so a lookup by
+//! key (tens of microseconds) can run on an async thread like any other short computation.
+//! Only short lookups belong here; scans (funnels, searches) stay on the sqlx pools.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use handoff_core::DomainError;
+use handoff_core::error::Result;
+use rusqlite::{Connection, OpenFlags};
+
+/// A few read-only connections to the SQLite file, each used by one caller at a time.
+pub(crate) struct InlineReaders {
+    connections: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for InlineReaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InlineReaders").field("connections", &self.connections.len()).finish()
+    }
+}
+
+/// The file behind a `sqlite:` URL, when it names one (not an in-memory database).
+pub(crate) fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:") && !url.contains("mode=memory")).then(|| path.to_owned())
+}
+
+impl InlineReaders {
+    /// Opens `count` read-only connections to the file (which must exist: the writer
+    /// creates and migrates it first).
+    pub(crate) fn open(path: &str, count: usize) -> std::result::Result<Self, rusqlite::Error> {
+        let connections = (0..count.max(1))
+            .map(|_| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(path, flags)?;
+                // A WAL reader waits only in rare moments (log recovery, a restarting
+                // checkpoint), and it would wait on an async thread: briefly, then fail. A
+                // small page cache, since every commit elsewhere empties it anyway.
+                conn.execute_batch("PRAGMA busy_timeout = 250; PRAGMA cache_size = -4096;")?;
+                conn.set_prepared_statement_cache_capacity(32);
+                Ok(Mutex::new(conn))
+            })
+            .collect::<std::result::Result<Vec<_>, rusqlite::Error>>()?;
+        Ok(Self { connections, next: AtomicUsize::new(0) })
+    }
+
+    /// Runs `read` on a free connection (or waits for the next one in turn).
+    pub(crate) fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let n = self.connections.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let lock = |i: usize| self.connections[i % n].try_lock().ok();
+        let conn = match (start..start + n).find_map(lock) {
+            Some(conn) => conn,
+            None => self.connections[start].lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        };
+        read(&conn).map_err(|e| DomainError::Storage(e.to_string()))
+    }
+}
+
+/// The same statement text as the sqlx queries (`$1`, `$2`, … placeholders), numbered for
+/// rusqlite (`?1`, `?2`, …), so each query is still written once.
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_and_paths_found() {
+        assert_eq!(numbered("a = $1 AND b = $12 AND c = '$x'"), "a = ?1 AND b = ?12 AND c = '$x'");
+        assert_eq!(sqlite_path("sqlite:///tmp/h.db?mode=rwc").as_deref(), Some("/tmp/h.db"));
+        assert_eq!(sqlite_path("sqlite://data/h.db").as_deref(), Some("data/h.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+}
