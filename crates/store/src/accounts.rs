@@ -2,7 +2,9 @@
 
 use crate::cells::Cells;
 use crate::db::{Database, flag, is_unique_violation_on, storage_error};
-use crate::inline::numbered;
+use crate::inline::Statement;
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use handoff_core::DomainError;
 use handoff_core::device::{DeviceInfo, FormFactor};
@@ -182,10 +184,12 @@ impl Accounts for Database {
     }
 
     async fn find_inventory(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeySummary>)>> {
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS}, {SUMMARY_COLUMNS} FROM users u LEFT JOIN passkeys p ON p.user_id = u.id \
-             WHERE u.identifier = $1 ORDER BY p.created_at, p.credential_id"
-        );
+        static SQL: LazyLock<Statement> = LazyLock::new(|| {
+            Statement::new(format!(
+                "SELECT {ACCOUNT_COLUMNS}, {SUMMARY_COLUMNS} FROM users u LEFT JOIN passkeys p ON p.user_id = u.id \
+                 WHERE u.identifier = $1 ORDER BY p.created_at, p.credential_id"
+            ))
+        });
         // One row per passkey (one with NULL passkey columns for an account without any).
         fn fold(rows: Vec<(Account, Option<PasskeySummary>)>) -> Option<(Account, Vec<PasskeySummary>)> {
             let account = rows.first()?.0.clone();
@@ -201,7 +205,7 @@ impl Accounts for Database {
         if let Some(inline) = &self.inline {
             return inline
                 .read(|conn| {
-                    let mut stmt = conn.prepare_cached(&numbered(&sql))?;
+                    let mut stmt = conn.prepare_cached(&SQL.inline)?;
                     let mut rows = stmt.query([identifier.as_str()])?;
                     let mut out = Vec::new();
                     while let Some(row) = rows.next()? {
@@ -213,7 +217,8 @@ impl Accounts for Database {
                 .collect::<Result<Vec<_>>>()
                 .map(fold);
         }
-        let rows = sqlx::query(&sql).bind(identifier.as_str()).fetch_all(&self.pool).await.map_err(storage_error)?;
+        let rows =
+            sqlx::query(&SQL.sqlx).bind(identifier.as_str()).fetch_all(&self.pool).await.map_err(storage_error)?;
         Ok(fold(rows.iter().map(decode).collect::<Result<Vec<_>>>()?))
     }
 
@@ -226,10 +231,12 @@ impl Accounts for Database {
     }
 
     async fn find_passkey(&self, id: &CredentialId) -> Result<Option<(PasskeyRecord, Account)>> {
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS}, {PASSKEY_COLUMNS} FROM passkeys p JOIN users u ON u.id = p.user_id \
-             WHERE p.credential_id = $1"
-        );
+        static SQL: LazyLock<Statement> = LazyLock::new(|| {
+            Statement::new(format!(
+                "SELECT {ACCOUNT_COLUMNS}, {PASSKEY_COLUMNS} FROM passkeys p JOIN users u ON u.id = p.user_id \
+                 WHERE p.credential_id = $1"
+            ))
+        });
         fn both(row: &impl Cells) -> Result<(PasskeyRecord, Account)> {
             Ok((passkey_from_row(row, PASSKEY_OFFSET)?, account_from_row(row)?))
         }
@@ -237,13 +244,14 @@ impl Accounts for Database {
             let id = id.to_base64url();
             return inline
                 .read(|conn| {
-                    let mut stmt = conn.prepare_cached(&numbered(&sql))?;
+                    let mut stmt = conn.prepare_cached(&SQL.inline)?;
                     let mut rows = stmt.query([id.as_str()])?;
                     Ok(rows.next()?.map(both))
                 })?
                 .transpose();
         }
-        let row = sqlx::query(&sql).bind(id.to_base64url()).fetch_optional(&self.pool).await.map_err(storage_error)?;
+        let row =
+            sqlx::query(&SQL.sqlx).bind(id.to_base64url()).fetch_optional(&self.pool).await.map_err(storage_error)?;
         row.as_ref().map(both).transpose()
     }
 

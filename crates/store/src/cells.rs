@@ -6,6 +6,7 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use crate::db::storage_error;
+use crate::inline::inline_error;
 
 /// Typed access to the cells of one row.
 pub(crate) trait Cells {
@@ -32,10 +33,6 @@ impl Cells for AnyRow {
     fn opt_int(&self, i: usize) -> Result<Option<i64>> {
         self.try_get(i).map_err(storage_error)
     }
-}
-
-fn inline_error(e: rusqlite::Error) -> handoff_core::DomainError {
-    handoff_core::DomainError::Storage(e.to_string())
 }
 
 impl Cells for rusqlite::Row<'_> {

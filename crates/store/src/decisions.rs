@@ -1,6 +1,8 @@
 //! What the decision engine reads and writes: attempts per browser, server-wide secrets
 //! and passkey-append offers.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use handoff_core::clock::Millis;
 use handoff_core::domain::UserId;
@@ -10,7 +12,7 @@ use handoff_core::storage::{AppendAction, AppendHistory, AppendOffers, Attempt, 
 use sqlx::Row;
 
 use crate::db::{Database, flag, storage_error};
-use crate::inline::numbered;
+use crate::inline::Statement;
 
 fn count(v: Option<i64>) -> u32 {
     u32::try_from(v.unwrap_or(0).max(0)).unwrap_or(u32::MAX)
@@ -32,17 +34,22 @@ impl Attempts for Database {
     }
 
     async fn failure_history(&self, identifier: &str, device_id: &str, since: Millis) -> Result<FailureHistory> {
-        const SQL: &str = "SELECT COUNT(*), MAX(at) FROM attempts WHERE identifier = $1 AND device_id = $2 \
-             AND failed = 1 AND at >= $3 AND at > COALESCE((SELECT MAX(at) FROM attempts \
-                 WHERE identifier = $1 AND device_id = $2 AND failed = 0), -1)";
+        static SQL: LazyLock<Statement> = LazyLock::new(|| {
+            Statement::new(
+                "SELECT COUNT(*), MAX(at) FROM attempts WHERE identifier = $1 AND device_id = $2 \
+                 AND failed = 1 AND at >= $3 AND at > COALESCE((SELECT MAX(at) FROM attempts \
+                     WHERE identifier = $1 AND device_id = $2 AND failed = 0), -1)"
+                    .to_owned(),
+            )
+        });
         if let Some(inline) = &self.inline {
             let (failures, last) = inline.read(|conn| {
-                conn.prepare_cached(&numbered(SQL))?
+                conn.prepare_cached(&SQL.inline)?
                     .query_row(rusqlite::params![identifier, device_id, since], |r| Ok((r.get(0)?, r.get(1)?)))
             })?;
             return Ok(FailureHistory { recent_failures: count(failures), last_failure_at: last });
         }
-        let row = sqlx::query(SQL)
+        let row = sqlx::query(&SQL.sqlx)
             .bind(identifier)
             .bind(device_id)
             .bind(since)

@@ -59,13 +59,32 @@ impl InlineReaders {
             Some(conn) => conn,
             None => self.connections[start].lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         };
-        read(&conn).map_err(|e| DomainError::Storage(e.to_string()))
+        read(&conn).map_err(inline_error)
+    }
+}
+
+/// A rusqlite error as a domain storage error.
+pub(crate) fn inline_error(e: rusqlite::Error) -> DomainError {
+    DomainError::Storage(e.to_string())
+}
+
+/// One statement's text for both drivers, built once: `sqlx` with `$n` placeholders, and
+/// `inline` the same numbered for rusqlite.
+pub(crate) struct Statement {
+    pub(crate) sqlx: String,
+    pub(crate) inline: String,
+}
+
+impl Statement {
+    pub(crate) fn new(sql: String) -> Self {
+        let inline = numbered(&sql);
+        Self { sqlx: sql, inline }
     }
 }
 
 /// The same statement text as the sqlx queries (`$1`, `$2`, … placeholders), numbered for
 /// rusqlite (`?1`, `?2`, …), so each query is still written once.
-pub(crate) fn numbered(sql: &str) -> String {
+fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
