@@ -285,8 +285,7 @@ impl QrService {
     #[tracing::instrument(skip_all)]
     pub async fn claim(&self, token: &str, phone: &PhoneSession) -> Result<ClaimView> {
         let attempt = self.by_token(token).await?;
-        let view = |attempt: QrAttempt| {
-            let (separation, desktop_place, _) = self.whereabouts(&attempt, phone);
+        let view = |attempt: QrAttempt, (separation, desktop_place, _): (Separation, Option<Place>, Option<Place>)| {
             ClaimView {
                 match_choices: match_choices(attempt.id, attempt.match_code),
                 far_apart: separation.far_apart,
@@ -309,7 +308,8 @@ impl QrService {
                 None,
             );
             if let Some(done) = self.storage.qr.qr_transition(&t).await? {
-                let (s, desktop, handset) = self.whereabouts(&done, phone);
+                let whereabouts = self.whereabouts(&done, phone);
+                let (s, desktop, handset) = &whereabouts;
                 let places = json!({
                     "farApart": s.far_apart,
                     "distanceKm": s.distance_km,
@@ -325,13 +325,14 @@ impl QrService {
                     merge(&mut risk, &places);
                     self.emit(&done, "qr.risk", risk).await;
                 }
-                return Ok(view(done));
+                return Ok(view(done, whereabouts));
             }
         }
         // Lost the race or scanned before: reload and decide.
         let now = self.storage.qr.qr_by_id(attempt.id).await?.ok_or(DomainError::QrNotFound)?;
         if now.claimed_session.as_deref() == Some(phone.session_digest.as_str()) && !now.state.is_final() {
-            return Ok(view(now));
+            let whereabouts = self.whereabouts(&now, phone);
+            return Ok(view(now, whereabouts));
         }
         if now.state == QrState::Scanned || now.state == QrState::Approved {
             self.refused(&now, phone, "second-scan").await;
