@@ -29,7 +29,7 @@ fn corrupt(what: &str) -> DomainError {
     DomainError::Storage(format!("stored {what} does not parse"))
 }
 
-fn account_from_row(row: &impl Cells) -> Result<Account> {
+fn account_from_row(row: &(impl Cells + ?Sized)) -> Result<Account> {
     Ok(Account {
         id: UserId::parse(&row.text(0)?).map_err(|_| corrupt("user id"))?,
         identifier: Identifier::parse(&row.text(1)?).map_err(|_| corrupt("identifier"))?,
@@ -38,7 +38,7 @@ fn account_from_row(row: &impl Cells) -> Result<Account> {
     })
 }
 
-fn passkey_from_row(row: &impl Cells, offset: usize) -> Result<PasskeyRecord> {
+fn passkey_from_row(row: &(impl Cells + ?Sized), offset: usize) -> Result<PasskeyRecord> {
     let text = |i: usize| row.text(offset + i);
     let opt_text = |i: usize| row.opt_text(offset + i);
     let int = |i: usize| row.int(offset + i);
@@ -72,7 +72,7 @@ fn device_of(os: Option<String>, browser: Option<String>, form: Option<String>) 
     }
 }
 
-fn summary_from_row(row: &impl Cells, offset: usize) -> Result<PasskeySummary> {
+fn summary_from_row(row: &(impl Cells + ?Sized), offset: usize) -> Result<PasskeySummary> {
     let text = |i: usize| row.text(offset + i);
     let opt = |i: usize| row.opt_text(offset + i);
     let int = |i: usize| row.int(offset + i);
@@ -148,7 +148,7 @@ impl Accounts for Database {
     }
 
     async fn create_with_passkey(&self, account: &Account, passkey: &PasskeyRecord) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(storage_error)?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO users (id, identifier, display_name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(account.id.to_string())
             .bind(account.identifier.as_str())
@@ -158,11 +158,12 @@ impl Accounts for Database {
             .await
             .map_err(passkey_insert_error)?;
         insert_passkey(&mut *tx, passkey).await.map_err(passkey_insert_error)?;
-        tx.commit().await.map_err(storage_error)
+        tx.commit().await
     }
 
     async fn add_passkey(&self, passkey: &PasskeyRecord) -> Result<()> {
-        insert_passkey(&self.writer, passkey).await.map_err(passkey_insert_error)
+        let mut conn = self.writer.conn().await?;
+        insert_passkey(&mut *conn, passkey).await.map_err(passkey_insert_error)
     }
 
     async fn find_with_passkeys(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeyRecord>)>> {
@@ -195,7 +196,7 @@ impl Accounts for Database {
             let account = rows.first()?.0.clone();
             Some((account, rows.into_iter().filter_map(|(_, p)| p).collect()))
         }
-        fn decode(row: &impl Cells) -> Result<(Account, Option<PasskeySummary>)> {
+        fn decode(row: &(impl Cells + ?Sized)) -> Result<(Account, Option<PasskeySummary>)> {
             let passkey = match row.opt_text(PASSKEY_OFFSET)? {
                 Some(_) => Some(summary_from_row(row, PASSKEY_OFFSET)?),
                 None => None,
@@ -237,53 +238,43 @@ impl Accounts for Database {
                  WHERE p.credential_id = $1"
             ))
         });
-        fn both(row: &impl Cells) -> Result<(PasskeyRecord, Account)> {
+        fn both(row: &(impl Cells + ?Sized)) -> Result<(PasskeyRecord, Account)> {
             Ok((passkey_from_row(row, PASSKEY_OFFSET)?, account_from_row(row)?))
         }
-        if let Some(inline) = &self.inline {
-            let id = id.to_base64url();
-            return inline
-                .read(|conn| {
-                    let mut stmt = conn.prepare_cached(&SQL.inline)?;
-                    let mut rows = stmt.query([id.as_str()])?;
-                    Ok(rows.next()?.map(both))
-                })?
-                .transpose();
-        }
-        let row =
-            sqlx::query(&SQL.sqlx).bind(id.to_base64url()).fetch_optional(&self.pool).await.map_err(storage_error)?;
-        row.as_ref().map(both).transpose()
+        self.read_optional(&SQL, &[id.to_base64url().into()], |row| both(row)).await
     }
 
     async fn record_use(&self, usage: &PasskeyUse) -> Result<bool> {
+        static SQL: LazyLock<Statement> = LazyLock::new(|| {
+            Statement::new(
+                "UPDATE passkeys SET credential = $2, counter = $3, backup_state = $4, backup_eligible = $5, \
+                 last_used_at = $6, last_used_os = $7, last_used_browser = $8, last_used_form_factor = $9, \
+                 last_used_device_id = COALESCE($10, last_used_device_id) \
+                 WHERE credential_id = $1 AND (counter < $3 OR ($3 = 0 AND counter = 0))"
+                    .into(),
+            )
+        });
         let credential = serde_json::to_string(&usage.credential).map_err(|_| corrupt("credential"))?;
-        let done = sqlx::query(
-            "UPDATE passkeys SET credential = $2, counter = $3, backup_state = $4, backup_eligible = $5, \
-             last_used_at = $6, last_used_os = $7, last_used_browser = $8, last_used_form_factor = $9, \
-             last_used_device_id = COALESCE($10, last_used_device_id) \
-             WHERE credential_id = $1 AND (counter < $3 OR ($3 = 0 AND counter = 0))",
-        )
-        .bind(usage.credential_id.to_base64url())
-        .bind(credential)
-        .bind(i64::from(usage.counter))
-        .bind(flag(usage.backup_state))
-        .bind(flag(usage.backup_eligible))
-        .bind(usage.at)
-        .bind(usage.on.os.clone())
-        .bind(usage.on.browser.clone())
-        .bind(usage.on.form_factor.as_str())
-        .bind(usage.device_id.clone())
-        .execute(&self.writer)
-        .await
-        .map_err(storage_error)?;
-        Ok(done.rows_affected() == 1)
+        let params = [
+            usage.credential_id.to_base64url().into(),
+            credential.into(),
+            i64::from(usage.counter).into(),
+            flag(usage.backup_state).into(),
+            flag(usage.backup_eligible).into(),
+            usage.at.into(),
+            usage.on.os.clone().into(),
+            usage.on.browser.clone().into(),
+            usage.on.form_factor.as_str().into(),
+            usage.device_id.clone().into(),
+        ];
+        Ok(self.writer.execute(&SQL, &params).await? == 1)
     }
 
     async fn delete_passkey(&self, user: UserId, id: &CredentialId) -> Result<bool> {
         let done = sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND user_id = $2")
             .bind(id.to_base64url())
             .bind(user.to_string())
-            .execute(&self.writer)
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(storage_error)?;
         Ok(done.rows_affected() == 1)

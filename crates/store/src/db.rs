@@ -9,7 +9,9 @@ use handoff_core::storage::Storage;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-use crate::inline::{InlineReaders, sqlite_path};
+use crate::cells::Cells;
+use crate::inline::{InlineReaders, Param, Statement, sqlite_path};
+use crate::writer::Writer;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +39,8 @@ pub enum StoreError {
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The SQLite file could not be opened for inline reads.
-    #[error("cannot open the SQLite file {path} for reading: {reason}")]
+    /// The SQLite file could not be opened for inline reads and writes.
+    #[error("cannot open the SQLite file {path}: {reason}")]
     Inline {
         /// The file.
         path: String,
@@ -49,16 +51,15 @@ pub enum StoreError {
 
 /// Connection pools plus the backend they talk to. Implements every storage trait.
 ///
-/// Reads go to `pool`; statements that write go to `writer`. On PostgreSQL they are the
-/// same pool. On SQLite, which lets one connection write at a time, `writer` is a pool of
-/// exactly one connection: writers queue in the pool (woken in order the moment the
-/// connection is free) instead of contending for the file lock, where the losers sleep in
-/// SQLite's busy handler for 1, 2, 5, 10 … ms and retry. Readers never wait for writers
+/// Reads go to `pool`; statements that write go to `writer`. On PostgreSQL both are the
+/// same pool. On SQLite, which lets one connection write at a time, writers take turns
+/// (woken in order the moment the previous one is done) instead of contending for the
+/// file lock, and short writes run inline (`writer.rs`). Readers never wait for writers
 /// (WAL).
 #[derive(Clone, Debug)]
 pub struct Database {
     pub(crate) pool: AnyPool,
-    pub(crate) writer: AnyPool,
+    pub(crate) writer: Writer,
     /// On a SQLite file: read-only connections for point reads run inline (`inline.rs`).
     pub(crate) inline: Option<Arc<InlineReaders>>,
     backend: Backend,
@@ -122,17 +123,21 @@ impl Database {
                 // The writer first: it creates the file and runs the migrations.
                 let writer = connect(1).await?;
                 SQLITE_MIGRATIONS.run(&writer).await?;
-                if let Some(path) = sqlite_path(&url) {
-                    let readers = InlineReaders::open(&path, SQLITE_READERS as usize)
-                        .map_err(|e| StoreError::Inline { path: path.clone(), reason: e.to_string() })?;
-                    inline = Some(Arc::new(readers));
-                }
+                let writer = match sqlite_path(&url) {
+                    Some(path) => {
+                        let failed = |e: rusqlite::Error| StoreError::Inline { path: path.clone(), reason: e.to_string() };
+                        let readers = InlineReaders::open(&path, SQLITE_READERS as usize).map_err(failed)?;
+                        inline = Some(Arc::new(readers));
+                        Writer::sqlite(writer, &path).map_err(failed)?
+                    }
+                    None => Writer::pooled(writer),
+                };
                 (connect(SQLITE_READERS).await?, writer)
             }
             Backend::Postgres => {
                 let pool = connect(16).await?;
                 POSTGRES_MIGRATIONS.run(&pool).await?;
-                (pool.clone(), pool)
+                (pool.clone(), Writer::pooled(pool))
             }
         };
         Ok(Self { pool, writer, inline, backend })
@@ -181,9 +186,35 @@ impl Database {
         let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await.map_err(storage_error)?;
         let log = pages(&row)?;
         if log > 65_536 {
+            // A restart waits for the writer to finish; holding the lane, none is writing.
+            let _lane = self.writer.hold_lane().await;
             sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_one(&self.pool).await.map_err(storage_error)?;
         }
         Ok(log)
+    }
+
+    /// Runs a point read that returns at most one row, and decodes that row: inline on a
+    /// SQLite file (`inline.rs`), through the read pool otherwise.
+    pub(crate) async fn read_optional<T>(
+        &self,
+        stmt: &Statement,
+        params: &[Param],
+        decode: impl Fn(&dyn Cells) -> Result<T, DomainError>,
+    ) -> Result<Option<T>, DomainError> {
+        if let Some(inline) = &self.inline {
+            return inline
+                .read(|conn| {
+                    let mut prepared = conn.prepare_cached(&stmt.inline)?;
+                    let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
+                    Ok(rows.next()?.map(|row| decode(row)))
+                })?
+                .transpose();
+        }
+        let row = Param::bind_all(sqlx::query(&stmt.sqlx), params)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        row.as_ref().map(|row| decode(row)).transpose()
     }
 
     /// Closes the pools, waiting for connections to return.

@@ -21,15 +21,19 @@ fn count(v: Option<i64>) -> u32 {
 #[async_trait]
 impl Attempts for Database {
     async fn record_attempt(&self, a: &Attempt) -> Result<()> {
-        sqlx::query("INSERT INTO attempts (identifier, device_id, at, failed, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(a.identifier.clone())
-            .bind(a.device_id.clone())
-            .bind(a.at)
-            .bind(flag(a.failed))
-            .bind(a.detail.clone())
-            .execute(&self.writer)
-            .await
-            .map_err(storage_error)?;
+        static SQL: LazyLock<Statement> = LazyLock::new(|| {
+            Statement::new(
+                "INSERT INTO attempts (identifier, device_id, at, failed, detail) VALUES ($1, $2, $3, $4, $5)".into(),
+            )
+        });
+        let params = [
+            a.identifier.clone().into(),
+            a.device_id.clone().into(),
+            a.at.into(),
+            flag(a.failed).into(),
+            a.detail.clone().into(),
+        ];
+        self.writer.execute(&SQL, &params).await?;
         Ok(())
     }
 
@@ -42,24 +46,11 @@ impl Attempts for Database {
                     .to_owned(),
             )
         });
-        if let Some(inline) = &self.inline {
-            let (failures, last) = inline.read(|conn| {
-                conn.prepare_cached(&SQL.inline)?
-                    .query_row(rusqlite::params![identifier, device_id, since], |r| Ok((r.get(0)?, r.get(1)?)))
-            })?;
-            return Ok(FailureHistory { recent_failures: count(failures), last_failure_at: last });
-        }
-        let row = sqlx::query(&SQL.sqlx)
-            .bind(identifier)
-            .bind(device_id)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        Ok(FailureHistory {
-            recent_failures: count(row.try_get(0).map_err(storage_error)?),
-            last_failure_at: row.try_get(1).map_err(storage_error)?,
-        })
+        let params = [identifier.into(), device_id.into(), since.into()];
+        let history = self.read_optional(&SQL, &params, |row| {
+            Ok(FailureHistory { recent_failures: count(row.opt_int(0)?), last_failure_at: row.opt_int(1)? })
+        });
+        Ok(history.await?.unwrap_or_default())
     }
 }
 
@@ -69,7 +60,7 @@ impl Secrets for Database {
         sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(candidate)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(storage_error)?;
         let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
@@ -89,7 +80,7 @@ impl AppendOffers for Database {
             .bind(device_id)
             .bind(at)
             .bind(action.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(storage_error)?;
         Ok(())

@@ -82,6 +82,71 @@ impl Statement {
     }
 }
 
+/// One bound parameter, for either driver. NULLs keep their type: PostgreSQL checks a
+/// parameter's declared type against its column even when the value is NULL.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    /// An integer, or a NULL integer.
+    Int(Option<i64>),
+    /// A text, or a NULL text.
+    Text(Option<String>),
+}
+
+impl From<i64> for Param {
+    fn from(v: i64) -> Self {
+        Self::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Param {
+    fn from(v: Option<i64>) -> Self {
+        Self::Int(v)
+    }
+}
+
+impl From<String> for Param {
+    fn from(v: String) -> Self {
+        Self::Text(Some(v))
+    }
+}
+
+impl From<&str> for Param {
+    fn from(v: &str) -> Self {
+        Self::Text(Some(v.to_owned()))
+    }
+}
+
+impl From<Option<String>> for Param {
+    fn from(v: Option<String>) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl Param {
+    /// Binds `params`, in order, to a sqlx query.
+    pub(crate) fn bind_all<'q>(
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        params: &[Param],
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for p in params {
+            query = match p {
+                Self::Int(v) => query.bind(*v),
+                Self::Text(v) => query.bind(v.clone()),
+            };
+        }
+        query
+    }
+}
+
+impl rusqlite::ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Self::Int(v) => v.to_sql(),
+            Self::Text(v) => v.to_sql(),
+        }
+    }
+}
+
 /// The same statement text as the sqlx queries (`$1`, `$2`, … placeholders), numbered for
 /// rusqlite (`?1`, `?2`, …), so each query is still written once.
 fn numbered(sql: &str) -> String {

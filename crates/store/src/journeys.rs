@@ -16,7 +16,8 @@ use handoff_core::storage::{
     FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, SegmentedOutcome, StoredEvent,
 };
 use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
+use crate::writer::WriteTx;
 
 use crate::db::{Backend, Database, storage_error};
 use crate::rollups::{hour_of, mark_dirty};
@@ -69,7 +70,7 @@ const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, roo
                                mobile_os, mobile_browser, app_version, facts";
 
 async fn insert_events(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     backend: Backend,
     events: &[StoredEvent],
 ) -> Result<Vec<(JourneyId, String)>> {
@@ -126,7 +127,7 @@ fn record_of(row: &AnyRow) -> Result<JourneyRecord> {
 /// database's only write lock (its first statement wrote), so a plain read is enough and
 /// missing rows start from empty facts.
 async fn lock_journeys(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     backend: Backend,
     ids: &[JourneyId],
     now: Millis,
@@ -167,7 +168,7 @@ async fn lock_journeys(
     Ok(found)
 }
 
-async fn write_journeys(tx: &mut Transaction<'_, Any>, backend: Backend, rows: &[JourneyColumns]) -> Result<()> {
+async fn write_journeys(tx: &mut WriteTx, backend: Backend, rows: &[JourneyColumns]) -> Result<()> {
     let statement_rows = match backend {
         Backend::Sqlite => ladder(rows.len()),
         Backend::Postgres => rows.len(),
@@ -257,7 +258,7 @@ impl Journeys for Database {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin().await.map_err(storage_error)?;
+        let mut tx = self.writer.begin().await?;
         // The first statement writes, so SQLite takes its write lock up front.
         let mut fresh = Vec::with_capacity(events.len());
         for chunk in events.chunks(CHUNK) {
@@ -292,12 +293,12 @@ impl Journeys for Database {
             write_journeys(&mut tx, self.backend(), &rows).await?;
             mark_dirty(&mut tx, self.backend(), &hours).await?;
         }
-        tx.commit().await.map_err(storage_error)?;
+        tx.commit().await?;
         Ok(fresh)
     }
 
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64> {
-        let mut tx = self.writer.begin().await.map_err(storage_error)?;
+        let mut tx = self.writer.begin().await?;
         let rows = sqlx::query(
             "UPDATE journeys SET state = 'finished', finished_at = $1 WHERE state = 'open' AND last_at < $2 \
              AND journey_id IN (SELECT journey_id FROM journeys WHERE state = 'open' AND last_at < $2 \
@@ -318,7 +319,7 @@ impl Journeys for Database {
         }
         let hours: BTreeSet<i64> = finished.iter().map(|j| hour_of(j.started_at)).collect();
         mark_dirty(&mut tx, self.backend(), &hours).await?;
-        tx.commit().await.map_err(storage_error)?;
+        tx.commit().await?;
         Ok(finished.len() as u64)
     }
 

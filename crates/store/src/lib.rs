@@ -1,7 +1,9 @@
 //! SQLite and PostgreSQL storage for Handoff. Both backends go through sqlx `Any` pools
 //! (one for reads, one for writes; see [`Database`]), so each query is written once with
-//! `$n` parameters (which SQLite accepts too); only the migrations differ per dialect. SQLite is the embedded default (a file, WAL
-//! mode); PostgreSQL is for several instances sharing one database.
+//! `$n` parameters (which SQLite accepts too); only the migrations differ per dialect.
+//! SQLite is the embedded default (a file, WAL mode); there, the hot point reads and short
+//! writes run inline through rusqlite with the same statement text (`inline.rs`,
+//! `writer.rs`). PostgreSQL is for several instances sharing one database.
 
 mod accounts;
 mod cells;
@@ -14,5 +16,6 @@ mod qr;
 mod rollups;
 mod security;
 mod sessions;
+mod writer;
 
 pub use db::{Backend, Database, StoreError};

@@ -80,7 +80,7 @@ impl QrAttempts for Database {
         .bind(a.phone_ip.clone())
         .bind(a.reason.clone())
         .bind(a.updated_at)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(storage_error)?;
         Ok(())
@@ -131,7 +131,7 @@ impl QrAttempts for Database {
             .bind(ip)
             .bind(t.reason.clone())
             .bind(guard_value)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *self.writer.conn().await?)
             .await
             .map_err(storage_error)?;
         row.as_ref().map(from_row).transpose()
@@ -146,7 +146,7 @@ impl QrAttempts for Database {
         .bind(token_digest)
         .bind(token_expires_at)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(storage_error)?;
         Ok(done.rows_affected() == 1)
@@ -158,7 +158,7 @@ impl QrAttempts for Database {
              WHERE state IN ('created', 'scanned', 'approved') AND expires_at <= $1 RETURNING {COLUMNS}"
         ))
         .bind(now)
-        .fetch_all(&self.writer)
+        .fetch_all(&mut *self.writer.conn().await?)
         .await
         .map_err(storage_error)?;
         rows.iter().map(from_row).collect()

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use handoff_core::clock::Millis;
 use handoff_core::error::Result;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
+use crate::writer::WriteTx;
 
 use crate::db::{Backend, Database, storage_error};
 
@@ -26,7 +26,7 @@ pub fn hour_of(ms: Millis) -> i64 {
 }
 
 /// Marks hours dirty (their rollups must be recomputed), in the writer's transaction.
-pub async fn mark_dirty(tx: &mut Transaction<'_, Any>, backend: Backend, hours: &BTreeSet<i64>) -> Result<()> {
+pub async fn mark_dirty(tx: &mut WriteTx, backend: Backend, hours: &BTreeSet<i64>) -> Result<()> {
     if hours.is_empty() {
         return Ok(());
     }
@@ -62,7 +62,7 @@ impl Database {
                 .await
                 .map_err(storage_error)?;
         for hour in &hours {
-            let mut tx = self.writer.begin().await.map_err(storage_error)?;
+            let mut tx = self.writer.begin().await?;
             // Taking the mark first: a writer that touches this hour meanwhile marks it
             // again (on PostgreSQL it waits for this transaction), so it is redone.
             sqlx::query("DELETE FROM rollup_dirty WHERE hour = $1")
@@ -89,7 +89,7 @@ impl Database {
                 .execute(&mut *tx)
                 .await
                 .map_err(storage_error)?;
-            tx.commit().await.map_err(storage_error)?;
+            tx.commit().await?;
         }
         Ok(hours.len() as u64)
     }

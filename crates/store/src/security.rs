@@ -20,7 +20,7 @@ impl SecurityEvents for Database {
         .bind(e.at)
         .bind(e.ip.clone())
         .bind(e.user_agent.clone())
-        .execute(&self.writer)
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(storage_error)?;
         Ok(())
