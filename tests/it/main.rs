@@ -12,6 +12,7 @@ mod dashboard;
 mod decisions;
 mod events;
 mod funnels;
+mod journal;
 mod journeys;
 mod metrics;
 mod passkeys;

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use crate::writer::WriteTx;
 use async_trait::async_trait;
 use handoff_core::clock::Millis;
 use handoff_core::domain::JourneyId;
@@ -17,7 +18,6 @@ use handoff_core::storage::{
 };
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row};
-use crate::writer::WriteTx;
 
 use crate::db::{Backend, Database, storage_error};
 use crate::rollups::{hour_of, mark_dirty};
@@ -69,11 +69,7 @@ const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, roo
                                last_at, finished_at, steps, convert_ms, desktop_os, desktop_browser, desktop_form, \
                                mobile_os, mobile_browser, app_version, facts";
 
-async fn insert_events(
-    tx: &mut WriteTx,
-    backend: Backend,
-    events: &[StoredEvent],
-) -> Result<Vec<(JourneyId, String)>> {
+async fn insert_events(tx: &mut WriteTx, backend: Backend, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
     let sql = format!(
         "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
          form_factor, app_version) VALUES {} ON CONFLICT (journey_id, event_id) DO NOTHING RETURNING journey_id, event_id",

@@ -10,10 +10,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::writer::WriteTx;
 use handoff_core::clock::Millis;
 use handoff_core::error::Result;
 use sqlx::any::AnyRow;
-use crate::writer::WriteTx;
 
 use crate::db::{Backend, Database, storage_error};
 

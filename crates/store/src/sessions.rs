@@ -102,9 +102,7 @@ impl Sessions for Database {
 
     async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool> {
         static SQL: LazyLock<Statement> = LazyLock::new(|| {
-            Statement::new(
-                "UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2".into(),
-            )
+            Statement::new("UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2".into())
         });
         Ok(self.writer.execute(&SQL, &[token_digest.into(), at.into()]).await? == 1)
     }

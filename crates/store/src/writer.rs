@@ -59,7 +59,7 @@ impl Writer {
         conn.execute_batch(
             "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000; PRAGMA foreign_keys = ON; \
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0; \
-             PRAGMA journal_size_limit = 67108864;",
+             PRAGMA journal_size_limit = 268435456;",
         )?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(Self { pool, lane: Some(Arc::new(Mutex::new(conn))) })
@@ -98,10 +98,7 @@ impl Writer {
                 .map_err(inline_error)?;
             return Ok(changed as u64);
         }
-        let done = Param::bind_all(sqlx::query(&stmt.sqlx), params)
-            .execute(&self.pool)
-            .await
-            .map_err(storage_error)?;
+        let done = Param::bind_all(sqlx::query(&stmt.sqlx), params).execute(&self.pool).await.map_err(storage_error)?;
         Ok(done.rows_affected())
     }
 
@@ -122,10 +119,8 @@ impl Writer {
                 None => Ok(None),
             };
         }
-        let row = Param::bind_all(sqlx::query(&stmt.sqlx), params)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(storage_error)?;
+        let row =
+            Param::bind_all(sqlx::query(&stmt.sqlx), params).fetch_optional(&self.pool).await.map_err(storage_error)?;
         row.as_ref().map(|row| decode(row)).transpose()
     }
 

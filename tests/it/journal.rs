@@ -1,0 +1,107 @@
+//! The journal's grouping, on a real store: the server's own events linger for company, and
+//! a request that waits for its commit ends the wait at once. A wrapper counts the groups
+//! the journal hands to the store and passes every call through to the real database.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use handoff_core::clock::{Millis, now_ms};
+use handoff_core::domain::JourneyId;
+use handoff_core::error::Result;
+use handoff_core::observe::{Journal, JournalSettings};
+use handoff_core::storage::{
+    FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, SegmentedOutcome, StoredEvent,
+};
+use handoff_store::Database;
+
+use crate::on_both_backends;
+use crate::support::TestApp;
+
+/// The real store, remembering how many events each `record` call carried (once stored).
+struct Counted {
+    inner: Database,
+    groups: Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl Journeys for Counted {
+    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
+        let stored = self.inner.record(events).await;
+        self.groups.lock().unwrap().push(events.len());
+        stored
+    }
+    async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64> {
+        self.inner.finish_idle(idle_since, now, limit).await
+    }
+    async fn journey(&self, id: JourneyId) -> Result<Option<JourneyRecord>> {
+        self.inner.journey(id).await
+    }
+    async fn events_of(&self, id: JourneyId) -> Result<Vec<StoredEvent>> {
+        self.inner.events_of(id).await
+    }
+    async fn search(&self, query: &JourneyQuery) -> Result<Vec<JourneyRecord>> {
+        self.inner.search(query).await
+    }
+    async fn funnel(&self, query: &FunnelQuery, steps: usize) -> Result<Vec<FunnelCounts>> {
+        self.inner.funnel(query, steps).await
+    }
+    async fn drop_offs(&self, query: &FunnelQuery) -> Result<Vec<(String, u64)>> {
+        self.inner.drop_offs(query).await
+    }
+    async fn outcome_counts(&self, from: Millis, to: Millis) -> Result<Vec<SegmentedOutcome>> {
+        self.inner.outcome_counts(from, to).await
+    }
+    async fn time_to_session(&self, query: &FunnelQuery, percentiles: &[f64]) -> Result<Vec<Option<Millis>>> {
+        self.inner.time_to_session(query, percentiles).await
+    }
+}
+
+async fn counted_journal(app: &TestApp, linger: Duration) -> (Arc<Counted>, Journal) {
+    let inner = Database::connect(&app.database_url).await.unwrap();
+    let store = Arc::new(Counted { inner, groups: Mutex::new(Vec::new()) });
+    let settings = JournalSettings { server_linger: linger, ..JournalSettings::default() };
+    (store.clone(), Journal::start(store, settings))
+}
+
+fn server_event(journey: JourneyId, name: &str) -> StoredEvent {
+    StoredEvent::server(journey, name, Some("local"), serde_json::json!({}), now_ms())
+}
+
+on_both_backends!(a_waiting_request_ends_the_linger_of_server_events, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    // A linger far longer than the test may take: only the waiting request can end it.
+    let (store, journal) = counted_journal(&app, Duration::from_secs(600)).await;
+    let journeys: Vec<JourneyId> = (0..5).map(|_| JourneyId::default()).collect();
+    for j in &journeys {
+        journal.submit_server(vec![server_event(*j, "decision.made")]);
+    }
+    let client = JourneyId::default();
+    let stored = tokio::time::timeout(Duration::from_secs(60), journal.record(vec![server_event(client, "qr.shown")]))
+        .await
+        .expect("a request waiting for its commit must not wait out the server events' linger")
+        .unwrap();
+    assert_eq!(stored, 1);
+    assert_eq!(*store.groups.lock().unwrap(), vec![6], "five server jobs and the request share one commit");
+    for j in journeys.iter().chain([&client]) {
+        assert_eq!(store.events_of(*j).await.unwrap().len(), 1, "journey {j} has its event");
+    }
+});
+
+on_both_backends!(server_events_alone_are_stored_when_the_linger_ends, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let (store, journal) = counted_journal(&app, Duration::from_millis(200)).await;
+    let journey = JourneyId::default();
+    for name in ["decision.made", "challenge.created", "server.verification"] {
+        journal.submit_server(vec![server_event(journey, name)]);
+    }
+    let mut waited = 0;
+    while store.groups.lock().unwrap().is_empty() {
+        assert!(waited < 300, "the server events were never stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(*store.groups.lock().unwrap(), vec![3], "three server jobs, one commit");
+    let names: Vec<String> = store.events_of(journey).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names.len(), 3, "stored: {names:?}");
+});
