@@ -27,7 +27,7 @@ use crate::api::qr::QrLimits;
 use crate::config::{Secret, Settings, redact_url};
 use crate::geoip::MaxMindLocator;
 use crate::notify::QrNotifier;
-use crate::state::{AppState, HttpSettings};
+use crate::state::{AppState, HttpSettings, Services};
 use crate::telemetry;
 
 /// Why the application could not start.
@@ -126,7 +126,7 @@ impl Application {
             handoff_store::Backend::Sqlite => QrNotifier::local(),
         };
         let origins = settings.origins.iter().map(|o| o.origin().ascii_serialization()).collect();
-        let state = AppState {
+        let state = AppState::new(Services {
             passkeys,
             sessions,
             qr,
@@ -143,7 +143,7 @@ impl Application {
                 origins,
                 trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
             }),
-        };
+        });
         let router = router(state.clone());
         let local_addr =
             listener.local_addr().map_err(|source| StartError::Io { context: "listener address".into(), source })?;
