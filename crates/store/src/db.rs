@@ -180,8 +180,8 @@ impl Database {
     /// anyone, but under steady writes it never reaches the end of the log, so the log
     /// would only grow; once it holds more than 256 MiB, a restart checkpoint finishes the
     /// copy (writers wait for that moment) and the next commit starts the log afresh
-    /// (`journal_size_limit` trims the file only when it grew past that size). Returns the log's size in pages before
-    /// this call. A no-op on PostgreSQL.
+    /// (`journal_size_limit` trims the file only when it grew past that size). Returns the
+    /// log's size in pages before this call. A no-op on PostgreSQL.
     pub async fn checkpoint(&self) -> Result<i64, DomainError> {
         if self.backend != Backend::Sqlite {
             return Ok(0);
@@ -206,18 +206,10 @@ impl Database {
         params: &[Param],
         decode: impl Fn(&dyn Cells) -> Result<T, DomainError>,
     ) -> Result<Option<T>, DomainError> {
-        if let Some(inline) = &self.inline {
-            return inline
-                .read(|conn| {
-                    let mut prepared = conn.prepare_cached(&stmt.inline)?;
-                    let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
-                    Ok(rows.next()?.map(|row| decode(row)))
-                })?
-                .transpose();
+        match &self.inline {
+            Some(inline) => inline.read(|conn| Ok(stmt.first_row_inline(conn, params, decode)))?,
+            None => stmt.first_row(&self.pool, params, decode).await,
         }
-        let row =
-            Param::bind_all(sqlx::query(&stmt.sqlx), params).fetch_optional(&self.pool).await.map_err(storage_error)?;
-        row.as_ref().map(|row| decode(row)).transpose()
     }
 
     /// Closes the pools, waiting for connections to return.

@@ -12,6 +12,8 @@ use handoff_core::DomainError;
 use handoff_core::error::Result;
 use rusqlite::{Connection, OpenFlags};
 
+use crate::cells::Cells;
+
 /// A few read-only connections to the SQLite file, each used by one caller at a time.
 pub(crate) struct InlineReaders {
     connections: Vec<Mutex<Connection>>,
@@ -79,6 +81,32 @@ impl Statement {
     pub(crate) fn new(sql: String) -> Self {
         let inline = numbered(&sql);
         Self { sqlx: sql, inline }
+    }
+
+    /// Runs the statement on a rusqlite connection and decodes its first row, if any.
+    pub(crate) fn first_row_inline<T>(
+        &self,
+        conn: &Connection,
+        params: &[Param],
+        decode: impl Fn(&dyn Cells) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut prepared = conn.prepare_cached(&self.inline).map_err(inline_error)?;
+        let mut rows = prepared.query(rusqlite::params_from_iter(params)).map_err(inline_error)?;
+        rows.next().map_err(inline_error)?.map(|row| decode(row)).transpose()
+    }
+
+    /// Runs the statement through sqlx and decodes its first row, if any.
+    pub(crate) async fn first_row<'e, T>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        params: &[Param],
+        decode: impl Fn(&dyn Cells) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let row = Param::bind_all(sqlx::query(&self.sqlx), params)
+            .fetch_optional(executor)
+            .await
+            .map_err(crate::db::storage_error)?;
+        row.as_ref().map(|row| decode(row)).transpose()
     }
 }
 

@@ -54,8 +54,9 @@ impl Writer {
     pub(crate) fn sqlite(pool: AnyPool, path: &str) -> std::result::Result<Self, rusqlite::Error> {
         let conn = Connection::open(path)?;
         // The same settings as the sqlx connections (see `Database::connect`): these are
-        // per connection. The lane keeps other writers away, so the busy handler only
-        // ever waits for a restarting checkpoint, which takes the lane too.
+        // per connection. The lane keeps this process's other writers (and its restarting
+        // checkpoints) away, so the busy handler waits only for another process writing
+        // the same file, and then at most a second, on the calling thread.
         conn.execute_batch(
             "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000; PRAGMA foreign_keys = ON; \
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0; \
@@ -110,18 +111,10 @@ impl Writer {
         params: &[Param],
         decode: impl Fn(&dyn Cells) -> Result<T>,
     ) -> Result<Option<T>> {
-        if let Some(lane) = &self.lane {
-            let conn = lane.lock().await;
-            let mut prepared = conn.prepare_cached(&stmt.inline).map_err(inline_error)?;
-            let mut rows = prepared.query(rusqlite::params_from_iter(params)).map_err(inline_error)?;
-            return match rows.next().map_err(inline_error)? {
-                Some(row) => decode(row).map(Some),
-                None => Ok(None),
-            };
+        match &self.lane {
+            Some(lane) => stmt.first_row_inline(&*lane.lock().await, params, decode),
+            None => stmt.first_row(&self.pool, params, decode).await,
         }
-        let row =
-            Param::bind_all(sqlx::query(&stmt.sqlx), params).fetch_optional(&self.pool).await.map_err(storage_error)?;
-        row.as_ref().map(|row| decode(row)).transpose()
     }
 
     /// Closes the pool, waiting for connections to return.

@@ -6,9 +6,8 @@
 //! write lock is never fought over by event ingestion itself. The server's own events
 //! (four per sign-in) wait for nobody, so a group made only of them lingers a few
 //! milliseconds for more before it is written: at a thousand sign-ins a second that turns
-//! several small commits per millisecond into one larger one, and the commit's fixed cost
-//! (the journeys' and indexes' pages written again, the write lock held) was a third of a
-//! sign-in's CPU.
+//! several small commits per millisecond into one larger one. (Storing server events was a
+//! third of a sign-in's CPU on SQLite before this; bench/RESULTS.md, 2026-12-03.)
 
 use std::collections::HashSet;
 use std::sync::Arc;
