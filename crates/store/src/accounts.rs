@@ -267,7 +267,7 @@ impl Accounts for Database {
             usage.on.form_factor.as_str().into(),
             usage.device_id.clone().into(),
         ];
-        Ok(self.writer.execute(&SQL, &params).await? == 1)
+        Ok(self.writer.execute(&SQL, params).await? == 1)
     }
 
     async fn delete_passkey(&self, user: UserId, id: &CredentialId) -> Result<bool> {

@@ -26,7 +26,7 @@ impl Ceremonies for Database {
             c.created_at.into(),
             c.expires_at.into(),
         ];
-        self.writer.execute(&SQL, &params).await?;
+        self.writer.execute(&SQL, params).await?;
         Ok(())
     }
 
@@ -38,7 +38,7 @@ impl Ceremonies for Database {
         });
         let params = [id.to_string().into(), kind.as_str().into()];
         self.writer
-            .fetch_optional(&SQL, &params, |row| {
+            .fetch_optional(&SQL, params, move |row| {
                 Ok(CeremonyRecord { id, kind, payload: row.text(0)?, created_at: row.int(1)?, expires_at: row.int(2)? })
             })
             .await

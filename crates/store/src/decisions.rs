@@ -33,7 +33,7 @@ impl Attempts for Database {
             flag(a.failed).into(),
             a.detail.clone().into(),
         ];
-        self.writer.execute(&SQL, &params).await?;
+        self.writer.execute(&SQL, params).await?;
         Ok(())
     }
 

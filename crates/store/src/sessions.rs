@@ -32,7 +32,7 @@ impl Sessions for Database {
             s.user_agent.clone().into(),
             s.ip.clone().into(),
         ];
-        self.writer.execute(&SQL, &params).await?;
+        self.writer.execute(&SQL, params).await?;
         Ok(())
     }
 
@@ -62,7 +62,7 @@ impl Sessions for Database {
     async fn revoke(&self, token_digest: &str) -> Result<bool> {
         static SQL: LazyLock<Statement> =
             LazyLock::new(|| Statement::new("DELETE FROM sessions WHERE token_digest = $1".into()));
-        Ok(self.writer.execute(&SQL, &[token_digest.into()]).await? == 1)
+        Ok(self.writer.execute(&SQL, [token_digest.into()]).await? == 1)
     }
 
     async fn of_user(&self, user: UserId, now: Millis) -> Result<Vec<SessionRecord>> {
@@ -104,7 +104,7 @@ impl Sessions for Database {
         static SQL: LazyLock<Statement> = LazyLock::new(|| {
             Statement::new("UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2".into())
         });
-        Ok(self.writer.execute(&SQL, &[token_digest.into(), at.into()]).await? == 1)
+        Ok(self.writer.execute(&SQL, [token_digest.into(), at.into()]).await? == 1)
     }
 
     async fn purge_expired(&self, now: Millis) -> Result<u64> {

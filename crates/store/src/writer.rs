@@ -2,22 +2,26 @@
 //! second writer would sleep in the busy handler (1, 2, 5, 10 … ms) and retry. So every
 //! write on a SQLite file first takes the *lane*: an async lock around the one rusqlite
 //! connection that writes inline. The short writes of a sign-in (ceremony put and take,
-//! the counter update, the new session) run on that connection on the calling thread, in
-//! tens of microseconds, instead of being handed to a sqlx worker thread and back (two
-//! thread wake-ups each, the largest cost in the sign-in profile). Longer writes (event
-//! batches, rollups, registrations) still go through sqlx's one-connection write pool, but
-//! hold the lane while they do, so the two connections never meet at the file lock. On
-//! PostgreSQL there is no lane: writes go to the pool, as reads do.
+//! the counter update, the new session) run on that connection on the calling thread,
+//! instead of being handed to a sqlx worker thread and back (two thread wake-ups each).
+//! They also commit together: a short write joins a queue, and whoever holds the lane runs
+//! everything queued in one transaction and answers each caller after its commit (*group
+//! commit*). A commit rewrites every page it touched, whole, into the log, so under load many
+//! sign-ins sharing one commit write the ceremony table's few pages once instead of once
+//! each. Longer writes (event batches, rollups, registrations) still go through sqlx's
+//! one-connection write pool, but hold the lane while they do, so the two connections never
+//! meet at the file lock. On PostgreSQL there is no lane: writes go to the pool, as reads do.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use handoff_core::DomainError;
 use handoff_core::error::Result;
 use rusqlite::Connection;
 use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use crate::cells::Cells;
 use crate::db::storage_error;
@@ -27,7 +31,89 @@ use crate::inline::{Param, Statement, inline_error};
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
     pool: AnyPool,
-    lane: Option<Arc<Mutex<Connection>>>,
+    lane: Option<Arc<Lane>>,
+}
+
+/// What a queued write does once its transaction ended: answer its caller, with its own
+/// result if the transaction committed (`None`), or with the commit's error.
+type Settle = Box<dyn FnOnce(Option<&str>) + Send>;
+/// A queued short write: runs its statement on the lane's connection.
+type QueuedWrite = Box<dyn FnOnce(&Connection) -> Settle + Send>;
+
+/// The SQLite lane: the inline connection, and the short writes waiting to run on it.
+struct Lane {
+    conn: Arc<Mutex<Connection>>,
+    queue: std::sync::Mutex<Vec<QueuedWrite>>,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane").finish_non_exhaustive()
+    }
+}
+
+impl Lane {
+    /// Queues `work` and waits until it has run and its transaction ended: run by this
+    /// caller, when it gets the lane first, or by whoever holds the lane before.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let (answer, mut answered) = oneshot::channel::<Result<T>>();
+        let queued: QueuedWrite = Box::new(move |conn| {
+            let outcome = work(conn);
+            Box::new(move |failed: Option<&str>| {
+                let _ = answer.send(match failed {
+                    None => outcome,
+                    Some(e) => Err(DomainError::Storage(e.to_owned())),
+                });
+            })
+        });
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(queued);
+        let stopped = || DomainError::Storage("the SQLite writer stopped before answering".into());
+        tokio::select! {
+            biased;
+            // Someone holding the lane ran it.
+            outcome = &mut answered => outcome.map_err(|_| stopped())?,
+            conn = self.conn.lock() => {
+                self.run_queued(&conn);
+                drop(conn);
+                answered.await.map_err(|_| stopped())?
+            }
+        }
+    }
+
+    /// Runs every queued write: alone in autocommit mode, or several in one transaction.
+    /// Inside it a failing statement undoes only itself (SQLite's statement rollback), so
+    /// one caller's constraint error is its own; a failed commit fails them all.
+    fn run_queued(&self, conn: &Connection) {
+        let mut queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if queued.len() <= 1 || conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+            // One write (or no transaction to be had): each commits on its own.
+            for write in queued {
+                write(conn)(None);
+            }
+            return;
+        }
+        let mut ran = Vec::with_capacity(queued.len());
+        let mut rest = queued.drain(..);
+        for write in rest.by_ref() {
+            ran.push(write(conn));
+            if conn.is_autocommit() {
+                // An I/O or memory error rolled the whole transaction back: what ran is
+                // undone; what has not run yet commits on its own.
+                let failed = "a write failed and rolled back its group's transaction; try again";
+                ran.into_iter().for_each(|settle| settle(Some(failed)));
+                rest.for_each(|write| write(conn)(None));
+                return;
+            }
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => ran.into_iter().for_each(|settle| settle(None)),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                let failed = format!("could not commit: {e}");
+                ran.into_iter().for_each(|settle| settle(Some(&failed)));
+            }
+        }
+    }
 }
 
 /// A pooled connection for writing, holding the lane while it lives.
@@ -63,13 +149,14 @@ impl Writer {
              PRAGMA journal_size_limit = 268435456;",
         )?;
         conn.set_prepared_statement_cache_capacity(32);
-        Ok(Self { pool, lane: Some(Arc::new(Mutex::new(conn))) })
+        let lane = Lane { conn: Arc::new(Mutex::new(conn)), queue: std::sync::Mutex::default() };
+        Ok(Self { pool, lane: Some(Arc::new(lane)) })
     }
 
     /// Waits for the lane (on SQLite); the guard keeps every other writer out.
     pub(crate) async fn hold_lane(&self) -> Option<OwnedMutexGuard<Connection>> {
         match &self.lane {
-            Some(lane) => Some(lane.clone().lock_owned().await),
+            Some(lane) => Some(lane.conn.clone().lock_owned().await),
             None => None,
         }
     }
@@ -88,32 +175,38 @@ impl Writer {
         Ok(WriteTx { tx, _lane: lane })
     }
 
-    /// Runs one short writing statement and returns how many rows it changed: inline on
-    /// SQLite, through the pool on PostgreSQL.
-    pub(crate) async fn execute(&self, stmt: &Statement, params: &[Param]) -> Result<u64> {
+    /// Runs one short writing statement and returns how many rows it changed: on SQLite
+    /// inline, committed with whatever else is queued; through the pool on PostgreSQL.
+    pub(crate) async fn execute(&self, stmt: &'static Statement, params: impl Into<Vec<Param>>) -> Result<u64> {
+        let params = params.into();
         if let Some(lane) = &self.lane {
-            let conn = lane.lock().await;
-            let changed = conn
-                .prepare_cached(&stmt.inline)
-                .and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
-                .map_err(inline_error)?;
-            return Ok(changed as u64);
+            return lane
+                .run(move |conn| {
+                    let changed = conn
+                        .prepare_cached(&stmt.inline)
+                        .and_then(|mut s| s.execute(rusqlite::params_from_iter(&params)))
+                        .map_err(inline_error)?;
+                    Ok(changed as u64)
+                })
+                .await;
         }
-        let done = Param::bind_all(sqlx::query(&stmt.sqlx), params).execute(&self.pool).await.map_err(storage_error)?;
+        let done =
+            Param::bind_all(sqlx::query(&stmt.sqlx), &params).execute(&self.pool).await.map_err(storage_error)?;
         Ok(done.rows_affected())
     }
 
     /// Runs one short writing statement that returns at most one row (`… RETURNING`), and
     /// decodes that row.
-    pub(crate) async fn fetch_optional<T>(
+    pub(crate) async fn fetch_optional<T: Send + 'static>(
         &self,
-        stmt: &Statement,
-        params: &[Param],
-        decode: impl Fn(&dyn Cells) -> Result<T>,
+        stmt: &'static Statement,
+        params: impl Into<Vec<Param>>,
+        decode: impl Fn(&dyn Cells) -> Result<T> + Send + 'static,
     ) -> Result<Option<T>> {
+        let params = params.into();
         match &self.lane {
-            Some(lane) => stmt.first_row_inline(&*lane.lock().await, params, decode),
-            None => stmt.first_row(&self.pool, params, decode).await,
+            Some(lane) => lane.run(move |conn| stmt.first_row_inline(conn, &params, decode)).await,
+            None => stmt.first_row(&self.pool, &params, decode).await,
         }
     }
 

@@ -8,15 +8,15 @@ use uuid::Uuid;
 use crate::error::DomainError;
 
 macro_rules! uuid_id {
-    ($name:ident, $what:literal, $code:literal) => {
+    ($name:ident, $what:literal, $code:literal, $make:expr, $how:literal) => {
         #[doc = concat!("The id of a ", $what, ".")]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Uuid);
 
         impl $name {
-            #[doc = concat!("A new random ", $what, " id.")]
+            #[doc = concat!("A new ", $what, " id: ", $how, ".")]
             pub fn new() -> Self {
-                Self(Uuid::new_v4())
+                Self($make)
             }
 
             #[doc = concat!("Parses a ", $what, " id from its text form.")]
@@ -46,9 +46,16 @@ macro_rules! uuid_id {
     };
 }
 
-uuid_id!(UserId, "user", "invalid-user-id");
-uuid_id!(CeremonyId, "ceremony", "invalid-ceremony-id");
-uuid_id!(JourneyId, "journey", "invalid-journey-id");
+// A user id is the WebAuthn user handle that authenticators keep: wholly random, so it says
+// nothing about the account (not even when it was made).
+uuid_id!(UserId, "user", "invalid-user-id", Uuid::new_v4(), "random (version 4)");
+// Ceremonies and journeys are keys of tables written on every sign-in. Time-ordered ids
+// (version 7: a millisecond timestamp, then 74 random bits) land next to the rows written
+// just before in every index they are in, so a commit rewrites a few pages at the right-hand
+// edge of each B-tree instead of one random page per row. The 74 random bits keep them
+// unguessable; the timestamp they show is already in the responses that carry them.
+uuid_id!(CeremonyId, "ceremony", "invalid-ceremony-id", Uuid::now_v7(), "time-ordered (version 7)");
+uuid_id!(JourneyId, "journey", "invalid-journey-id", Uuid::now_v7(), "time-ordered (version 7)");
 
 /// A WebAuthn credential id (1–1023 bytes per the spec).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
