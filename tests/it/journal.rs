@@ -105,3 +105,44 @@ on_both_backends!(server_events_alone_are_stored_when_the_linger_ends, |backend|
     let names: Vec<String> = store.events_of(journey).await.unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names.len(), 3, "stored: {names:?}");
 });
+
+// A journey's second write leaves its identifier and start out of the upsert when they did
+// not change (so SQLite skips those indexes); when they do change, they are written.
+on_both_backends!(journey_rewrites_keep_or_move_the_identifier_and_start, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let now = now_ms();
+    let by_identifier = |identifier: &str| JourneyQuery {
+        identifier: Some(identifier.to_owned()),
+        limit: 10,
+        ..JourneyQuery::default()
+    };
+    let event = |journey: JourneyId, name: &str, attrs: serde_json::Value, at: Millis| {
+        StoredEvent::server(journey, name, Some("passkey-local"), attrs, at)
+    };
+
+    // Kept: the identifier comes with the first group; a later group leaves it as it is.
+    let kept = JourneyId::new();
+    let decision = serde_json::json!({"verdict": "local", "identifier": "kept@example.com"});
+    db.record(&[event(kept, "decision.made", decision, now)]).await.unwrap();
+    db.record(&[event(kept, "session.established", serde_json::json!({}), now + 5)]).await.unwrap();
+    let found = db.search(&by_identifier("kept@example.com")).await.unwrap();
+    assert_eq!(found.iter().map(|j| j.journey_id).collect::<Vec<_>>(), vec![kept]);
+    assert_eq!(found[0].facts.events, 2);
+
+    // Moved: a journey first seen without an identifier gets one in a later group, and an
+    // earlier event arriving late moves its start back.
+    let moved = JourneyId::new();
+    db.record(&[event(moved, "challenge.created", serde_json::json!({}), now + 10)]).await.unwrap();
+    let decision = serde_json::json!({"verdict": "local", "identifier": "moved@example.com"});
+    db.record(&[event(moved, "decision.made", decision, now + 20)]).await.unwrap();
+    let found = db.search(&by_identifier("moved@example.com")).await.unwrap();
+    assert_eq!(found.iter().map(|j| j.journey_id).collect::<Vec<_>>(), vec![moved], "found by its new identifier");
+    let early =
+        StoredEvent { ts: now - 60_000, ..event(moved, "identifier.submitted", serde_json::json!({}), now + 30) };
+    db.record(&[early]).await.unwrap();
+    let window =
+        JourneyQuery { from: Some(now - 61_000), to: Some(now - 59_000), limit: 10, ..JourneyQuery::default() };
+    let found = db.search(&window).await.unwrap();
+    assert!(found.iter().any(|j| j.journey_id == moved), "its start moved back with the late event");
+});

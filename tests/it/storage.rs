@@ -134,3 +134,49 @@ on_both_backends!(sessions_expire_and_revoke, |backend| async move {
     assert!(!db.revoke("d2").await.unwrap());
     assert!(db.find("d2", now).await.unwrap().is_none());
 });
+
+// On SQLite, short writes that queue up while the write lane is busy commit in one
+// transaction. Each caller must still get its own answer: a duplicate key or a missing
+// account fails that write alone, and every write reported as done is stored.
+on_both_backends!(concurrent_short_writes_fail_alone_and_keep_the_rest, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    let done = app.sign_up(&mut key, "lane").await;
+    let db = Arc::new(Database::connect(&app.database_url).await.unwrap());
+    let user = UserId::parse(done["userId"].as_str().unwrap()).unwrap();
+    let now = now_ms();
+    let session = move |digest: String, user_id: UserId| SessionRecord {
+        token_digest: digest,
+        user_id,
+        created_at: now,
+        expires_at: now + 60_000,
+        verified_at: now,
+        user_agent: None,
+        ip: None,
+    };
+    // 64 distinct sessions, 8 with one shared digest, 4 for an account that does not exist.
+    let mut writes = Vec::new();
+    for i in 0..76 {
+        let (digest, owner, kind) = match i {
+            0..64 => (format!("lane-{i}"), user, "distinct"),
+            64..72 => ("lane-dup".to_owned(), user, "duplicate"),
+            _ => (format!("lane-orphan-{i}"), UserId::new(), "orphan"),
+        };
+        let (db, record) = (db.clone(), session(digest, owner));
+        writes.push((kind, tokio::spawn(async move { db.create(&record).await })));
+    }
+    let mut ok = std::collections::HashMap::<&str, usize>::new();
+    for (kind, write) in writes {
+        if write.await.unwrap().is_ok() {
+            *ok.entry(kind).or_default() += 1;
+        }
+    }
+    assert_eq!(ok.get("distinct"), Some(&64), "every distinct session is stored: {ok:?}");
+    assert_eq!(ok.get("duplicate"), Some(&1), "exactly one of eight duplicates is stored: {ok:?}");
+    assert_eq!(ok.get("orphan"), None, "sessions of a missing account are refused: {ok:?}");
+    for i in 0..64 {
+        assert!(db.find(&format!("lane-{i}"), now).await.unwrap().is_some(), "session {i} was reported stored");
+    }
+    assert!(db.find("lane-dup", now).await.unwrap().is_some());
+    assert!(db.find("lane-orphan-72", now).await.unwrap().is_none());
+});

@@ -6,8 +6,11 @@
 //! finished with a compare-and-set on `state = 'open'`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::LazyLock;
 
-use crate::writer::WriteTx;
+use crate::cells::Cells;
+use crate::inline::{Param, Statement};
+use crate::writer::BatchTx;
 use async_trait::async_trait;
 use handoff_core::clock::Millis;
 use handoff_core::domain::JourneyId;
@@ -69,35 +72,30 @@ const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, roo
                                last_at, finished_at, steps, convert_ms, desktop_os, desktop_browser, desktop_form, \
                                mobile_os, mobile_browser, app_version, facts";
 
-async fn insert_events(tx: &mut WriteTx, backend: Backend, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
+async fn insert_events(tx: &mut BatchTx, backend: Backend, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
     let sql = format!(
         "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
          form_factor, app_version) VALUES {} ON CONFLICT (journey_id, event_id) DO NOTHING RETURNING journey_id, event_id",
         placeholders(backend, ladder(events.len()), 12)
     );
-    let mut query = sqlx::query(&sql);
+    let mut params = Vec::with_capacity(ladder(events.len()) * 12);
     for e in padded(events) {
-        query = query
-            .bind(e.event_id.clone())
-            .bind(e.journey_id.to_string())
-            .bind(e.name.clone())
-            .bind(e.device.clone())
-            .bind(e.flow.clone())
-            .bind(e.ts)
-            .bind(e.received_at)
-            .bind(e.attrs.clone())
-            .bind(e.os.clone())
-            .bind(e.browser.clone())
-            .bind(e.form_factor.clone())
-            .bind(e.app_version.clone());
+        params.extend([
+            e.event_id.clone().into(),
+            e.journey_id.to_string().into(),
+            e.name.clone().into(),
+            e.device.clone().into(),
+            e.flow.clone().into(),
+            e.ts.into(),
+            e.received_at.into(),
+            e.attrs.clone().into(),
+            e.os.clone().into(),
+            e.browser.clone().into(),
+            e.form_factor.clone().into(),
+            e.app_version.clone().into(),
+        ]);
     }
-    let rows = query.fetch_all(&mut **tx).await.map_err(storage_error)?;
-    rows.iter()
-        .map(|r| {
-            let journey: String = r.try_get(0).map_err(storage_error)?;
-            Ok((JourneyId::parse(&journey)?, r.try_get::<String, _>(1).map_err(storage_error)?))
-        })
-        .collect()
+    tx.fetch_all(sql.as_str(), &params, |row| Ok((JourneyId::parse(&row.text(0)?)?, row.text(1)?))).await
 }
 
 fn parse_facts(raw: &str) -> JourneyFacts {
@@ -107,13 +105,11 @@ fn parse_facts(raw: &str) -> JourneyFacts {
     })
 }
 
-fn record_of(row: &AnyRow) -> Result<JourneyRecord> {
-    let id: String = row.try_get(0).map_err(storage_error)?;
-    let facts: String = row.try_get(1).map_err(storage_error)?;
+fn record_of(row: &dyn Cells) -> Result<JourneyRecord> {
     Ok(JourneyRecord {
-        journey_id: JourneyId::parse(&id)?,
-        facts: parse_facts(&facts),
-        finished_at: row.try_get(2).map_err(storage_error)?,
+        journey_id: JourneyId::parse(&row.text(0)?)?,
+        facts: parse_facts(&row.text(1)?),
+        finished_at: row.opt_int(2)?,
     })
 }
 
@@ -123,12 +119,12 @@ fn record_of(row: &AnyRow) -> Result<JourneyRecord> {
 /// database's only write lock (its first statement wrote), so a plain read is enough and
 /// missing rows start from empty facts.
 async fn lock_journeys(
-    tx: &mut WriteTx,
+    tx: &mut BatchTx,
     backend: Backend,
     ids: &[JourneyId],
     now: Millis,
 ) -> Result<Vec<JourneyRecord>> {
-    let rows = match backend {
+    let mut found = match backend {
         Backend::Postgres => {
             let sql = format!(
                 "INSERT INTO journeys (journey_id, started_at, last_at, facts) VALUES {} \
@@ -136,23 +132,17 @@ async fn lock_journeys(
                  RETURNING journey_id, facts, finished_at",
                 placeholders(backend, ids.len(), 4)
             );
-            let mut query = sqlx::query(&sql);
-            for id in ids {
-                query = query.bind(id.to_string()).bind(now).bind(now).bind("{}");
-            }
-            query.fetch_all(&mut **tx).await.map_err(storage_error)?
+            let params: Vec<Param> =
+                ids.iter().flat_map(|id| [id.to_string().into(), now.into(), now.into(), "{}".into()]).collect();
+            tx.fetch_all(sql.as_str(), &params, record_of).await?
         }
         Backend::Sqlite => {
             let marks = vec!["?"; ladder(ids.len())].join(", ");
             let sql = format!("SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id IN ({marks})");
-            let mut query = sqlx::query(&sql);
-            for id in padded(ids) {
-                query = query.bind(id.to_string());
-            }
-            query.fetch_all(&mut **tx).await.map_err(storage_error)?
+            let params: Vec<Param> = padded(ids).map(|id| id.to_string().into()).collect();
+            tx.fetch_all(sql.as_str(), &params, record_of).await?
         }
     };
-    let mut found: Vec<JourneyRecord> = rows.iter().map(record_of).collect::<Result<_>>()?;
     if found.len() < ids.len() {
         let known: HashSet<JourneyId> = found.iter().map(|j| j.journey_id).collect();
         found.extend(ids.iter().filter(|id| !known.contains(id)).map(|&journey_id| JourneyRecord {
@@ -164,47 +154,67 @@ async fn lock_journeys(
     Ok(found)
 }
 
-async fn write_journeys(tx: &mut WriteTx, backend: Backend, rows: &[JourneyColumns]) -> Result<()> {
+/// Which columns a journey upsert rewrites.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    /// Every column: new journeys, and journeys whose identifier or start moved.
+    All,
+    /// All but `identifier` and `started_at`, which these rows keep. SQLite rewrites an
+    /// index entry whenever a column of the index is in the `SET` list, changed or not: left
+    /// out, the second write of a sign-in's journey skips `journeys_by_identifier` (a
+    /// random page per journey) and `journeys_by_start`.
+    KeepKeys,
+}
+
+async fn write_journeys(tx: &mut BatchTx, backend: Backend, rows: &[JourneyColumns], rewrite: Rewrite) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let statement_rows = match backend {
         Backend::Sqlite => ladder(rows.len()),
         Backend::Postgres => rows.len(),
     };
+    let keys = match rewrite {
+        Rewrite::All => "identifier = excluded.identifier, started_at = excluded.started_at, ",
+        Rewrite::KeepKeys => "",
+    };
     let sql = format!(
         "INSERT INTO journeys ({JOURNEY_COLUMNS}) VALUES {} ON CONFLICT (journey_id) DO UPDATE SET \
-         flow = excluded.flow, identifier = excluded.identifier, state = excluded.state, \
+         flow = excluded.flow, {keys}state = excluded.state, \
          outcome = excluded.outcome, root_cause = excluded.root_cause, basis = excluded.basis, \
-         started_at = excluded.started_at, last_at = excluded.last_at, finished_at = excluded.finished_at, \
+         last_at = excluded.last_at, finished_at = excluded.finished_at, \
          steps = excluded.steps, convert_ms = excluded.convert_ms, desktop_os = excluded.desktop_os, \
          desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
          mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
          app_version = excluded.app_version, facts = excluded.facts",
         placeholders(backend, statement_rows, 19)
     );
-    let mut query = sqlx::query(&sql);
+    let mut params = Vec::with_capacity(statement_rows * 19);
     // PostgreSQL refuses to update one row twice in a statement: only SQLite is padded.
     for c in padded(rows).take(statement_rows) {
-        query = query
-            .bind(c.journey_id.to_string())
-            .bind(c.flow.clone())
-            .bind(c.identifier.clone())
-            .bind(c.state)
-            .bind(c.outcome)
-            .bind(c.root_cause)
-            .bind(c.basis)
-            .bind(c.started_at)
-            .bind(c.last_at)
-            .bind(c.finished_at)
-            .bind(c.steps)
-            .bind(c.convert_ms)
-            .bind(c.desktop.os.clone())
-            .bind(c.desktop.browser.clone())
-            .bind(c.desktop.form_factor.clone())
-            .bind(c.mobile.os.clone())
-            .bind(c.mobile.browser.clone())
-            .bind(c.desktop.app_version.clone().or_else(|| c.mobile.app_version.clone()))
-            .bind(c.facts_json.clone());
+        params.extend([
+            c.journey_id.to_string().into(),
+            c.flow.clone().into(),
+            c.identifier.clone().into(),
+            c.state.into(),
+            c.outcome.map(str::to_owned).into(),
+            c.root_cause.map(str::to_owned).into(),
+            c.basis.map(str::to_owned).into(),
+            c.started_at.into(),
+            c.last_at.into(),
+            c.finished_at.into(),
+            c.steps.into(),
+            c.convert_ms.into(),
+            c.desktop.os.clone().into(),
+            c.desktop.browser.clone().into(),
+            c.desktop.form_factor.clone().into(),
+            c.mobile.os.clone().into(),
+            c.mobile.browser.clone().into(),
+            c.desktop.app_version.clone().or_else(|| c.mobile.app_version.clone()).into(),
+            c.facts_json.clone().into(),
+        ]);
     }
-    query.execute(&mut **tx).await.map_err(storage_error)?;
+    tx.execute(sql.as_str(), &params).await?;
     Ok(())
 }
 
@@ -254,7 +264,7 @@ impl Journeys for Database {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_batch().await?;
         // The first statement writes, so SQLite takes its write lock up front.
         let mut fresh = Vec::with_capacity(events.len());
         for chunk in events.chunks(CHUNK) {
@@ -272,21 +282,24 @@ impl Journeys for Database {
             let current = lock_journeys(&mut tx, self.backend(), chunk, now).await?;
             // The hours these journeys started in, before and after: their rollups change.
             let mut hours = BTreeSet::new();
-            let rows: Vec<JourneyColumns> = current
-                .into_iter()
-                .map(|mut j| {
-                    if j.facts.events > 0 {
-                        hours.insert(hour_of(j.facts.started_at()));
-                    }
-                    for e in by_journey.get(&j.journey_id).into_iter().flatten() {
-                        j.facts.fold(e);
-                    }
-                    let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
-                    hours.insert(hour_of(row.started_at));
-                    row
-                })
-                .collect();
-            write_journeys(&mut tx, self.backend(), &rows).await?;
+            let (mut moved, mut kept) = (Vec::new(), Vec::new());
+            for mut j in current {
+                let before = (j.facts.events > 0).then(|| (j.facts.identifier.clone(), j.facts.started_at()));
+                if let Some((_, started_at)) = &before {
+                    hours.insert(hour_of(*started_at));
+                }
+                for e in by_journey.get(&j.journey_id).into_iter().flatten() {
+                    j.facts.fold(e);
+                }
+                let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
+                hours.insert(hour_of(row.started_at));
+                match before {
+                    Some(keys) if keys == (row.identifier.clone(), row.started_at) => kept.push(row),
+                    _ => moved.push(row),
+                }
+            }
+            write_journeys(&mut tx, self.backend(), &moved, Rewrite::All).await?;
+            write_journeys(&mut tx, self.backend(), &kept, Rewrite::KeepKeys).await?;
             mark_dirty(&mut tx, self.backend(), &hours).await?;
         }
         tx.commit().await?;
@@ -294,24 +307,21 @@ impl Journeys for Database {
     }
 
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
-        let rows = sqlx::query(
-            "UPDATE journeys SET state = 'finished', finished_at = $1 WHERE state = 'open' AND last_at < $2 \
-             AND journey_id IN (SELECT journey_id FROM journeys WHERE state = 'open' AND last_at < $2 \
-             ORDER BY last_at LIMIT $3) RETURNING journey_id, facts, finished_at",
-        )
-        .bind(now)
-        .bind(idle_since)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage_error)?;
-        let finished: Vec<JourneyColumns> = rows
-            .iter()
-            .map(|r| record_of(r).map(|j| JourneyColumns::of(j.journey_id, &j.facts, Some(now))))
-            .collect::<Result<_>>()?;
+        static SQL: LazyLock<Statement> = LazyLock::new(|| {
+            Statement::new(
+                "UPDATE journeys SET state = 'finished', finished_at = $1 WHERE state = 'open' AND last_at < $2 \
+                 AND journey_id IN (SELECT journey_id FROM journeys WHERE state = 'open' AND last_at < $2 \
+                 ORDER BY last_at LIMIT $3) RETURNING journey_id, facts, finished_at"
+                    .into(),
+            )
+        });
+        let mut tx = self.writer.begin_batch().await?;
+        let params = [now.into(), idle_since.into(), i64::from(limit).into()];
+        let records = tx.fetch_all(&*SQL, &params, record_of).await?;
+        let finished: Vec<JourneyColumns> =
+            records.iter().map(|j| JourneyColumns::of(j.journey_id, &j.facts, Some(now))).collect();
         for chunk in finished.chunks(CHUNK) {
-            write_journeys(&mut tx, self.backend(), chunk).await?;
+            write_journeys(&mut tx, self.backend(), chunk, Rewrite::KeepKeys).await?;
         }
         let hours: BTreeSet<i64> = finished.iter().map(|j| hour_of(j.started_at)).collect();
         mark_dirty(&mut tx, self.backend(), &hours).await?;
@@ -325,7 +335,7 @@ impl Journeys for Database {
             .fetch_optional(&self.pool)
             .await
             .map_err(storage_error)?;
-        row.as_ref().map(record_of).transpose()
+        row.as_ref().map(|r| record_of(r)).transpose()
     }
 
     async fn events_of(&self, journey: JourneyId) -> Result<Vec<StoredEvent>> {
@@ -402,7 +412,7 @@ impl Journeys for Database {
             };
         }
         let rows = query.fetch_all(&self.pool).await.map_err(storage_error)?;
-        rows.iter().map(record_of).collect()
+        rows.iter().map(|r| record_of(r)).collect()
     }
 
     async fn funnel(&self, q: &FunnelQuery, steps: usize) -> Result<Vec<FunnelCounts>> {

@@ -10,7 +10,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::writer::WriteTx;
+use crate::inline::Param;
+use crate::writer::BatchTx;
 use handoff_core::clock::Millis;
 use handoff_core::error::Result;
 use sqlx::any::AnyRow;
@@ -26,7 +27,7 @@ pub fn hour_of(ms: Millis) -> i64 {
 }
 
 /// Marks hours dirty (their rollups must be recomputed), in the writer's transaction.
-pub async fn mark_dirty(tx: &mut WriteTx, backend: Backend, hours: &BTreeSet<i64>) -> Result<()> {
+pub(crate) async fn mark_dirty(tx: &mut BatchTx, backend: Backend, hours: &BTreeSet<i64>) -> Result<()> {
     if hours.is_empty() {
         return Ok(());
     }
@@ -37,11 +38,8 @@ pub async fn mark_dirty(tx: &mut WriteTx, backend: Backend, hours: &BTreeSet<i64
         })
         .collect();
     let sql = format!("INSERT INTO rollup_dirty (hour) VALUES {} ON CONFLICT (hour) DO NOTHING", marks.join(", "));
-    let mut query = sqlx::query(&sql);
-    for h in hours {
-        query = query.bind(*h);
-    }
-    query.execute(&mut **tx).await.map_err(storage_error)?;
+    let params: Vec<Param> = hours.iter().map(|h| (*h).into()).collect();
+    tx.execute(sql.as_str(), &params).await?;
     Ok(())
 }
 

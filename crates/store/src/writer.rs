@@ -1,16 +1,21 @@
 //! Writing, one writer at a time on SQLite. SQLite lets one connection write at a time; a
 //! second writer would sleep in the busy handler (1, 2, 5, 10 … ms) and retry. So every
 //! write on a SQLite file first takes the *lane*: an async lock around the one rusqlite
-//! connection that writes inline. The short writes of a sign-in (ceremony put and take,
-//! the counter update, the new session) run on that connection on the calling thread,
-//! instead of being handed to a sqlx worker thread and back (two thread wake-ups each).
-//! They also commit together: a short write joins a queue, and whoever holds the lane runs
-//! everything queued in one transaction and answers each caller after its commit (*group
-//! commit*). A commit rewrites every page it touched, whole, into the log, so under load many
-//! sign-ins sharing one commit write the ceremony table's few pages once instead of once
-//! each. Longer writes (event batches, rollups, registrations) still go through sqlx's
-//! one-connection write pool, but hold the lane while they do, so the two connections never
-//! meet at the file lock. On PostgreSQL there is no lane: writes go to the pool, as reads do.
+//! connection that writes inline, on the calling thread, instead of handing each statement
+//! to a sqlx worker thread and back (two thread wake-ups each).
+//! - The short writes of a sign-in (ceremony put and take, the counter update, the new
+//!   session) commit together: each joins a queue, and whoever holds the lane runs
+//!   everything queued in one transaction and answers each caller after its commit (*group
+//!   commit*). A commit writes every page it touched, whole, into the log, so sign-ins that
+//!   share one write the ceremony table's few pages once instead of once each.
+//! - The journal's event groups run on the same connection (`begin_batch`), so they neither
+//!   pay sqlx's thread hand-offs nor empty this connection's page cache with commits from
+//!   another connection.
+//! - Rarer writes (registrations, rollups, purges) go through sqlx's one-connection write
+//!   pool, holding the lane while they do, so the two connections never meet at the file
+//!   lock.
+//!
+//! On PostgreSQL there is no lane: writes go to the pool, as reads do.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -148,7 +153,8 @@ impl Writer {
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0; \
              PRAGMA journal_size_limit = 268435456;",
         )?;
-        conn.set_prepared_statement_cache_capacity(32);
+        // The short writes, and the journal's statements in their ladder of sizes.
+        conn.set_prepared_statement_cache_capacity(160);
         let lane = Lane { conn: Arc::new(Mutex::new(conn)), queue: std::sync::Mutex::default() };
         Ok(Self { pool, lane: Some(Arc::new(lane)) })
     }
@@ -173,6 +179,21 @@ impl Writer {
         let lane = self.hold_lane().await;
         let tx = self.pool.begin().await.map_err(storage_error)?;
         Ok(WriteTx { tx, _lane: lane })
+    }
+
+    /// A transaction for statements built at run time (the journal's multi-row inserts): on
+    /// SQLite on the lane's own connection, inline, so the journal neither hands each
+    /// statement to a sqlx thread nor empties the lane connection's page cache with commits
+    /// from a second connection; elsewhere a sqlx transaction.
+    pub(crate) async fn begin_batch(&self) -> Result<BatchTx> {
+        match &self.lane {
+            Some(lane) => {
+                let conn = lane.conn.clone().lock_owned().await;
+                conn.execute_batch("BEGIN IMMEDIATE").map_err(inline_error)?;
+                Ok(BatchTx::Inline(InlineTx { conn, open: true }))
+            }
+            None => Ok(BatchTx::Pooled(self.begin().await?)),
+        }
     }
 
     /// Runs one short writing statement and returns how many rows it changed: on SQLite
@@ -246,5 +267,117 @@ impl Deref for WriteTx {
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         &mut self.tx
+    }
+}
+
+/// Statement text for either driver: a [`Statement`] has one of each; a text built at run
+/// time for one backend (`?` or `$n` placeholders) serves as both.
+pub(crate) trait SqlText {
+    /// The text for sqlx.
+    fn for_sqlx(&self) -> &str;
+    /// The text for rusqlite.
+    fn for_inline(&self) -> &str;
+}
+
+impl SqlText for Statement {
+    fn for_sqlx(&self) -> &str {
+        &self.sqlx
+    }
+    fn for_inline(&self) -> &str {
+        &self.inline
+    }
+}
+
+impl SqlText for str {
+    fn for_sqlx(&self) -> &str {
+        self
+    }
+    fn for_inline(&self) -> &str {
+        self
+    }
+}
+
+/// A transaction on the lane's connection; rolled back if dropped before `commit`.
+pub(crate) struct InlineTx {
+    conn: OwnedMutexGuard<Connection>,
+    open: bool,
+}
+
+impl Drop for InlineTx {
+    fn drop(&mut self) {
+        if self.open {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "could not roll back an unfinished SQLite transaction");
+            }
+        }
+    }
+}
+
+/// A write transaction from [`Writer::begin_batch`].
+pub(crate) enum BatchTx {
+    /// On SQLite: the lane's connection, inline.
+    Inline(InlineTx),
+    /// On PostgreSQL (or an in-memory SQLite database): a sqlx transaction.
+    Pooled(WriteTx),
+}
+
+impl BatchTx {
+    /// Runs a statement; returns how many rows it changed.
+    pub(crate) async fn execute(&mut self, sql: &(impl SqlText + ?Sized), params: &[Param]) -> Result<u64> {
+        match self {
+            Self::Inline(tx) => {
+                let mut stmt = tx.conn.prepare_cached(sql.for_inline()).map_err(inline_error)?;
+                Ok(stmt.execute(rusqlite::params_from_iter(params)).map_err(inline_error)? as u64)
+            }
+            Self::Pooled(tx) => {
+                let done = Param::bind_all(sqlx::query(sql.for_sqlx()), params)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(storage_error)?;
+                Ok(done.rows_affected())
+            }
+        }
+    }
+
+    /// Runs a statement and decodes every row it returns.
+    pub(crate) async fn fetch_all<T>(
+        &mut self,
+        sql: &(impl SqlText + ?Sized),
+        params: &[Param],
+        decode: impl Fn(&dyn Cells) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        match self {
+            Self::Inline(tx) => {
+                let mut stmt = tx.conn.prepare_cached(sql.for_inline()).map_err(inline_error)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(inline_error)?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(inline_error)? {
+                    out.push(decode(row)?);
+                }
+                Ok(out)
+            }
+            Self::Pooled(tx) => {
+                let rows = Param::bind_all(sqlx::query(sql.for_sqlx()), params)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(storage_error)?;
+                rows.iter().map(|row| decode(row)).collect()
+            }
+        }
+    }
+
+    /// Commits, then lets the next writer in.
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            Self::Inline(mut tx) => {
+                tx.open = false;
+                if let Err(e) = tx.conn.execute_batch("COMMIT") {
+                    let _ = tx.conn.execute_batch("ROLLBACK");
+                    return Err(inline_error(e));
+                }
+                Ok(())
+            }
+            Self::Pooled(tx) => tx.commit().await,
+        }
     }
 }
