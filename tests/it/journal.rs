@@ -146,3 +146,28 @@ on_both_backends!(journey_rewrites_keep_or_move_the_identifier_and_start, |backe
     let found = db.search(&window).await.unwrap();
     assert!(found.iter().any(|j| j.journey_id == moved), "its start moved back with the late event");
 });
+
+// Two writers (two instances on PostgreSQL, two connections on one SQLite file) folding
+// events into the same new journeys at once: whichever creates a row, the other reads it
+// again and folds its events in, so no event is lost from the journey's facts.
+on_both_backends!(two_writers_creating_the_same_journeys_lose_no_event, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let a = Arc::new(Database::connect(&app.database_url).await.unwrap());
+    let b = Arc::new(Database::connect(&app.database_url).await.unwrap());
+    let now = now_ms();
+    let journeys: Vec<JourneyId> = (0..24).map(|_| JourneyId::new()).collect();
+    let mut writes = Vec::new();
+    for (i, &journey) in journeys.iter().enumerate() {
+        for (db, name) in [(a.clone(), "challenge.created"), (b.clone(), "decision.made")] {
+            let event = StoredEvent::server(journey, name, Some("passkey-local"), serde_json::json!({}), now + i as i64);
+            writes.push(tokio::spawn(async move { db.record(&[event]).await }));
+        }
+    }
+    for write in writes {
+        assert_eq!(write.await.unwrap().unwrap().len(), 1, "each event is stored once");
+    }
+    for journey in journeys {
+        let record = a.journey(journey).await.unwrap().expect("the journey exists");
+        assert_eq!(record.facts.events, 2, "both writers' events are in journey {journey}");
+    }
+});

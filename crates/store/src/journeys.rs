@@ -14,7 +14,7 @@ use crate::writer::BatchTx;
 use async_trait::async_trait;
 use handoff_core::clock::Millis;
 use handoff_core::domain::JourneyId;
-use handoff_core::error::Result;
+use handoff_core::error::{DomainError, Result};
 use handoff_core::observe::{JourneyColumns, JourneyFacts};
 use handoff_core::storage::{
     FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, SegmentedOutcome, StoredEvent,
@@ -113,27 +113,26 @@ fn record_of(row: &dyn Cells) -> Result<JourneyRecord> {
     })
 }
 
-/// Reads the rows of these journeys for folding, so no other writer can change them before
-/// this transaction writes them back: on PostgreSQL an upsert creates missing rows and locks
-/// all of them (instances fold concurrently); on SQLite this transaction already holds the
-/// database's only write lock (its first statement wrote), so a plain read is enough and
-/// missing rows start from empty facts.
+/// Reads the rows of these journeys that exist, for folding, so that no other writer can
+/// change them before this transaction writes them back, and names the ones that do not
+/// exist yet. On PostgreSQL the rows are locked (`FOR UPDATE`, in id order, so two
+/// instances folding the same journeys cannot deadlock); on SQLite this transaction already
+/// holds the database's only write lock (its first statement wrote), so a plain read is
+/// enough.
 async fn lock_journeys(
     tx: &mut BatchTx,
     backend: Backend,
     ids: &[JourneyId],
-    now: Millis,
-) -> Result<Vec<JourneyRecord>> {
-    let mut found = match backend {
+) -> Result<(Vec<JourneyRecord>, Vec<JourneyId>)> {
+    let found = match backend {
         Backend::Postgres => {
+            let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
-                "INSERT INTO journeys (journey_id, started_at, last_at, facts) VALUES {} \
-                 ON CONFLICT (journey_id) DO UPDATE SET journey_id = excluded.journey_id \
-                 RETURNING journey_id, facts, finished_at",
-                placeholders(backend, ids.len(), 4)
+                "SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id IN ({}) \
+                 ORDER BY journey_id FOR UPDATE",
+                marks.join(", ")
             );
-            let params: Vec<Param> =
-                ids.iter().flat_map(|id| [id.to_string().into(), now.into(), now.into(), "{}".into()]).collect();
+            let params: Vec<Param> = ids.iter().map(|id| id.to_string().into()).collect();
             tx.fetch_all(sql.as_str(), &params, record_of).await?
         }
         Backend::Sqlite => {
@@ -143,15 +142,9 @@ async fn lock_journeys(
             tx.fetch_all(sql.as_str(), &params, record_of).await?
         }
     };
-    if found.len() < ids.len() {
-        let known: HashSet<JourneyId> = found.iter().map(|j| j.journey_id).collect();
-        found.extend(ids.iter().filter(|id| !known.contains(id)).map(|&journey_id| JourneyRecord {
-            journey_id,
-            facts: JourneyFacts::default(),
-            finished_at: None,
-        }));
-    }
-    Ok(found)
+    let known: HashSet<JourneyId> = found.iter().map(|j| j.journey_id).collect();
+    let missing = ids.iter().filter(|id| !known.contains(id)).copied().collect();
+    Ok((found, missing))
 }
 
 /// Which columns a journey upsert rewrites.
@@ -164,11 +157,19 @@ enum Rewrite {
     /// out, the second write of a sign-in's journey skips `journeys_by_identifier` (a
     /// random page per journey) and `journeys_by_start`.
     KeepKeys,
+    /// New journeys: inserted, unless another instance created the row since it was read
+    /// (those are returned by `write_journeys`, to be read and folded again).
+    Create,
 }
 
-async fn write_journeys(tx: &mut BatchTx, backend: Backend, rows: &[JourneyColumns], rewrite: Rewrite) -> Result<()> {
+async fn write_journeys(
+    tx: &mut BatchTx,
+    backend: Backend,
+    rows: &[JourneyColumns],
+    rewrite: Rewrite,
+) -> Result<Vec<JourneyId>> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let statement_rows = match backend {
         Backend::Sqlite => ladder(rows.len()),
@@ -176,17 +177,22 @@ async fn write_journeys(tx: &mut BatchTx, backend: Backend, rows: &[JourneyColum
     };
     let keys = match rewrite {
         Rewrite::All => "identifier = excluded.identifier, started_at = excluded.started_at, ",
-        Rewrite::KeepKeys => "",
+        Rewrite::KeepKeys | Rewrite::Create => "",
+    };
+    let on_conflict = match rewrite {
+        Rewrite::Create => "DO NOTHING RETURNING journey_id".to_owned(),
+        Rewrite::All | Rewrite::KeepKeys => format!(
+            "DO UPDATE SET flow = excluded.flow, {keys}state = excluded.state, \
+             outcome = excluded.outcome, root_cause = excluded.root_cause, basis = excluded.basis, \
+             last_at = excluded.last_at, finished_at = excluded.finished_at, \
+             steps = excluded.steps, convert_ms = excluded.convert_ms, desktop_os = excluded.desktop_os, \
+             desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
+             mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
+             app_version = excluded.app_version, facts = excluded.facts"
+        ),
     };
     let sql = format!(
-        "INSERT INTO journeys ({JOURNEY_COLUMNS}) VALUES {} ON CONFLICT (journey_id) DO UPDATE SET \
-         flow = excluded.flow, {keys}state = excluded.state, \
-         outcome = excluded.outcome, root_cause = excluded.root_cause, basis = excluded.basis, \
-         last_at = excluded.last_at, finished_at = excluded.finished_at, \
-         steps = excluded.steps, convert_ms = excluded.convert_ms, desktop_os = excluded.desktop_os, \
-         desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
-         mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
-         app_version = excluded.app_version, facts = excluded.facts",
+        "INSERT INTO journeys ({JOURNEY_COLUMNS}) VALUES {} ON CONFLICT (journey_id) {on_conflict}",
         placeholders(backend, statement_rows, 19)
     );
     let mut params = Vec::with_capacity(statement_rows * 19);
@@ -214,8 +220,13 @@ async fn write_journeys(tx: &mut BatchTx, backend: Backend, rows: &[JourneyColum
             c.facts_json.clone().into(),
         ]);
     }
-    tx.execute(sql.as_str(), &params).await?;
-    Ok(())
+    if rewrite != Rewrite::Create {
+        tx.execute(sql.as_str(), &params).await?;
+        return Ok(Vec::new());
+    }
+    let inserted: HashSet<JourneyId> =
+        tx.fetch_all(sql.as_str(), &params, |row| JourneyId::parse(&row.text(0)?)).await?.into_iter().collect();
+    Ok(rows.iter().map(|r| r.journey_id).filter(|id| !inserted.contains(id)).collect())
 }
 
 fn segment_column(segment: Segment) -> &'static str {
@@ -277,29 +288,43 @@ impl Journeys for Database {
         }
         // Sorted ids: instances lock rows in the same order, so they cannot deadlock.
         let ids: Vec<JourneyId> = by_journey.keys().copied().collect();
-        let now = events.iter().map(|e| e.received_at).max().unwrap_or_default();
         for chunk in ids.chunks(CHUNK) {
-            let current = lock_journeys(&mut tx, self.backend(), chunk, now).await?;
             // The hours these journeys started in, before and after: their rollups change.
             let mut hours = BTreeSet::new();
-            let (mut moved, mut kept) = (Vec::new(), Vec::new());
-            for mut j in current {
-                let before = (j.facts.events > 0).then(|| (j.facts.identifier.clone(), j.facts.started_at()));
-                if let Some((_, started_at)) = &before {
-                    hours.insert(hour_of(*started_at));
+            let mut pending = chunk.to_vec();
+            // A journey that another instance creates between this read and this insert
+            // (PostgreSQL only: SQLite has one writer) is read again, locked, and folded anew.
+            for attempt in 0.. {
+                let (found, missing) = lock_journeys(&mut tx, self.backend(), &pending).await?;
+                let empty =
+                    |journey_id| JourneyRecord { journey_id, facts: JourneyFacts::default(), finished_at: None };
+                let (mut moved, mut kept, mut created) = (Vec::new(), Vec::new(), Vec::new());
+                for mut j in found.into_iter().chain(missing.into_iter().map(empty)) {
+                    let before = (j.facts.events > 0).then(|| (j.facts.identifier.clone(), j.facts.started_at()));
+                    if let Some((_, started_at)) = &before {
+                        hours.insert(hour_of(*started_at));
+                    }
+                    for e in by_journey.get(&j.journey_id).into_iter().flatten() {
+                        j.facts.fold(e);
+                    }
+                    let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
+                    hours.insert(hour_of(row.started_at));
+                    match before {
+                        None => created.push(row),
+                        Some(keys) if keys == (row.identifier.clone(), row.started_at) => kept.push(row),
+                        Some(_) => moved.push(row),
+                    }
                 }
-                for e in by_journey.get(&j.journey_id).into_iter().flatten() {
-                    j.facts.fold(e);
+                write_journeys(&mut tx, self.backend(), &moved, Rewrite::All).await?;
+                write_journeys(&mut tx, self.backend(), &kept, Rewrite::KeepKeys).await?;
+                pending = write_journeys(&mut tx, self.backend(), &created, Rewrite::Create).await?;
+                if pending.is_empty() {
+                    break;
                 }
-                let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
-                hours.insert(hour_of(row.started_at));
-                match before {
-                    Some(keys) if keys == (row.identifier.clone(), row.started_at) => kept.push(row),
-                    _ => moved.push(row),
+                if attempt == 3 {
+                    return Err(DomainError::Storage("journeys kept being created by another writer".into()));
                 }
             }
-            write_journeys(&mut tx, self.backend(), &moved, Rewrite::All).await?;
-            write_journeys(&mut tx, self.backend(), &kept, Rewrite::KeepKeys).await?;
             mark_dirty(&mut tx, self.backend(), &hours).await?;
         }
         tx.commit().await?;
