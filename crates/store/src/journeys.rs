@@ -1,9 +1,10 @@
 //! Product events and journeys. `record` stores a group of events and folds the new ones
 //! into their journeys in one transaction: insert the events (`RETURNING` tells which were
-//! new; repeats of an event id do nothing), touch-and-read the journeys' rows with an
-//! upsert (which also locks them on PostgreSQL, so two instances cannot lose each other's
-//! updates), fold in Rust, write the rows back with one multi-row upsert. Idle journeys are
-//! finished with a compare-and-set on `state = 'open'`.
+//! new; repeats of an event id do nothing), read the journeys' rows that exist (locked with
+//! `FOR UPDATE` on PostgreSQL, so two instances cannot lose each other's updates), fold in
+//! Rust, write the existing rows back with one multi-row upsert and insert the new ones (a
+//! row another instance created meanwhile is read, locked and folded again). Idle journeys
+//! are finished with a compare-and-set on `state = 'open'`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
