@@ -159,7 +159,8 @@ on_both_backends!(two_writers_creating_the_same_journeys_lose_no_event, |backend
     let mut writes = Vec::new();
     for (i, &journey) in journeys.iter().enumerate() {
         for (db, name) in [(a.clone(), "challenge.created"), (b.clone(), "decision.made")] {
-            let event = StoredEvent::server(journey, name, Some("passkey-local"), serde_json::json!({}), now + i as i64);
+            let event =
+                StoredEvent::server(journey, name, Some("passkey-local"), serde_json::json!({}), now + i as i64);
             writes.push(tokio::spawn(async move { db.record(&[event]).await }));
         }
     }

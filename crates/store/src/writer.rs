@@ -305,10 +305,10 @@ pub(crate) struct InlineTx {
 
 impl Drop for InlineTx {
     fn drop(&mut self) {
-        if self.open {
-            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
-                tracing::error!(error = %e, "could not roll back an unfinished SQLite transaction");
-            }
+        if self.open
+            && let Err(e) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::error!(error = %e, "could not roll back an unfinished SQLite transaction");
         }
     }
 }
