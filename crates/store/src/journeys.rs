@@ -1,10 +1,10 @@
 //! Product events and journeys. `record` stores a group of events and folds the new ones
 //! into their journeys in one transaction: insert the events (`RETURNING` tells which were
-//! new; repeats of an event id do nothing), read the journeys' rows that exist (locked with
-//! `FOR UPDATE` on PostgreSQL, so two instances cannot lose each other's updates), fold in
-//! Rust, write the existing rows back with one multi-row upsert and insert the new ones (a
-//! row another instance created meanwhile is read, locked and folded again). Idle journeys
-//! are finished with a compare-and-set on `state = 'open'`.
+//! new; repeats of an event id do nothing), read the journeys' rows (on PostgreSQL with an
+//! upsert that creates the missing ones and locks them all, so two instances cannot lose
+//! each other's updates), fold in Rust, write the rows back with one multi-row upsert, and
+//! on SQLite insert the new ones. Idle journeys are finished with a compare-and-set on
+//! `state = 'open'`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -114,26 +114,32 @@ fn record_of(row: &dyn Cells) -> Result<JourneyRecord> {
     })
 }
 
-/// Reads the rows of these journeys that exist, for folding, so that no other writer can
-/// change them before this transaction writes them back, and names the ones that do not
-/// exist yet. On PostgreSQL the rows are locked (`FOR UPDATE`, in id order, so two
-/// instances folding the same journeys cannot deadlock); on SQLite this transaction already
-/// holds the database's only write lock (its first statement wrote), so a plain read is
-/// enough.
+/// Reads the rows of these journeys, for folding, so that no other writer can change them
+/// before this transaction writes them back, and names the ones that do not exist yet. On
+/// PostgreSQL an upsert creates the missing rows and locks all of them, in id order, so
+/// two instances folding the same journeys cannot deadlock, and none is missing after it;
+/// on SQLite this transaction already holds the database's only write lock (its first
+/// statement wrote), so a plain read is enough and new journeys are inserted at the end.
 async fn lock_journeys(
     tx: &mut BatchTx,
     backend: Backend,
     ids: &[JourneyId],
+    now: Millis,
 ) -> Result<(Vec<JourneyRecord>, Vec<JourneyId>)> {
     let found = match backend {
         Backend::Postgres => {
-            let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+            // One statement, in id order, both creates the missing rows (empty facts) and
+            // locks every row. Locking the existing rows first and inserting the new ones
+            // after (two sweeps) deadlocked in CI: a writer holding a fresh insert waited
+            // for a lock held by a writer whose own insert waited for the first one.
             let sql = format!(
-                "SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id IN ({}) \
-                 ORDER BY journey_id FOR UPDATE",
-                marks.join(", ")
+                "INSERT INTO journeys (journey_id, started_at, last_at, facts) VALUES {} \
+                 ON CONFLICT (journey_id) DO UPDATE SET journey_id = excluded.journey_id \
+                 RETURNING journey_id, facts, finished_at",
+                placeholders(backend, ids.len(), 4)
             );
-            let params: Vec<Param> = ids.iter().map(|id| id.to_string().into()).collect();
+            let params: Vec<Param> =
+                ids.iter().flat_map(|id| [id.to_string().into(), now.into(), now.into(), "{}".into()]).collect();
             tx.fetch_all(sql.as_str(), &params, record_of).await?
         }
         Backend::Sqlite => {
@@ -289,18 +295,21 @@ impl Journeys for Database {
         }
         // Sorted ids: instances lock rows in the same order, so they cannot deadlock.
         let ids: Vec<JourneyId> = by_journey.keys().copied().collect();
+        let now = events.iter().map(|e| e.received_at).max().unwrap_or_default();
         for chunk in ids.chunks(CHUNK) {
             // The hours these journeys started in, before and after: their rollups change.
             let mut hours = BTreeSet::new();
             let mut pending = chunk.to_vec();
-            // A journey that another instance creates between this read and this insert
-            // (PostgreSQL only: SQLite has one writer) is read again, locked, and folded anew.
+            // A journey created by another writer between this read and this insert is read
+            // again and folded anew (a second connection writing the same SQLite file; on
+            // PostgreSQL the lock above leaves no journey missing).
             for attempt in 0.. {
-                let (found, missing) = lock_journeys(&mut tx, self.backend(), &pending).await?;
+                let (found, missing) = lock_journeys(&mut tx, self.backend(), &pending, now).await?;
                 let empty =
                     |journey_id| JourneyRecord { journey_id, facts: JourneyFacts::default(), finished_at: None };
                 let (mut moved, mut kept, mut created) = (Vec::new(), Vec::new(), Vec::new());
-                for mut j in found.into_iter().chain(missing.into_iter().map(empty)) {
+                let rows = found.into_iter().map(|j| (j, true)).chain(missing.into_iter().map(|id| (empty(id), false)));
+                for (mut j, exists) in rows {
                     let before = (j.facts.events > 0).then(|| (j.facts.identifier.clone(), j.facts.started_at()));
                     if let Some((_, started_at)) = &before {
                         hours.insert(hour_of(*started_at));
@@ -311,9 +320,9 @@ impl Journeys for Database {
                     let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
                     hours.insert(hour_of(row.started_at));
                     match before {
-                        None => created.push(row),
+                        _ if !exists => created.push(row),
                         Some(keys) if keys == (row.identifier.clone(), row.started_at) => kept.push(row),
-                        Some(_) => moved.push(row),
+                        _ => moved.push(row),
                     }
                 }
                 write_journeys(&mut tx, self.backend(), &moved, Rewrite::All).await?;
