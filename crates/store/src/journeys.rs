@@ -2,9 +2,8 @@
 //! into their journeys in one transaction: insert the events (`RETURNING` tells which were
 //! new; repeats of an event id do nothing), read the journeys' rows (on PostgreSQL with an
 //! upsert that creates the missing ones and locks them all, so two instances cannot lose
-//! each other's updates), fold in Rust, write the rows back with one multi-row upsert, and
-//! on SQLite insert the new ones. Idle journeys are finished with a compare-and-set on
-//! `state = 'open'`.
+//! each other's updates), fold in Rust, write the rows back with one multi-row upsert. Idle
+//! journeys are finished with a compare-and-set on `state = 'open'`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -15,7 +14,7 @@ use crate::writer::BatchTx;
 use async_trait::async_trait;
 use handoff_core::clock::Millis;
 use handoff_core::domain::JourneyId;
-use handoff_core::error::{DomainError, Result};
+use handoff_core::error::Result;
 use handoff_core::observe::{JourneyColumns, JourneyFacts};
 use handoff_core::storage::{
     FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, SegmentedOutcome, StoredEvent,
@@ -114,19 +113,18 @@ fn record_of(row: &dyn Cells) -> Result<JourneyRecord> {
     })
 }
 
-/// Reads the rows of these journeys, for folding, so that no other writer can change them
-/// before this transaction writes them back, and names the ones that do not exist yet. On
-/// PostgreSQL an upsert creates the missing rows and locks all of them, in id order, so
-/// two instances folding the same journeys cannot deadlock, and none is missing after it;
-/// on SQLite this transaction already holds the database's only write lock (its first
-/// statement wrote), so a plain read is enough and new journeys are inserted at the end.
+/// Reads the rows of these journeys for folding, so no other writer can change them before
+/// this transaction writes them back: on PostgreSQL an upsert creates missing rows and locks
+/// all of them, in id order, so two instances folding the same journeys cannot deadlock; on
+/// SQLite this transaction already holds the database's only write lock (its first statement
+/// wrote), so a plain read is enough and missing rows start from empty facts.
 async fn lock_journeys(
     tx: &mut BatchTx,
     backend: Backend,
     ids: &[JourneyId],
     now: Millis,
-) -> Result<(Vec<JourneyRecord>, Vec<JourneyId>)> {
-    let found = match backend {
+) -> Result<Vec<JourneyRecord>> {
+    let mut found = match backend {
         Backend::Postgres => {
             // One statement, in id order, both creates the missing rows (empty facts) and
             // locks every row. Locking the existing rows first and inserting the new ones
@@ -149,9 +147,15 @@ async fn lock_journeys(
             tx.fetch_all(sql.as_str(), &params, record_of).await?
         }
     };
-    let known: HashSet<JourneyId> = found.iter().map(|j| j.journey_id).collect();
-    let missing = ids.iter().filter(|id| !known.contains(id)).copied().collect();
-    Ok((found, missing))
+    if found.len() < ids.len() {
+        let known: HashSet<JourneyId> = found.iter().map(|j| j.journey_id).collect();
+        found.extend(ids.iter().filter(|id| !known.contains(id)).map(|&journey_id| JourneyRecord {
+            journey_id,
+            facts: JourneyFacts::default(),
+            finished_at: None,
+        }));
+    }
+    Ok(found)
 }
 
 /// Which columns a journey upsert rewrites.
@@ -164,19 +168,11 @@ enum Rewrite {
     /// out, the second write of a sign-in's journey skips `journeys_by_identifier` (a
     /// random page per journey) and `journeys_by_start`.
     KeepKeys,
-    /// New journeys: inserted, unless another instance created the row since it was read
-    /// (those are returned by `write_journeys`, to be read and folded again).
-    Create,
 }
 
-async fn write_journeys(
-    tx: &mut BatchTx,
-    backend: Backend,
-    rows: &[JourneyColumns],
-    rewrite: Rewrite,
-) -> Result<Vec<JourneyId>> {
+async fn write_journeys(tx: &mut BatchTx, backend: Backend, rows: &[JourneyColumns], rewrite: Rewrite) -> Result<()> {
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let statement_rows = match backend {
         Backend::Sqlite => ladder(rows.len()),
@@ -184,22 +180,17 @@ async fn write_journeys(
     };
     let keys = match rewrite {
         Rewrite::All => "identifier = excluded.identifier, started_at = excluded.started_at, ",
-        Rewrite::KeepKeys | Rewrite::Create => "",
-    };
-    let on_conflict = match rewrite {
-        Rewrite::Create => "DO NOTHING RETURNING journey_id".to_owned(),
-        Rewrite::All | Rewrite::KeepKeys => format!(
-            "DO UPDATE SET flow = excluded.flow, {keys}state = excluded.state, \
-             outcome = excluded.outcome, root_cause = excluded.root_cause, basis = excluded.basis, \
-             last_at = excluded.last_at, finished_at = excluded.finished_at, \
-             steps = excluded.steps, convert_ms = excluded.convert_ms, desktop_os = excluded.desktop_os, \
-             desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
-             mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
-             app_version = excluded.app_version, facts = excluded.facts"
-        ),
+        Rewrite::KeepKeys => "",
     };
     let sql = format!(
-        "INSERT INTO journeys ({JOURNEY_COLUMNS}) VALUES {} ON CONFLICT (journey_id) {on_conflict}",
+        "INSERT INTO journeys ({JOURNEY_COLUMNS}) VALUES {} ON CONFLICT (journey_id) DO UPDATE SET \
+         flow = excluded.flow, {keys}state = excluded.state, \
+         outcome = excluded.outcome, root_cause = excluded.root_cause, basis = excluded.basis, \
+         last_at = excluded.last_at, finished_at = excluded.finished_at, \
+         steps = excluded.steps, convert_ms = excluded.convert_ms, desktop_os = excluded.desktop_os, \
+         desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
+         mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
+         app_version = excluded.app_version, facts = excluded.facts",
         placeholders(backend, statement_rows, 19)
     );
     let mut params = Vec::with_capacity(statement_rows * 19);
@@ -227,13 +218,8 @@ async fn write_journeys(
             c.facts_json.clone().into(),
         ]);
     }
-    if rewrite != Rewrite::Create {
-        tx.execute(sql.as_str(), &params).await?;
-        return Ok(Vec::new());
-    }
-    let inserted: HashSet<JourneyId> =
-        tx.fetch_all(sql.as_str(), &params, |row| JourneyId::parse(&row.text(0)?)).await?.into_iter().collect();
-    Ok(rows.iter().map(|r| r.journey_id).filter(|id| !inserted.contains(id)).collect())
+    tx.execute(sql.as_str(), &params).await?;
+    Ok(())
 }
 
 fn segment_column(segment: Segment) -> &'static str {
@@ -299,42 +285,24 @@ impl Journeys for Database {
         for chunk in ids.chunks(CHUNK) {
             // The hours these journeys started in, before and after: their rollups change.
             let mut hours = BTreeSet::new();
-            let mut pending = chunk.to_vec();
-            // A journey created by another writer between this read and this insert is read
-            // again and folded anew (a second connection writing the same SQLite file; on
-            // PostgreSQL the lock above leaves no journey missing).
-            for attempt in 0.. {
-                let (found, missing) = lock_journeys(&mut tx, self.backend(), &pending, now).await?;
-                let empty =
-                    |journey_id| JourneyRecord { journey_id, facts: JourneyFacts::default(), finished_at: None };
-                let (mut moved, mut kept, mut created) = (Vec::new(), Vec::new(), Vec::new());
-                let rows = found.into_iter().map(|j| (j, true)).chain(missing.into_iter().map(|id| (empty(id), false)));
-                for (mut j, exists) in rows {
-                    let before = (j.facts.events > 0).then(|| (j.facts.identifier.clone(), j.facts.started_at()));
-                    if let Some((_, started_at)) = &before {
-                        hours.insert(hour_of(*started_at));
-                    }
-                    for e in by_journey.get(&j.journey_id).into_iter().flatten() {
-                        j.facts.fold(e);
-                    }
-                    let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
-                    hours.insert(hour_of(row.started_at));
-                    match before {
-                        _ if !exists => created.push(row),
-                        Some(keys) if keys == (row.identifier.clone(), row.started_at) => kept.push(row),
-                        _ => moved.push(row),
-                    }
+            let (mut moved, mut kept) = (Vec::new(), Vec::new());
+            for mut j in lock_journeys(&mut tx, self.backend(), chunk, now).await? {
+                let before = (j.facts.events > 0).then(|| (j.facts.identifier.clone(), j.facts.started_at()));
+                if let Some((_, started_at)) = &before {
+                    hours.insert(hour_of(*started_at));
                 }
-                write_journeys(&mut tx, self.backend(), &moved, Rewrite::All).await?;
-                write_journeys(&mut tx, self.backend(), &kept, Rewrite::KeepKeys).await?;
-                pending = write_journeys(&mut tx, self.backend(), &created, Rewrite::Create).await?;
-                if pending.is_empty() {
-                    break;
+                for e in by_journey.get(&j.journey_id).into_iter().flatten() {
+                    j.facts.fold(e);
                 }
-                if attempt == 3 {
-                    return Err(DomainError::Storage("journeys kept being created by another writer".into()));
+                let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
+                hours.insert(hour_of(row.started_at));
+                match before {
+                    Some(keys) if keys == (row.identifier.clone(), row.started_at) => kept.push(row),
+                    _ => moved.push(row),
                 }
             }
+            write_journeys(&mut tx, self.backend(), &moved, Rewrite::All).await?;
+            write_journeys(&mut tx, self.backend(), &kept, Rewrite::KeepKeys).await?;
             mark_dirty(&mut tx, self.backend(), &hours).await?;
         }
         tx.commit().await?;
