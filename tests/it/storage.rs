@@ -180,3 +180,61 @@ on_both_backends!(concurrent_short_writes_fail_alone_and_keep_the_rest, |backend
     assert!(db.find("lane-dup", now).await.unwrap().is_some());
     assert!(db.find("lane-orphan-72", now).await.unwrap().is_none());
 });
+
+// Short statements run on connections that stay checked out (PostgreSQL) or inline
+// (SQLite). A statement abandoned midway (its request dropped) must not leave its answer
+// for the next statement on that connection to read, and connections the server cut must
+// be replaced without failing a sign-in once they have sat idle.
+on_both_backends!(abandoned_and_cut_connections_answer_the_right_rows, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    for name in ["held-a", "held-b"] {
+        app.sign_up(&mut SoftKey::new(&app.origin), name).await;
+    }
+    let db = Arc::new(Database::connect(&app.database_url).await.unwrap());
+    let (a, b) = (Identifier::parse("held-a").unwrap(), Identifier::parse("held-b").unwrap());
+    let owner = |found: Option<(handoff_core::passkeys::Account, Vec<handoff_core::passkeys::PasskeySummary>)>| {
+        found.unwrap().0.identifier
+    };
+    let workers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let (db, a, b) = (db.clone(), a.clone(), b.clone());
+            tokio::spawn(async move {
+                for i in 0..60u64 {
+                    // Give up on a lookup of A after 0 to 300 µs: sometimes before it was
+                    // sent, sometimes while its answer is on the way.
+                    let wait = std::time::Duration::from_micros((i * 7 + w * 13) % 7 * 50);
+                    let _ = tokio::time::timeout(wait, db.find_inventory(&a)).await;
+                    assert_eq!(owner(db.find_inventory(&b).await.unwrap()), b, "worker {w}, round {i}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    if backend != crate::support::Backend::Postgres {
+        return;
+    }
+    // Cut every connection to this database, let the held ones sit idle past their retest
+    // time, then look up again: every lookup must succeed.
+    let db_name = app.database_url.rsplit('/').next().unwrap().to_owned();
+    let admin = sqlx::PgPool::connect(&crate::support::app::postgres_url().unwrap()).await.unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1) AS t",
+    )
+    .bind(&db_name)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(cut >= 1, "the held connections were open ({cut} cut)");
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    let lookups: Vec<_> = (0..16)
+        .map(|_| {
+            let (db, b) = (db.clone(), b.clone());
+            tokio::spawn(async move { db.find_inventory(&b).await.map(owner) })
+        })
+        .collect();
+    for l in lookups {
+        assert_eq!(l.await.unwrap().expect("a cut connection is replaced before use"), b);
+    }
+});

@@ -2,7 +2,7 @@
 
 use crate::cells::Cells;
 use crate::db::{Database, flag, is_unique_violation_on, storage_error};
-use crate::inline::Statement;
+use crate::inline::{Param, Statement};
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
@@ -217,6 +217,10 @@ impl Accounts for Database {
                 .into_iter()
                 .collect::<Result<Vec<_>>>()
                 .map(fold);
+        }
+        if let Some(held) = &self.held {
+            let params = [Param::from(identifier.as_str().to_owned())];
+            return Ok(fold(held.fetch_all(&SQL, &params, |row| decode(row)).await?));
         }
         let rows =
             sqlx::query(&SQL.sqlx).bind(identifier.as_str()).fetch_all(&self.pool).await.map_err(storage_error)?;

@@ -10,6 +10,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 use crate::cells::Cells;
+use crate::held::HeldConnections;
 use crate::inline::{InlineReaders, Param, Statement, sqlite_path};
 use crate::writer::Writer;
 
@@ -62,11 +63,16 @@ pub struct Database {
     pub(crate) writer: Writer,
     /// On a SQLite file: read-only connections for point reads run inline (`inline.rs`).
     pub(crate) inline: Option<Arc<InlineReaders>>,
+    /// On PostgreSQL: connections held out of the pool for short statements (`held.rs`).
+    pub(crate) held: Option<Arc<HeldConnections>>,
     backend: Backend,
 }
 
 /// Reading connections on SQLite (the writer is one more).
 const SQLITE_READERS: u32 = 4;
+/// Connections to PostgreSQL, of which some are held for the short statements.
+const POSTGRES_CONNECTIONS: u32 = 16;
+const POSTGRES_HELD: usize = 8;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -122,6 +128,7 @@ impl Database {
             async move { options(max).connect(&url).await.map_err(|source| StoreError::Connect { backend, source }) }
         };
         let mut inline = None;
+        let mut held = None;
         let (pool, writer) = match backend {
             Backend::Sqlite => {
                 // The writer first: it creates the file and runs the migrations.
@@ -135,17 +142,19 @@ impl Database {
                         inline = Some(Arc::new(readers));
                         Writer::sqlite(writer, &path).map_err(failed)?
                     }
-                    None => Writer::pooled(writer),
+                    None => Writer::pooled(writer, None),
                 };
                 (connect(SQLITE_READERS).await?, writer)
             }
             Backend::Postgres => {
-                let pool = connect(16).await?;
+                let pool = connect(POSTGRES_CONNECTIONS).await?;
                 POSTGRES_MIGRATIONS.run(&pool).await?;
-                (pool.clone(), Writer::pooled(pool))
+                let short = Arc::new(HeldConnections::new(pool.clone(), POSTGRES_HELD));
+                held = Some(short.clone());
+                (pool.clone(), Writer::pooled(pool, Some(short)))
             }
         };
-        Ok(Self { pool, writer, inline, backend })
+        Ok(Self { pool, writer, inline, held, backend })
     }
 
     /// Which backend this is.
@@ -206,14 +215,20 @@ impl Database {
         params: &[Param],
         decode: impl Fn(&dyn Cells) -> Result<T, DomainError>,
     ) -> Result<Option<T>, DomainError> {
-        match &self.inline {
-            Some(inline) => inline.read(|conn| Ok(stmt.first_row_inline(conn, params, decode)))?,
+        if let Some(inline) = &self.inline {
+            return inline.read(|conn| Ok(stmt.first_row_inline(conn, params, decode)))?;
+        }
+        match &self.held {
+            Some(held) => held.fetch_optional(stmt, params, decode).await,
             None => stmt.first_row(&self.pool, params, decode).await,
         }
     }
 
     /// Closes the pools, waiting for connections to return.
     pub async fn close(&self) {
+        if let Some(held) = &self.held {
+            held.release().await;
+        }
         self.pool.close().await;
         self.writer.close().await;
     }

@@ -10,6 +10,7 @@ mod cells;
 mod ceremonies;
 mod db;
 mod decisions;
+mod held;
 mod inline;
 mod journeys;
 mod qr;

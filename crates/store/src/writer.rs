@@ -15,7 +15,8 @@
 //!   pool, holding the lane while they do, so the two connections never meet at the file
 //!   lock.
 //!
-//! On PostgreSQL there is no lane: writes go to the pool, as reads do.
+//! On PostgreSQL there is no lane: the short writes run on connections held out of the
+//! pool (`held.rs`), the rest go to the pool, as reads do.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use crate::cells::Cells;
 use crate::db::storage_error;
+use crate::held::HeldConnections;
 use crate::inline::{Param, Statement, inline_error};
 
 /// The write side of a [`crate::Database`].
@@ -37,6 +39,8 @@ use crate::inline::{Param, Statement, inline_error};
 pub(crate) struct Writer {
     pool: AnyPool,
     lane: Option<Arc<Lane>>,
+    /// On PostgreSQL, where the short writes run (`held.rs`).
+    held: Option<Arc<HeldConnections>>,
 }
 
 /// What a queued write does once its transaction ended: answer its caller, with its own
@@ -135,9 +139,9 @@ pub(crate) struct WriteTx {
 
 impl Writer {
     /// Writes go to `pool`, with no lane (PostgreSQL, or an in-memory SQLite database that
-    /// has exactly one connection anyway).
-    pub(crate) fn pooled(pool: AnyPool) -> Self {
-        Self { pool, lane: None }
+    /// has exactly one connection anyway); short writes through `held` if given.
+    pub(crate) fn pooled(pool: AnyPool, held: Option<Arc<HeldConnections>>) -> Self {
+        Self { pool, lane: None, held }
     }
 
     /// Writes to the SQLite file at `path` go through a lane around one inline connection
@@ -156,7 +160,7 @@ impl Writer {
         // The short writes, and the journal's statements in their ladder of sizes.
         conn.set_prepared_statement_cache_capacity(160);
         let lane = Lane { conn: Arc::new(Mutex::new(conn)), queue: std::sync::Mutex::default() };
-        Ok(Self { pool, lane: Some(Arc::new(lane)) })
+        Ok(Self { pool, lane: Some(Arc::new(lane)), held: None })
     }
 
     /// Waits for the lane (on SQLite); the guard keeps every other writer out.
@@ -211,6 +215,9 @@ impl Writer {
                 })
                 .await;
         }
+        if let Some(held) = &self.held {
+            return held.execute(stmt, &params).await;
+        }
         let done =
             Param::bind_all(sqlx::query(&stmt.sqlx), &params).execute(&self.pool).await.map_err(storage_error)?;
         Ok(done.rows_affected())
@@ -225,9 +232,10 @@ impl Writer {
         decode: impl Fn(&dyn Cells) -> Result<T> + Send + 'static,
     ) -> Result<Option<T>> {
         let params = params.into();
-        match &self.lane {
-            Some(lane) => lane.run(move |conn| stmt.first_row_inline(conn, &params, decode)).await,
-            None => stmt.first_row(&self.pool, &params, decode).await,
+        match (&self.lane, &self.held) {
+            (Some(lane), _) => lane.run(move |conn| stmt.first_row_inline(conn, &params, decode)).await,
+            (None, Some(held)) => held.fetch_optional(stmt, &params, decode).await,
+            (None, None) => stmt.first_row(&self.pool, &params, decode).await,
         }
     }
 
