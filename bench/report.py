@@ -179,6 +179,7 @@ def main():
     w("#   HANDOFF_DATA_DIR=$TMP [HANDOFF_DATABASE_URL=postgres://…/bench_handoff_…] RUST_LOG=warn handoff serve")
     w("#   PEER_LISTEN=127.0.0.1:PORT PEER_ORIGIN=http://localhost:PORT PEER_SQLITE_PATH=$TMP/peer.sqlite3 \\")
     w("#   [PEER_DATABASE_URL=postgres://…/bench_peer_…] NODE_ENV=production node bench/peer-node/server.js")
+    w("#   FLOOR_LISTEN=127.0.0.1:PORT FLOOR_ORIGIN=http://localhost:PORT handoff-bench-floor   # SQLite pass only")
     w("```")
     w("")
     w("## Results")
@@ -188,10 +189,12 @@ def main():
     for db in dbs:
         ours_rows = [r for r in results if r["db"] == db and r["server"] == "handoff"]
         peer_rows = [r for r in results if r["db"] == db and r["server"] == "peer"]
+        floor_rows = [r for r in results if r["db"] == db and r["server"] == "floor"]
         if not ours_rows and not peer_rows:
             continue
         o = summarize(ours_rows) if ours_rows else None
         p = summarize(peer_rows) if peer_rows else None
+        fl = summarize(floor_rows) if floor_rows else None
         title = "SQLite (file)" if db == "sqlite" else "PostgreSQL"
         w(f"### {title}")
         w("")
@@ -199,7 +202,7 @@ def main():
           + ("DB CPU ms/sign-in | " if db == "postgres" else "")
           + "loadgen CPU ms/sign-in | other CPU cores | sign-ins | errors | RSS MiB |")
         w("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if db == "postgres" else "") + "---:|---:|---:|---:|---:|")
-        for name, s in (("Handoff (Rust)", o), ("peer (Node)", p)):
+        for name, s in (("Handoff (Rust)", o), ("peer (Node)", p), ("floor (memory only, stores nothing)", fl)):
             if s is None:
                 continue
             w(f"| {name} | {fmt(s['perSecond'], 1)} | {fmt(s['p50Ms'])} | {fmt(s['p90Ms'])} | {fmt(s['p99Ms'])} | "
@@ -210,7 +213,7 @@ def main():
         if o is None or p is None:
             w("")
             continue
-        disturbed = [r for r in ours_rows + peer_rows if r.get("otherCpuCores", 0) > 0.25]
+        disturbed = [r for r in ours_rows + peer_rows + floor_rows if r.get("otherCpuCores", 0) > 0.25]
         if disturbed:
             w("")
             w(f"⚠ {len(disturbed)} of these windows were disturbed: other processes used more than 0.25 of a core "
@@ -229,6 +232,9 @@ def main():
         if db == "postgres" and o["dbCpuMsPerSignin"] is not None and p["dbCpuMsPerSignin"]:
             both = (o["serverCpuMsPerSignin"] + o["dbCpuMsPerSignin"]) / (p["serverCpuMsPerSignin"] + p["dbCpuMsPerSignin"])
             rows.append(("server + database CPU per sign-in", both, "(information)", None))
+        if fl is not None and p["serverCpuMsPerSignin"]:
+            rows.append(("floor's server CPU per sign-in / peer's", fl["serverCpuMsPerSignin"] / p["serverCpuMsPerSignin"],
+                         "(information: no server that stores anything goes below it)", None))
         for label, val, target, met in rows:
             w(f"| {label} | {fmt(val, 3)} | {target} | {'' if met is None else ('yes' if met else '**no**')} |")
             if met is not None:
@@ -239,7 +245,7 @@ def main():
             w("")
             w("| server | round | sign-ins/s | p50 ms | p99 ms | server CPU ms/sign-in | other CPU cores |")
             w("|---|---:|---:|---:|---:|---:|---:|")
-            for r in sorted(ours_rows + peer_rows, key=lambda r: (r["round"], r["server"])):
+            for r in sorted(ours_rows + peer_rows + floor_rows, key=lambda r: (r["round"], r["server"])):
                 w(f"| {r['server']} | {r['round']} | {fmt(r['perSecond'], 1)} | {fmt(r['p50Ms'])} | {fmt(r['p99Ms'])} | "
                   f"{fmt(r.get('serverCpuMsPerSignin'), 3)} | {fmt(r.get('otherCpuCores'))} |")
             w("")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sign-in benchmark: Handoff (release binary) against a minimal Node peer using
 # @simplewebauthn/server, on SQLite and on PostgreSQL, in one run. Writes bench/RESULTS.md.
+# Beside them, on the SQLite pass, the *floor* (bench/floor): the same HTTP API served from
+# memory by axum and webauthn-rs, storing nothing; what HTTP, JSON and verification alone cost.
 #
 #   bench/run.sh                      # full run (both database kinds)
 #   BENCH_DBS=sqlite bench/run.sh     # one kind
@@ -8,7 +10,7 @@
 # Knobs (environment): BENCH_USERS (200), BENCH_CONCURRENCY (16), BENCH_DURATION (20s),
 # BENCH_WARMUP (3s), BENCH_ROUNDS (1; each round runs ours then the peer, alternating which
 # goes first), BENCH_DBS ("sqlite postgres"), BENCH_PG (postgres://postgres@127.0.0.1:5432),
-# BENCH_SKIP_BUILD (non-empty: use the binaries already built), BENCH_SERVERS ("handoff peer"), BENCH_OUT (bench/RESULTS.md), CARGO_TARGET_DIR ($HOME/.cache/handoff-target),
+# BENCH_SKIP_BUILD (non-empty: use the binaries already built), BENCH_SERVERS ("handoff peer floor"), BENCH_OUT (bench/RESULTS.md), CARGO_TARGET_DIR ($HOME/.cache/handoff-target),
 # PEER_SQLITE_SYNCHRONOUS (the peer's SQLite `synchronous` pragma; keep it equal to ours).
 #
 # Each server runs in its own process group (setsid); the loadgen reads utime+stime of every
@@ -26,7 +28,7 @@ DURATION="${BENCH_DURATION:-20s}"
 WARMUP="${BENCH_WARMUP:-3s}"
 ROUNDS="${BENCH_ROUNDS:-1}"
 DBS="${BENCH_DBS:-sqlite postgres}"
-SERVERS="${BENCH_SERVERS:-handoff peer}"
+SERVERS="${BENCH_SERVERS:-handoff peer floor}"
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 OUT="${BENCH_OUT:-$ROOT/bench/RESULTS.md}"
 export PEER_SQLITE_SYNCHRONOUS="${PEER_SQLITE_SYNCHRONOUS:-NORMAL}"
@@ -59,7 +61,7 @@ trap cleanup EXIT
 
 # --- build -------------------------------------------------------------------------------
 log "building release binaries into $CARGO_TARGET_DIR"
-PACKAGES=(-p handoff-loadgen)
+PACKAGES=(-p handoff-loadgen -p handoff-bench-floor)
 case " $SERVERS " in *" handoff "*) PACKAGES+=(-p handoff-server) ;; esac
 if [ -n "${BENCH_SKIP_BUILD:-}" ]; then
   log "BENCH_SKIP_BUILD set: using the binaries already in $CARGO_TARGET_DIR/release"
@@ -68,6 +70,7 @@ else
 fi
 HANDOFF="$CARGO_TARGET_DIR/release/handoff"
 LOADGEN="$CARGO_TARGET_DIR/release/handoff-loadgen"
+FLOOR="$CARGO_TARGET_DIR/release/handoff-bench-floor"
 
 PEER_DIR="$ROOT/bench/peer-node"
 STAMP="$PEER_DIR/node_modules/.bench-stamp"
@@ -141,6 +144,8 @@ stop_group() {
 run_one() {
   local server=$1 db=$2 round=$3
   local dir="$WORK/$server-$db-$round" port pgid dbname=""
+  # The floor stores nothing, so it runs once per round, on the SQLite pass.
+  [ "$server" = floor ] && [ "$db" != sqlite ] && return 0
   mkdir -p "$dir"
   wait_quiet
   if [ "$db" = postgres ]; then
@@ -155,6 +160,9 @@ run_one() {
     [ -n "$dbname" ] && env+=(HANDOFF_DATABASE_URL="$PG/$dbname")
     mkdir -p "$dir/data"
     pgid="$(start_group "$dir/server.log" env "${env[@]}" "$HANDOFF" serve)"
+  elif [ "$server" = floor ]; then
+    port="$(free_port)"
+    pgid="$(start_group "$dir/server.log" env FLOOR_LISTEN="127.0.0.1:$port" FLOOR_ORIGIN="http://localhost:$port" "$FLOOR")"
   else
     port="$(free_port)"
     local env=(PEER_LISTEN="127.0.0.1:$port" PEER_ORIGIN="http://localhost:$port" PEER_RP_ID=localhost
