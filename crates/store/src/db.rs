@@ -56,7 +56,8 @@ pub enum StoreError {
 /// same pool. On SQLite, which lets one connection write at a time, writers take turns
 /// (woken in order the moment the previous one is done) instead of contending for the
 /// file lock, and short writes run inline (`writer.rs`). Readers never wait for writers
-/// (WAL).
+/// (WAL). On PostgreSQL the short statements run on connections held out of the pool
+/// (`held.rs`).
 #[derive(Clone, Debug)]
 pub struct Database {
     pub(crate) pool: AnyPool,
@@ -70,8 +71,10 @@ pub struct Database {
 
 /// Reading connections on SQLite (the writer is one more).
 const SQLITE_READERS: u32 = 4;
-/// Connections to PostgreSQL, of which some are held for the short statements.
+/// Connections to PostgreSQL, in all.
 const POSTGRES_CONNECTIONS: u32 = 16;
+/// Of those, how many are held out of the pool for the short statements (`held.rs`); the
+/// rest serve transactions, scans and the operator's queries.
 const POSTGRES_HELD: usize = 8;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

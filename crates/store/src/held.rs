@@ -81,7 +81,7 @@ impl HeldConnections {
 
     /// Runs a statement that changes rows; returns how many it changed.
     pub(crate) async fn execute(&self, stmt: &Statement, params: &[Param]) -> Result<u64> {
-        let done = self.with(async |conn| Param::bind_all(sqlx::query(&stmt.sqlx), params).execute(conn).await).await?;
+        let done = self.with(async |conn| stmt.query(params).execute(conn).await).await?;
         Ok(done.rows_affected())
     }
 
@@ -92,8 +92,7 @@ impl HeldConnections {
         params: &[Param],
         decode: impl Fn(&dyn Cells) -> Result<T>,
     ) -> Result<Option<T>> {
-        let row: Option<AnyRow> =
-            self.with(async |conn| Param::bind_all(sqlx::query(&stmt.sqlx), params).fetch_optional(conn).await).await?;
+        let row: Option<AnyRow> = self.with(async |conn| stmt.query(params).fetch_optional(conn).await).await?;
         row.as_ref().map(|row| decode(row)).transpose()
     }
 
@@ -104,8 +103,7 @@ impl HeldConnections {
         params: &[Param],
         decode: impl Fn(&dyn Cells) -> Result<T>,
     ) -> Result<Vec<T>> {
-        let rows: Vec<AnyRow> =
-            self.with(async |conn| Param::bind_all(sqlx::query(&stmt.sqlx), params).fetch_all(conn).await).await?;
+        let rows: Vec<AnyRow> = self.with(async |conn| stmt.query(params).fetch_all(conn).await).await?;
         rows.iter().map(|row| decode(row)).collect()
     }
 

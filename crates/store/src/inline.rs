@@ -95,6 +95,14 @@ impl Statement {
         rows.next().map_err(inline_error)?.map(|row| decode(row)).transpose()
     }
 
+    /// The statement for sqlx, with `params` bound.
+    pub(crate) fn query<'q>(
+        &'q self,
+        params: &[Param],
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        Param::bind_all(sqlx::query(&self.sqlx), params)
+    }
+
     /// Runs the statement through sqlx and decodes its first row, if any.
     pub(crate) async fn first_row<'e, T>(
         &self,
@@ -102,10 +110,7 @@ impl Statement {
         params: &[Param],
         decode: impl Fn(&dyn Cells) -> Result<T>,
     ) -> Result<Option<T>> {
-        let row = Param::bind_all(sqlx::query(&self.sqlx), params)
-            .fetch_optional(executor)
-            .await
-            .map_err(crate::db::storage_error)?;
+        let row = self.query(params).fetch_optional(executor).await.map_err(crate::db::storage_error)?;
         row.as_ref().map(|row| decode(row)).transpose()
     }
 }

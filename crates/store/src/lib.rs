@@ -3,7 +3,8 @@
 //! `$n` parameters (which SQLite accepts too); only the migrations differ per dialect.
 //! SQLite is the embedded default (a file, WAL mode); there, the hot point reads and short
 //! writes run inline through rusqlite with the same statement text (`inline.rs`,
-//! `writer.rs`). PostgreSQL is for several instances sharing one database.
+//! `writer.rs`). PostgreSQL is for several instances sharing one database; there, the short
+//! statements of a sign-in run on connections held out of the pool (`held.rs`).
 
 mod accounts;
 mod cells;

@@ -218,8 +218,7 @@ impl Writer {
         if let Some(held) = &self.held {
             return held.execute(stmt, &params).await;
         }
-        let done =
-            Param::bind_all(sqlx::query(&stmt.sqlx), &params).execute(&self.pool).await.map_err(storage_error)?;
+        let done = stmt.query(&params).execute(&self.pool).await.map_err(storage_error)?;
         Ok(done.rows_affected())
     }
 
