@@ -83,6 +83,10 @@ describe('operator dashboard', { timeout: 420_000 }, () => {
         HANDOFF_JOURNEY_IDLE_SECONDS: '3',
         HANDOFF_QR_CREATE_PER_MINUTE: '10000',
         HANDOFF_EVENTS_PER_MINUTE: '100000',
+        HANDOFF_LOGIN_START_PER_MINUTE: '100000',
+        HANDOFF_LOGIN_START_PER_IDENTIFIER: '100000',
+        HANDOFF_REGISTRATION_START_PER_MINUTE: '100000',
+        HANDOFF_REGISTRATION_START_PER_IDENTIFIER: '100000',
       },
     });
     tmp = mkdtempSync(path.join(os.tmpdir(), 'handoff-dashboard-'));

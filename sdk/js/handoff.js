@@ -394,6 +394,53 @@ export class Handoff {
   }
 
   /**
+   * Step-up: confirm with a passkey in this browser that the signed-in person is still
+   * here. Adding or deleting a passkey, ending another device's session and approving
+   * a QR request need one within the last 2 minutes (they fail with
+   * `reauth-required` otherwise); a session made by QR approval has none until then.
+   * Opens the browser's passkey picker (a passkey here, a security key, or a phone).
+   *
+   * @param {{signal?: AbortSignal}} [params]
+   * @returns {Promise<SignInResult>}
+   * @throws {HandoffError} `not-signed-in`, `wrong-account` (the passkey picked
+   *   belongs to another account, which is now the one signed in), a DOMException
+   *   name such as `NotAllowedError`, or a server code
+   */
+  async stepUp({ signal } = {}) {
+    const before = await this.session();
+    if (!before) throw new HandoffError('not-signed-in', 'Sign in first.', { status: 401 });
+    const result = await this.signInDiscoverable({ signal });
+    if (result?.userId && result.userId !== before.userId) {
+      throw new HandoffError(
+        'wrong-account',
+        `That passkey belongs to another account${result.identifier ? ` (${result.identifier})` : ''}, which is now signed in here.`,
+      );
+    }
+    return result;
+  }
+
+  /**
+   * Runs `action`; when the server answers `reauth-required`, runs
+   * {@link Handoff#stepUp} once and runs `action` again.
+   *
+   * @template T
+   * @param {() => Promise<T>} action
+   * @param {{signal?: AbortSignal, onStepUp?: () => void}} [params] `onStepUp`
+   *   is called just before the passkey dialog opens (to say why it does)
+   * @returns {Promise<T>}
+   */
+  async withStepUp(action, { signal, onStepUp } = {}) {
+    try {
+      return await action();
+    } catch (error) {
+      if (!(error instanceof HandoffError) || error.code !== 'reauth-required') throw error;
+      onStepUp?.();
+      await this.stepUp({ signal });
+      return action();
+    }
+  }
+
+  /**
    * The signed-in user, with their passkeys, or `null` when nobody is signed in.
    *
    * @returns {Promise<Session|null>}

@@ -21,6 +21,10 @@ fn quick_server() -> TestOptions {
             qr_create_per_minute: Some(100_000),
             qr_approve_per_minute: Some(100_000),
             events_per_minute: Some(1_000_000),
+            login_start_per_minute: Some(1_000_000),
+            login_start_per_identifier: Some(1_000_000),
+            registration_start_per_minute: Some(1_000_000),
+            registration_start_per_identifier: Some(1_000_000),
             ..RawConfig::default()
         },
         ..TestOptions::default()

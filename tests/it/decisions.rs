@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::support::app::{expect_error, json_ok, settled_events};
-use crate::support::{SoftKey, TestApp};
+use crate::support::{SoftKey, TestApp, TestOptions};
+use handoff_server::config::RawConfig;
 
 pub(crate) const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
 pub(crate) const WINDOWS_CHROME: &str =
@@ -63,7 +64,9 @@ pub(crate) async fn sign_up_on_phone(app: &TestApp, key: &mut SoftKey, identifie
 }
 
 on_both_backends!(unknown_identifiers_look_like_known_ones, |backend| async move {
-    let app = TestApp::spawn(backend).await;
+    // The timing samples ask for one identifier 40 times within a minute.
+    let extra = RawConfig { login_start_per_identifier: Some(1_000), ..RawConfig::default() };
+    let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
     let mut key = SoftKey::with_aaguid(&app.origin, [0; 16]);
     sign_up_on_phone(&app, &mut key, "known@example.com").await;
     let desktop = app.new_browser();

@@ -19,4 +19,5 @@ mod passkeys;
 mod qr;
 mod sessions;
 mod shared_postgres;
+mod step_up;
 mod storage;

@@ -11,21 +11,21 @@ use crate::support::app::{expect_error, json_ok, settled_events};
 use crate::support::{Backend, SoftKey, TestApp, TestOptions};
 
 /// A desktop browser (its own cookie jar).
-struct Desktop {
-    http: Client,
+pub(crate) struct Desktop {
+    pub(crate) http: Client,
 }
 
 /// A signed-in phone.
-struct Phone {
-    http: Client,
+pub(crate) struct Phone {
+    pub(crate) http: Client,
 }
 
 impl Desktop {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self { http: app.new_browser() }
     }
 
-    async fn create(&self, app: &TestApp) -> Value {
+    pub(crate) async fn create(&self, app: &TestApp) -> Value {
         let resp = self.http.post(app.url("/api/v1/qr")).json(&json!({})).send().await.unwrap();
         json_ok(resp).await
     }
@@ -38,17 +38,17 @@ impl Desktop {
         json_ok(self.status(app, qr).await).await["state"].as_str().unwrap().to_owned()
     }
 
-    async fn redeem(&self, app: &TestApp, qr: &Value) -> reqwest::Response {
+    pub(crate) async fn redeem(&self, app: &TestApp, qr: &Value) -> reqwest::Response {
         self.http.post(app.url(&format!("/api/v1/qr/{}/redeem", qr["qrId"].as_str().unwrap()))).send().await.unwrap()
     }
 }
 
-fn token(qr: &Value) -> String {
+pub(crate) fn token(qr: &Value) -> String {
     qr["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
 }
 
 impl Phone {
-    async fn signed_up(app: &TestApp, identifier: &str) -> Self {
+    pub(crate) async fn signed_up(app: &TestApp, identifier: &str) -> Self {
         let http = app.new_browser();
         let mut key = SoftKey::new(&app.origin);
         let start = json_ok(
@@ -71,15 +71,15 @@ impl Phone {
         Self { http }
     }
 
-    async fn post(&self, app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, app: &TestApp, path: &str, body: Value) -> reqwest::Response {
         self.http.post(app.url(path)).json(&body).send().await.unwrap()
     }
 
-    async fn claim(&self, app: &TestApp, qr: &Value) -> reqwest::Response {
+    pub(crate) async fn claim(&self, app: &TestApp, qr: &Value) -> reqwest::Response {
         self.post(app, "/api/v1/qr/claim", json!({"token": token(qr)})).await
     }
 
-    async fn approve(&self, app: &TestApp, qr: &Value, code: &str) -> reqwest::Response {
+    pub(crate) async fn approve(&self, app: &TestApp, qr: &Value, code: &str) -> reqwest::Response {
         self.post(app, "/api/v1/qr/approve", json!({"token": token(qr), "matchCode": code})).await
     }
 

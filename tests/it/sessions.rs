@@ -43,9 +43,37 @@ on_both_backends!(https_origins_get_secure_cookies, |backend| async move {
     let start = json_ok(app.registration_start("mia").await).await;
     let credential = key.create(&start["publicKey"]).await;
     let resp = app.registration_finish(start["ceremonyId"].as_str().unwrap(), &credential).await;
-    let cookie = set_cookie(resp.headers(), "handoff_session").expect("session cookie set");
+    let cookie = set_cookie(resp.headers(), "__Host-handoff_session").expect("session cookie set with __Host-");
     assert_eq!(resp.status(), 200);
     assert!(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
+    assert!(set_cookie(resp.headers(), "handoff_session").is_none());
+    // Strict-Transport-Security on an https origin (none on http: see http_origins_send_no_hsts).
+    let hsts = resp.headers().get("strict-transport-security").expect("HSTS on https").to_str().unwrap().to_owned();
+    assert!(hsts.starts_with("max-age="), "{hsts}");
+    // A cookie without the prefix (as a sibling subdomain could plant) is not a session.
+    let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+    let planted = app.new_browser();
+    let resp = planted
+        .get(app.url("/api/v1/session"))
+        .header("cookie", format!("handoff_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = planted
+        .get(app.url("/api/v1/session"))
+        .header("cookie", format!("__Host-handoff_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+});
+
+on_both_backends!(http_origins_send_no_hsts, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let resp = app.get("/healthz").await;
+    assert!(resp.headers().get("strict-transport-security").is_none());
 });
 
 on_both_backends!(signed_in_devices_are_listed_and_can_be_ended, |backend| async move {

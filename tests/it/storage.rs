@@ -121,6 +121,8 @@ on_both_backends!(sessions_expire_and_revoke, |backend| async move {
         created_at: now,
         expires_at: now + 1000,
         verified_at: now,
+        method: handoff_core::passkeys::SessionMethod::Passkey,
+        may_add_passkey_until: 0,
         user_agent: None,
         ip: Some("127.0.0.1".into()),
     };
@@ -151,6 +153,8 @@ on_both_backends!(concurrent_short_writes_fail_alone_and_keep_the_rest, |backend
         created_at: now,
         expires_at: now + 60_000,
         verified_at: now,
+        method: handoff_core::passkeys::SessionMethod::Passkey,
+        may_add_passkey_until: 0,
         user_agent: None,
         ip: None,
     };

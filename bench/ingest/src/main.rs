@@ -72,6 +72,10 @@ async fn start(bin: &Path, dir: &Path, db: Option<&str>) -> Server {
         .env("HANDOFF_ORIGIN", format!("http://localhost:{port}"))
         .env("HANDOFF_OPERATOR_TOKEN", TOKEN)
         .env("HANDOFF_EVENTS_PER_MINUTE", "100000000")
+        .env("HANDOFF_LOGIN_START_PER_MINUTE", "100000000")
+        .env("HANDOFF_LOGIN_START_PER_IDENTIFIER", "100000000")
+        .env("HANDOFF_REGISTRATION_START_PER_MINUTE", "100000000")
+        .env("HANDOFF_REGISTRATION_START_PER_IDENTIFIER", "100000000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

@@ -131,8 +131,10 @@ pub enum DomainError {
     /// The number picked on the phone is not the one on the desktop.
     #[error("that is not the number shown on the computer; the sign-in was stopped")]
     WrongMatchCode,
-    /// The phone must verify the user again (passkey) before approving.
-    #[error("confirm it is you with your passkey again before approving")]
+    /// A sensitive action needs a user-verified passkey ceremony on this device within the
+    /// step-up window (PRODUCT §8): adding or deleting a passkey, ending other sessions,
+    /// approving a QR request.
+    #[error("confirm it is you with your passkey on this device first")]
     ReauthRequired,
     /// The desktop's redemption secret is missing or wrong.
     #[error("this browser did not start this QR sign-in")]

@@ -101,8 +101,12 @@ pub struct SessionRecord {
     pub created_at: Millis,
     /// When it ends.
     pub expires_at: Millis,
-    /// Last user-verified passkey ceremony in this session.
+    /// How the session was made.
+    pub method: crate::passkeys::SessionMethod,
+    /// Last user-verified passkey ceremony in this browser during the session (0: none).
     pub verified_at: Millis,
+    /// Until when the session may add one passkey on this device without a step-up (0: no).
+    pub may_add_passkey_until: Millis,
     /// The device's user agent when it started.
     pub user_agent: Option<String>,
     /// The client's IP when it started.
@@ -124,6 +128,9 @@ pub trait Sessions: Send + Sync {
     async fn revoke_for_user(&self, user: UserId, id_prefix: &str) -> Result<bool>;
     /// Records a new user-verified passkey ceremony in a live session.
     async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool>;
+    /// Uses up the session's grant to add a passkey without a step-up; false when the
+    /// session has no live grant (none, expired or already used).
+    async fn take_passkey_grant(&self, token_digest: &str, now: Millis) -> Result<bool>;
     /// Deletes expired sessions; returns how many.
     async fn purge_expired(&self, now: Millis) -> Result<u64>;
 }
@@ -478,6 +485,8 @@ pub struct QrTransition {
     pub claim: Option<(String, UserId, Option<String>)>,
     /// Set the reason (denials and rejections).
     pub reason: Option<String>,
+    /// Set whether the redeeming desktop may add a passkey (approvals).
+    pub allow_passkey: Option<bool>,
 }
 
 /// QR approval attempts. Every transition is one compare-and-set statement.
@@ -524,4 +533,55 @@ pub struct Storage {
     pub append_offers: Arc<dyn AppendOffers>,
     /// QR approval attempts.
     pub qr: Arc<dyn QrAttempts>,
+    /// Rate-limit counters shared by every instance.
+    pub rate_counters: Arc<dyn RateCounters>,
+    /// Purging what is older than the retention period.
+    pub retention: Arc<dyn Retention>,
+}
+
+/// What one retention batch deleted, per kind of row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Journeys (whose rolled-up counts stay in the hourly rollups).
+    pub journeys: u64,
+    /// Events of those journeys.
+    pub events: u64,
+    /// Finished QR attempts.
+    pub qr_attempts: u64,
+    /// Security events.
+    pub security_events: u64,
+    /// Passkey attempts (the failure history of browsers).
+    pub attempts: u64,
+    /// Passkey-append offers and skips.
+    pub append_offers: u64,
+}
+
+impl Purged {
+    /// Rows deleted in all.
+    pub fn total(&self) -> u64 {
+        self.journeys + self.events + self.qr_attempts + self.security_events + self.attempts + self.append_offers
+    }
+}
+
+/// Retention (PRODUCT §8): deletes personal data older than the retention period in small
+/// batches, so no transaction holds the write lock for long.
+#[async_trait]
+pub trait Retention: Send + Sync {
+    /// Deletes at most `batch` rows of each kind that are older than `cutoff`. Journeys go
+    /// with their events, and only once their hour is rolled up (so funnels and insights
+    /// keep counting them); unfinished QR attempts are left to expire first.
+    async fn purge_before(&self, cutoff: Millis, batch: u32) -> Result<Purged>;
+}
+
+/// Fixed-window request counters kept in the database, so that every instance on one
+/// PostgreSQL counts against the same limit (N instances must not allow N times it).
+#[async_trait]
+pub trait RateCounters: Send + Sync {
+    /// Counts one request under `key` in the window starting at `window_start`; returns
+    /// how many the window now holds, this one included.
+    async fn hit(&self, key: &str, window_start: Millis) -> Result<u64>;
+    /// How many requests the window holds under `key`, without counting one.
+    async fn hits(&self, key: &str, window_start: Millis) -> Result<u64>;
+    /// Deletes the counters of windows that started before `before`; returns how many.
+    async fn purge_rate_counters(&self, before: Millis) -> Result<u64>;
 }

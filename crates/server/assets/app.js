@@ -310,7 +310,7 @@ async function renderDevices() {
         end.addEventListener('click', async () => {
           end.disabled = true;
           try {
-            await handoff.endDevice(d.id);
+            await handoff.withStepUp(() => handoff.endDevice(d.id), { onStepUp: askForPasskey });
             setStatus(`Signed out ${what}.`, 'ok');
           } catch (error) {
             setStatus(explain(error, 'account'), 'error');
@@ -334,6 +334,11 @@ async function refreshPasskeys() {
   renderPasskeys(passkeys);
 }
 
+/** Said before the passkey dialog of a step-up opens (PRODUCT §8). */
+function askForPasskey() {
+  setStatus('For your safety, confirm it’s you with your passkey first.');
+}
+
 // ---- delete ------------------------------------------------------------------
 
 function confirmDelete(passkey, count, trigger) {
@@ -352,7 +357,7 @@ function confirmDelete(passkey, count, trigger) {
       }
       setStatus('Deleting the passkey…');
       try {
-        await handoff.deletePasskey(passkey.credentialId);
+        await handoff.withStepUp(() => handoff.deletePasskey(passkey.credentialId), { onStepUp: askForPasskey });
         await refreshPasskeys();
         setStatus(`${which.charAt(0).toUpperCase()}${which.slice(1)} was deleted.`, 'ok');
       } catch (error) {
@@ -737,10 +742,10 @@ els.appendCreate.addEventListener('click', async () => {
   els.appendSkip.disabled = true;
   setStatus('Follow the instructions from your browser to create a passkey on this device.');
   try {
-    const result = await handoff.appendPasskey({
-      identifier: session?.identifier,
-      displayName: session?.displayName || undefined,
-    });
+    const result = await handoff.withStepUp(
+      () => handoff.appendPasskey({ identifier: session?.identifier, displayName: session?.displayName || undefined }),
+      { onStepUp: askForPasskey },
+    );
     const provider = result?.provider?.name;
     await enterAccount(
       provider && provider.toLowerCase() !== 'unknown'
@@ -817,7 +822,10 @@ els.addPasskey.addEventListener('click', async () => {
   const done = busy(els.addPasskey, 'Creating your passkey…');
   setStatus('Follow the instructions from your browser to create a passkey.');
   try {
-    const result = await handoff.signUp({ identifier: session.identifier, displayName: session.displayName || undefined });
+    const result = await handoff.withStepUp(
+      () => handoff.signUp({ identifier: session.identifier, displayName: session.displayName || undefined }),
+      { onStepUp: askForPasskey },
+    );
     await refreshPasskeys();
     const provider = result?.provider?.name;
     setStatus(

@@ -307,6 +307,10 @@ function renderClaim(c) {
     }),
   );
   $('match-error').hidden = true;
+  // The operator may let the approver allow this computer to save a passkey without
+  // asking again (unticked by default; only honoured by the server when allowed).
+  $('grant-wrap').hidden = !c.passkeyGrantOffered;
+  $('grant-passkey').checked = false;
 
   const ends = Date.parse(c.expiresAt ?? '');
   const tick = () => {
@@ -329,7 +333,8 @@ async function approve(matchCode, { reauthed = false } = {}) {
   buttons.forEach((b) => busy(b, true));
   say('Approving…');
   try {
-    await post('/qr/approve', { token, matchCode });
+    const allowPasskey = !$('grant-wrap').hidden && $('grant-passkey').checked;
+    await post('/qr/approve', { token, matchCode, allowPasskey });
     track('confirmation.completed', { action: 'approve', matchOk: true });
     handoff.endJourney(claim?.journeyId);
     showResult('approved');

@@ -78,9 +78,26 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The key a client is counted under by rate limits and stream caps. One IPv6 subscriber
+/// usually holds a whole /64 (and can pick any address in it), so IPv6 clients count by
+/// their /64. A request whose address is unknown (a router embedded without
+/// `ConnectInfo`) counts under one shared key: limits fail closed, never open.
+pub fn rate_key(ip: Option<IpAddr>) -> IpAddr {
+    match ip.map(canonical) {
+        Some(IpAddr::V6(v6)) => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        Some(v4) => v4,
+        None => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}
+
 /// The resolved client address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
+
+static WARNED_NO_PEER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Middleware: resolves [`ClientAddr`] before any handler runs.
 pub async fn resolve(
@@ -89,6 +106,12 @@ pub async fn resolve(
     next: Next,
 ) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip());
+    if peer.is_none() && !WARNED_NO_PEER.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "requests carry no peer address (serve the router with `into_make_service_with_connect_info::<SocketAddr>()`): \
+             every client shares one rate-limit bucket"
+        );
+    }
     let client = peer.map(|p| proxies.client(p, request.headers()));
     request.extensions_mut().insert(ClientAddr(client));
     next.run(request).await
@@ -133,6 +156,16 @@ mod tests {
         assert_eq!(proxies.client(ip("10.0.0.1"), &headers(&["1.2.3.4, nonsense, 10.2.2.2"])), ip("10.2.2.2"));
         // IPv4-mapped IPv6 peers match IPv4 networks.
         assert_eq!(proxies.client(ip("::ffff:10.0.0.1"), &headers(&["198.51.100.7"])), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_and_unknown_ones_share_a_key() {
+        assert_eq!(rate_key(Some(ip("2001:db8:1:2:aaaa::1"))), ip("2001:db8:1:2::"));
+        assert_eq!(rate_key(Some(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))), ip("2001:db8:1:2::"));
+        assert_ne!(rate_key(Some(ip("2001:db8:1:3::1"))), rate_key(Some(ip("2001:db8:1:2::1"))));
+        assert_eq!(rate_key(Some(ip("198.51.100.7"))), ip("198.51.100.7"));
+        assert_eq!(rate_key(Some(ip("::ffff:198.51.100.7"))), ip("198.51.100.7"));
+        assert_eq!(rate_key(None), rate_key(None));
     }
 
     #[test]

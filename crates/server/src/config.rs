@@ -131,19 +131,56 @@ pub struct RawConfig {
     /// QR approvals one account may make per minute (default 10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_approve_per_minute: Option<u32>,
-    /// How recent the phone's passkey verification must be to approve, in seconds (default 120).
+    /// How recent a passkey ceremony on this device must be for a sensitive action
+    /// (approving a QR request, adding or deleting a passkey, ending other sessions), in
+    /// seconds (default 120).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_reauth_after_seconds: Option<u64>,
+    /// A desktop signed in by QR approval may add one passkey on itself without a passkey
+    /// check, when the approver also ticks "also let this computer save a passkey" on the
+    /// phone (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_session_may_add_passkey: Option<bool>,
     /// A journey with no event for this long is finished as stalled, in seconds (default 600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journey_idle_seconds: Option<u64>,
     /// Event batches one IP may send per minute (default 600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_per_minute: Option<u32>,
+    /// Events, journeys, QR attempts, security events and passkey attempts older than this
+    /// many days are deleted (rollups keep the counts), in days (default 90).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// Sign-in starts (`/login/start`) one client may make per minute (default 120).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_start_per_minute: Option<u32>,
+    /// Sign-in starts for one identifier per minute, from anywhere (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_start_per_identifier: Option<u32>,
+    /// Sign-up starts (`/passkeys/registration/start`) one client may make per minute (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_start_per_minute: Option<u32>,
+    /// Sign-up starts for one identifier per minute, from anywhere (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_start_per_identifier: Option<u32>,
     /// A MaxMind DB file (GeoLite2/GeoIP2 City or Country) to show the phone where a QR
     /// request comes from and to judge far-apart devices by distance (default: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub geoip_database: Option<PathBuf>,
+    /// How long an HTTP/1 client may take to send a request's headers before its
+    /// connection is closed, in seconds (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout_seconds: Option<u64>,
+    /// How long any request except an event stream or a long-poll may take before it is
+    /// answered 503 `timeout`, in seconds (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_seconds: Option<u64>,
+    /// Event streams and long-polls one client (IP; IPv6 by /64) may hold open (default 8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streams_per_ip: Option<usize>,
+    /// Event streams and long-polls the whole server holds open at most (default 10000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streams_total: Option<usize>,
     /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the
     /// client (default: none; every connection's own address is the client).
     #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
@@ -179,9 +216,19 @@ pub const KEYS: &[&str] = &[
     "qr_create_per_minute",
     "qr_approve_per_minute",
     "qr_reauth_after_seconds",
+    "qr_session_may_add_passkey",
     "journey_idle_seconds",
     "events_per_minute",
+    "retention_days",
+    "login_start_per_minute",
+    "login_start_per_identifier",
+    "registration_start_per_minute",
+    "registration_start_per_identifier",
     "geoip_database",
+    "header_read_timeout_seconds",
+    "request_timeout_seconds",
+    "streams_per_ip",
+    "streams_total",
     "trusted_proxies",
 ];
 
@@ -235,10 +282,20 @@ pub struct Settings {
     pub journey_idle: Duration,
     /// Event batches per IP per minute.
     pub events_per_minute: u32,
+    /// Every rate limit.
+    pub limits: crate::limits::Limits,
+    /// How long personal data is kept.
+    pub retention: Duration,
     /// GeoIP database file.
     pub geoip_database: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// Time an HTTP/1 client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Time a request (other than a stream or long-poll) has to be answered.
+    pub request_timeout: Duration,
+    /// Caps on open event streams and long-polls.
+    pub stream_caps: crate::connections::StreamCaps,
 }
 
 /// A configuration problem, named.
@@ -324,6 +381,7 @@ impl RawConfig {
                 .qr_reauth_after_seconds
                 .map(Duration::from_secs)
                 .unwrap_or(qr_defaults.fresh_verification),
+            session_may_add_passkey: self.qr_session_may_add_passkey.unwrap_or(false),
         };
         if qr.ttl.is_zero() || qr.ttl > Duration::from_secs(300) {
             return Err(ConfigError(
@@ -372,7 +430,50 @@ impl RawConfig {
             return Err(ConfigError("events_per_minute must be above 0".into()));
         }
         let trusted_proxies = TrustedProxies::parse(&self.trusted_proxies.unwrap_or_default()).map_err(ConfigError)?;
+        let header_read_timeout = Duration::from_secs(self.header_read_timeout_seconds.unwrap_or(10));
+        if header_read_timeout.is_zero() || header_read_timeout > Duration::from_secs(300) {
+            return Err(ConfigError("header_read_timeout_seconds must be between 1 and 300".into()));
+        }
+        let request_timeout = Duration::from_secs(self.request_timeout_seconds.unwrap_or(30));
+        if request_timeout.is_zero() || request_timeout > Duration::from_secs(3600) {
+            return Err(ConfigError("request_timeout_seconds must be between 1 and 3600".into()));
+        }
+        let stream_caps = crate::connections::StreamCaps {
+            per_ip: self.streams_per_ip.unwrap_or(8),
+            per_attempt: 4,
+            total: self.streams_total.unwrap_or(10_000),
+        };
+        if stream_caps.per_ip == 0 || stream_caps.total == 0 {
+            return Err(ConfigError("streams_per_ip and streams_total must be above 0".into()));
+        }
+        let positive = |value: Option<u32>, default: u32, key: &str| match value {
+            Some(0) => Err(ConfigError(format!("{key} must be above 0"))),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let limits = crate::limits::Limits::new(
+            self.qr_create_per_minute.unwrap_or(20),
+            self.qr_approve_per_minute.unwrap_or(10),
+            events_per_minute,
+            (
+                positive(self.login_start_per_minute, 120, "login_start_per_minute")?,
+                positive(self.login_start_per_identifier, 30, "login_start_per_identifier")?,
+            ),
+            (
+                positive(self.registration_start_per_minute, 30, "registration_start_per_minute")?,
+                positive(self.registration_start_per_identifier, 10, "registration_start_per_identifier")?,
+            ),
+        );
+        let retention_days = self.retention_days.unwrap_or(90);
+        if retention_days == 0 || retention_days > 36_500 {
+            return Err(ConfigError("retention_days must be between 1 and 36500".into()));
+        }
         Ok(Settings {
+            retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+            limits,
+            stream_caps,
+            header_read_timeout,
+            request_timeout,
             geoip_database: self.geoip_database,
             trusted_proxies,
             journey_idle,

@@ -19,8 +19,17 @@ use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Name of the session cookie.
+/// Name of the session cookie on an http origin.
 pub const SESSION_COOKIE: &str = "handoff_session";
+/// Name of the session cookie on an https origin. Browsers accept a `__Host-` cookie only
+/// when it is `Secure`, has `Path=/` and no `Domain`, so a sibling subdomain cannot plant
+/// one for this host (cookie tossing into the attacker's account).
+pub const HOST_SESSION_COOKIE: &str = "__Host-handoff_session";
+
+/// The session cookie's name for this server's origin.
+pub fn session_cookie_name(state: &AppState) -> &'static str {
+    if state.http.https { HOST_SESSION_COOKIE } else { SESSION_COOKIE }
+}
 /// Name of the first-party device cookie (which browser is this?).
 pub const DEVICE_COOKIE: &str = "handoff_device";
 /// How long the device cookie lives (400 days, the most browsers keep).
@@ -81,8 +90,8 @@ pub fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
 }
 
 /// The session token from the cookie, if it looks like one of ours.
-pub fn session_token(jar: &CookieJar) -> Option<SecretToken> {
-    jar.get(SESSION_COOKIE).and_then(|c| SecretToken::parse(c.value()))
+pub fn session_token(jar: &CookieJar, state: &AppState) -> Option<SecretToken> {
+    jar.get(session_cookie_name(state)).and_then(|c| SecretToken::parse(c.value()))
 }
 
 /// The signed-in user, if any.
@@ -93,7 +102,7 @@ impl FromRequestParts<AppState> for MaybeUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
-        let Some(token) = session_token(&jar) else { return Ok(Self(None)) };
+        let Some(token) = session_token(&jar, state) else { return Ok(Self(None)) };
         Ok(Self(state.sessions.resolve(&token).await?))
     }
 }
@@ -134,7 +143,7 @@ impl ClientContext {
 /// The session cookie for a new session.
 pub fn session_cookie(token: &SecretToken, state: &AppState) -> Cookie<'static> {
     let max_age = state.sessions.ttl().as_secs().min(i64::MAX as u64) as i64;
-    Cookie::build((SESSION_COOKIE, token.expose().to_owned()))
+    Cookie::build((session_cookie_name(state), token.expose().to_owned()))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(state.http.secure_cookies)
@@ -143,9 +152,24 @@ pub fn session_cookie(token: &SecretToken, state: &AppState) -> Cookie<'static> 
         .build()
 }
 
+/// Signs this browser in with a new session. A session of the browser's previous user
+/// (another account, or the same one signed in again) is ended, not left alive behind a
+/// dropped cookie.
+pub async fn replace_session(
+    state: &AppState,
+    jar: CookieJar,
+    new: handoff_core::passkeys::NewSession,
+) -> Result<CookieJar, ApiError> {
+    if let Some(old) = session_token(&jar, state) {
+        state.sessions.revoke(&old).await?;
+    }
+    let token = state.sessions.start(new).await?;
+    Ok(jar.add(session_cookie(&token, state)))
+}
+
 /// A cookie that removes the session cookie.
 pub fn cleared_session_cookie(state: &AppState) -> Cookie<'static> {
-    let mut c = Cookie::build((SESSION_COOKIE, ""))
+    let mut c = Cookie::build((session_cookie_name(state), ""))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(state.http.secure_cookies)
@@ -156,7 +180,8 @@ pub fn cleared_session_cookie(state: &AppState) -> Cookie<'static> {
 }
 
 /// An operator: the request carries the operator token as `Authorization: Bearer …`.
-/// 401 `operator-token-required` without one, 403 `operator-token-invalid` for a wrong one.
+/// 401 `operator-token-required` without one, 403 `operator-token-invalid` for a wrong one,
+/// 429 `rate-limited` after 20 wrong ones from one client within a minute.
 pub struct Operator;
 
 impl FromRequestParts<AppState> for Operator {
@@ -165,6 +190,11 @@ impl FromRequestParts<AppState> for Operator {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let token = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
+        // Wrong tokens are counted per client; past the limit no token is even compared.
+        let key = crate::limits::ip_key(client_ip(parts));
+        if token.is_some() {
+            state.rate.peek(&state.limits.operator_failures, &key).await?;
+        }
         match token {
             None => Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
@@ -172,11 +202,14 @@ impl FromRequestParts<AppState> for Operator {
                 "this endpoint needs the operator token as `Authorization: Bearer <token>`",
             )),
             Some(t) if state.http.operator_token.matches(t.trim()) => Ok(Self),
-            Some(_) => Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                "operator-token-invalid",
-                "the bearer token is not this server's operator token",
-            )),
+            Some(_) => {
+                state.rate.record(&state.limits.operator_failures, &key).await?;
+                Err(ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "operator-token-invalid",
+                    "the bearer token is not this server's operator token",
+                ))
+            }
         }
     }
 }

@@ -43,9 +43,19 @@ Handoff QR approval:
   qr_code_ttl_seconds            how long one displayed code works [60]
   qr_create_per_minute           attempts one IP may start per minute [20]
   qr_approve_per_minute          approvals one account may make per minute [10]
-  qr_reauth_after_seconds        passkey check on the phone must be this recent [120]
+  qr_reauth_after_seconds        a passkey check on this device must be this recent to
+                                 approve a QR request, add or delete a passkey or end
+                                 another session [120]
+  qr_session_may_add_passkey     a desktop signed in by QR approval may save one passkey
+                                 without a check, when the phone's approver allows it [false]
   geoip_database                 MaxMind DB file (GeoLite2 City/Country): the phone sees
                                  where the computer is; far apart is judged by distance
+
+Connections:
+  header_read_timeout_seconds    time a client has to send a request's headers [10]
+  request_timeout_seconds        time any request but a stream or long-poll may take [30]
+  streams_per_ip                 event streams and long-polls open per client [8]
+  streams_total                  event streams and long-polls open on the server [10000]
 
 Behind a reverse proxy:
   trusted_proxies                proxies (IPs or CIDRs) whose X-Forwarded-For names the
@@ -53,7 +63,16 @@ Behind a reverse proxy:
 
 Journeys and events:
   journey_idle_seconds           a journey with no event for this long is finished [600]
-  events_per_minute              event batches one IP may send per minute [600]";
+  events_per_minute              event batches one IP may send per minute [600]
+  retention_days                 events, journeys, QR attempts and security events older
+                                 than this are deleted; rollups keep the counts [90]
+
+Rate limits (per minute; a client is an IPv4 address or an IPv6 /64; on PostgreSQL
+every instance counts against the same limit):
+  login_start_per_minute         sign-in starts per client [120]
+  login_start_per_identifier     sign-in starts per identifier [30]
+  registration_start_per_minute  sign-up starts per client [30]
+  registration_start_per_identifier  sign-up starts per identifier [10]";
 
 #[derive(Subcommand)]
 enum Command {

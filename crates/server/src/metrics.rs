@@ -65,6 +65,7 @@ pub struct Metrics {
     qr: Family<Label, Counter>,
     events: Family<Label, Counter>,
     http: Latency,
+    journal_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -80,7 +81,13 @@ impl Default for Metrics {
         registry.register("events", "Client events received, by result (accepted, rejected)", events.clone());
         let http: Latency = Family::new_with_constructor(latency_histogram);
         registry.register("http_request_duration_seconds", "HTTP request latency by route and status", http.clone());
-        Self { registry, sign_ins, decisions, qr, events, http }
+        let journal_dropped = Counter::default();
+        registry.register(
+            "journal_dropped_events",
+            "Server events dropped because the journal's queue was full",
+            journal_dropped.clone(),
+        );
+        Self { registry, sign_ins, decisions, qr, events, http, journal_dropped }
     }
 }
 
@@ -107,6 +114,14 @@ impl Metrics {
         self.events.get_or_create(&Label { value: "rejected".into() }).inc_by(rejected as u64);
     }
 
+    /// Brings the dropped-events counter up to the journal's own count.
+    pub fn journal_dropped(&self, total: u64) {
+        let seen = self.journal_dropped.get();
+        if total > seen {
+            self.journal_dropped.inc_by(total - seen);
+        }
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -117,10 +132,26 @@ impl Metrics {
     }
 }
 
-/// Middleware: times every request by its route pattern and status class.
+/// The method as a label from a fixed set: any other token a client sends (HTTP allows
+/// extension methods of any length) becomes `other`, so labels cannot grow without bound.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Middleware: times every request by its method, route pattern and status class.
 pub async fn track_http(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
@@ -131,6 +162,7 @@ pub async fn track_http(State(metrics): State<Arc<Metrics>>, request: Request, n
 
 /// `GET /metrics` (operator token).
 pub async fn serve_metrics(_: Operator, State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.metrics.journal_dropped(state.journal.dropped_server_events());
     let body = state.metrics.render();
     Ok(([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response())
 }

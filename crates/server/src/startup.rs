@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::HeaderValue;
-use axum::http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
-use axum::serve::ListenerExt;
+use axum::body::Body;
+use axum::http::header::{REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::http::{HeaderValue, Response};
 use handoff_core::clock::now_ms;
 use handoff_core::observe::{Journal, JournalSettings};
 use handoff_core::passkeys::{PasskeyConfig, PasskeyService, SessionService};
@@ -23,7 +23,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::api::qr::QrLimits;
 use crate::config::{Secret, Settings, redact_url};
 use crate::geoip::MaxMindLocator;
 use crate::notify::QrNotifier;
@@ -59,6 +58,7 @@ pub struct Application {
     db: Database,
     state: AppState,
     local_addr: SocketAddr,
+    retention: Duration,
 }
 
 impl Application {
@@ -107,7 +107,7 @@ impl Application {
             journal.clone(),
         )
         .map_err(StartError::Config)?;
-        let sessions = SessionService::new(storage.clone(), settings.session_ttl);
+        let sessions = SessionService::new(storage.clone(), settings.session_ttl, settings.qr.fresh_verification);
         let mut qr = QrService::new(storage.clone(), settings.qr.clone(), journal.clone());
         if let Some(path) = &settings.geoip_database {
             let locator = MaxMindLocator::open(path).map_err(StartError::Config)?;
@@ -131,8 +131,12 @@ impl Application {
             sessions,
             qr,
             notifier,
-            qr_limits: Arc::new(QrLimits::new(settings.qr_create_per_minute, settings.qr_approve_per_minute)),
-            event_limits: Arc::new(crate::api::events::EventLimits::new(settings.events_per_minute)),
+            rate: match db.backend() {
+                handoff_store::Backend::Sqlite => crate::limits::RateLimits::local(),
+                handoff_store::Backend::Postgres => crate::limits::RateLimits::shared(storage.rate_counters.clone()),
+            },
+            limits: settings.limits.clone(),
+            streams: crate::connections::StreamSlots::new(settings.stream_caps),
             journal,
             journeys: storage.journeys,
             journey_idle: settings.journey_idle,
@@ -142,12 +146,22 @@ impl Application {
                 operator_token,
                 origins,
                 trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
+                header_read_timeout: settings.header_read_timeout,
+                request_timeout: settings.request_timeout,
+                https: settings.secure_cookies(),
             }),
         });
         let router = router(state.clone());
         let local_addr =
             listener.local_addr().map_err(|source| StartError::Io { context: "listener address".into(), source })?;
-        Ok(Self { listener, router, db, state, local_addr })
+        Ok(Self { listener, router, db, state, local_addr, retention: settings.retention })
+    }
+
+    /// The application's router with its state, for an integrator who serves it inside
+    /// their own service (serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+    /// so that per-client limits see each client).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     /// The address actually bound (port 0 becomes a real port).
@@ -161,25 +175,20 @@ impl Application {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let janitor = tokio::spawn(purge_expired(self.db.clone()));
+        let janitor = tokio::spawn(purge_expired(self.db.clone(), self.state.clone()));
         let checkpointer = tokio::spawn(checkpoint_sqlite(self.db.clone()));
         let qr_janitor = tokio::spawn(expire_qr(self.state.clone()));
         let journey_janitor = tokio::spawn(finish_idle_journeys(self.state.clone()));
         let roller = tokio::spawn(roll_up_journeys(self.db.clone()));
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        // Small writes (server-sent events, short JSON replies) must leave at once: with
-        // Nagle's algorithm they wait ~40 ms for the peer's delayed ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+        let retention = tokio::spawn(purge_old(self.db.clone(), self.retention));
+        let result =
+            crate::serve::serve(self.listener, self.router, self.state.http.header_read_timeout, shutdown).await;
         janitor.abort();
         checkpointer.abort();
         qr_janitor.abort();
         journey_janitor.abort();
         roller.abort();
+        retention.abort();
         self.db.close().await;
         result
     }
@@ -190,15 +199,22 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let proxies = state.http.trusted_proxies.clone();
+    // Browsers honour HSTS only over https; an http origin (local development) sends none.
+    let hsts = state.http.https.then(|| HeaderValue::from_static("max-age=31536000"));
     Router::new()
         .merge(crate::api::router())
         .merge(crate::pages::router())
         .merge(crate::dashboard::router())
         .route("/metrics", axum::routing::get(crate::metrics::serve_metrics))
-        // After routing, so the latency is labelled with the route pattern.
+        // After routing, so the timeout knows the streaming routes and the latency is
+        // labelled with the route pattern.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::connections::request_timeout))
         .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track_http))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(proxies, crate::client_addr::resolve))
+        .layer(SetResponseHeaderLayer::if_not_present(STRICT_TRANSPORT_SECURITY, move |_: &Response<Body>| {
+            hsts.clone()
+        }))
         .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         // A page may ask for more (the dashboard: same-origin, so its form posts name their origin).
@@ -224,6 +240,9 @@ async fn open_database(settings: &Settings) -> Result<Database, StartError> {
     Ok(db)
 }
 
+/// The shortest operator token a token file may hold (a generated one has 43).
+const MIN_TOKEN_FILE_CHARS: usize = 32;
+
 /// The configured operator token, or the one stored in the data directory, or a new one
 /// written there (mode 0600) with a log line saying where.
 fn operator_token(settings: &Settings) -> Result<Secret, StartError> {
@@ -234,6 +253,15 @@ fn operator_token(settings: &Settings) -> Result<Secret, StartError> {
     let io = |context: String| move |source| StartError::Io { context, source };
     if path.exists() {
         let token = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        // An empty or short file (a write cut short by a full disk or a crash, or a hand
+        // edit) would let anyone sign in to the dashboard with that token.
+        if token.trim().chars().count() < MIN_TOKEN_FILE_CHARS {
+            return Err(StartError::Config(format!(
+                "the operator token file {} is empty or shorter than {MIN_TOKEN_FILE_CHARS} characters; \
+                 delete it to have a new token generated, or write a longer one into it",
+                path.display()
+            )));
+        }
         return Ok(Secret::new(token.trim()));
     }
     std::fs::create_dir_all(&settings.data_dir)
@@ -269,17 +297,70 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
-/// Deletes expired ceremonies and sessions once a minute.
-async fn purge_expired(db: Database) {
+/// Deletes expired ceremonies and sessions and forgets past rate-limit windows, once a
+/// minute.
+async fn purge_expired(db: Database, state: AppState) {
     use handoff_core::storage::{Ceremonies, Sessions};
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
+        let pruned = state.rate.prune().await;
+        if pruned > 0 {
+            tracing::debug!(keys = pruned, "forgot past rate-limit windows");
+        }
         let now = now_ms();
         match (Ceremonies::purge_expired(&db, now).await, Sessions::purge_expired(&db, now).await) {
             (Ok(c), Ok(s)) if c + s > 0 => tracing::debug!(ceremonies = c, sessions = s, "purged expired rows"),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
             _ => {}
+        }
+    }
+}
+
+/// Rows per table and batch of the retention job: small, so one batch holds the write
+/// lock for milliseconds and sign-ins never wait long behind it.
+const RETENTION_BATCH: u32 = 500;
+
+/// Deletes what is older than the retention period (PRODUCT §8), at start and every ten
+/// minutes, in batches until none is left, yielding between batches.
+async fn purge_old(db: Database, retention: Duration) {
+    use handoff_core::storage::{Purged, Retention};
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let keep = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tick.tick().await;
+        let cutoff = now_ms().saturating_sub(keep);
+        let mut total = Purged::default();
+        loop {
+            match db.purge_before(cutoff, RETENTION_BATCH).await {
+                Ok(batch) if batch.total() == 0 => break,
+                Ok(batch) => {
+                    total.journeys += batch.journeys;
+                    total.events += batch.events;
+                    total.qr_attempts += batch.qr_attempts;
+                    total.security_events += batch.security_events;
+                    total.attempts += batch.attempts;
+                    total.append_offers += batch.append_offers;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the retention job failed; it tries again in ten minutes");
+                    break;
+                }
+            }
+        }
+        if total.total() > 0 {
+            tracing::info!(
+                journeys = total.journeys,
+                events = total.events,
+                qr_attempts = total.qr_attempts,
+                security_events = total.security_events,
+                attempts = total.attempts,
+                append_offers = total.append_offers,
+                days = retention.as_secs() / 86_400,
+                "deleted data older than the retention period"
+            );
         }
     }
 }

@@ -12,7 +12,6 @@ use handoff_core::storage::Journeys;
 use handoff_core::passkeys::{PasskeyService, SessionService};
 use handoff_core::qr::QrService;
 
-use crate::api::qr::QrLimits;
 use crate::config::Secret;
 use crate::notify::QrNotifier;
 
@@ -44,10 +43,12 @@ pub struct Services {
     pub qr: QrService,
     /// Wakes desktops waiting on QR attempts.
     pub notifier: QrNotifier,
-    /// QR rate limits.
-    pub qr_limits: Arc<QrLimits>,
-    /// Event ingestion rate limits.
-    pub event_limits: Arc<crate::api::events::EventLimits>,
+    /// The rate-limit counters.
+    pub rate: crate::limits::RateLimits,
+    /// The configured limits.
+    pub limits: crate::limits::Limits,
+    /// Open event streams and long-polls, capped.
+    pub streams: Arc<crate::connections::StreamSlots>,
     /// The writer of events and journeys.
     pub journal: Journal,
     /// Journeys, for the operator's reads.
@@ -71,4 +72,11 @@ pub struct HttpSettings {
     pub origins: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
+    /// Time an HTTP/1 client has to send a request's headers.
+    pub header_read_timeout: std::time::Duration,
+    /// Time a request (other than a stream or long-poll) has to be answered.
+    pub request_timeout: std::time::Duration,
+    /// The origin is https: send `Strict-Transport-Security` and name the session cookie
+    /// with the `__Host-` prefix.
+    pub https: bool,
 }

@@ -182,7 +182,9 @@ impl Database {
             journeys: this.clone(),
             secrets: this.clone(),
             append_offers: this.clone(),
-            qr: this,
+            qr: this.clone(),
+            rate_counters: this.clone(),
+            retention: this,
         }
     }
 

@@ -15,6 +15,8 @@ mod held;
 mod inline;
 mod journeys;
 mod qr;
+mod rate;
+mod retention;
 mod rollups;
 mod security;
 mod sessions;

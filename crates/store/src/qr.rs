@@ -17,7 +17,7 @@ use crate::db::{Database, storage_error};
 
 const COLUMNS: &str = "id, journey_id, state, token_digest, token_expires_at, rotations, redeem_digest, match_code, \
      identifier, desktop_os, desktop_browser, desktop_form, desktop_ip, desktop_ua, created_at, expires_at, \
-     claimed_session, claimed_user, phone_ip, reason, updated_at";
+     claimed_session, claimed_user, phone_ip, reason, updated_at, allow_passkey";
 
 fn corrupt(what: &str) -> DomainError {
     DomainError::Storage(format!("stored QR {what} does not parse"))
@@ -49,6 +49,7 @@ fn from_row(r: &AnyRow) -> Result<QrAttempt> {
         phone_ip: o(18)?,
         reason: o(19)?,
         updated_at: n(20)?,
+        allow_passkey: n(21)? != 0,
     })
 }
 
@@ -57,7 +58,7 @@ impl QrAttempts for Database {
     async fn create_qr(&self, a: &QrAttempt) -> Result<()> {
         sqlx::query(&format!(
             "INSERT INTO qr_attempts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $21)"
+             $15, $16, $17, $18, $19, $20, $21, $22)"
         ))
         .bind(a.id.to_string())
         .bind(a.journey_id.to_string())
@@ -80,6 +81,7 @@ impl QrAttempts for Database {
         .bind(a.phone_ip.clone())
         .bind(a.reason.clone())
         .bind(a.updated_at)
+        .bind(i64::from(a.allow_passkey))
         .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(storage_error)?;
@@ -114,7 +116,8 @@ impl QrAttempts for Database {
         let sql = format!(
             "UPDATE qr_attempts SET state = $2, updated_at = $4, \
              claimed_session = COALESCE($5, claimed_session), claimed_user = COALESCE($6, claimed_user), \
-             phone_ip = COALESCE($7, phone_ip), reason = COALESCE($8, reason) \
+             phone_ip = COALESCE($7, phone_ip), reason = COALESCE($8, reason), \
+             allow_passkey = COALESCE($10, allow_passkey) \
              WHERE id = $1 AND state = $3 AND expires_at > $4 AND {guard_sql} RETURNING {COLUMNS}"
         );
         let (session, user, ip) = match &t.claim {
@@ -131,6 +134,7 @@ impl QrAttempts for Database {
             .bind(ip)
             .bind(t.reason.clone())
             .bind(guard_value)
+            .bind(t.allow_passkey.map(i64::from))
             .fetch_optional(&mut *self.writer.conn().await?)
             .await
             .map_err(storage_error)?;

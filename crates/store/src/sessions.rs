@@ -5,6 +5,7 @@ use handoff_core::DomainError;
 use handoff_core::clock::Millis;
 use handoff_core::domain::UserId;
 use handoff_core::error::Result;
+use handoff_core::passkeys::SessionMethod;
 use handoff_core::storage::{SessionRecord, Sessions};
 use std::sync::LazyLock;
 
@@ -13,13 +14,18 @@ use sqlx::Row;
 use crate::db::{Database, storage_error};
 use crate::inline::Statement;
 
+fn method(stored: &str) -> Result<SessionMethod> {
+    SessionMethod::parse(stored)
+        .ok_or_else(|| DomainError::Storage(format!("stored session method {stored:?} is unknown")))
+}
+
 #[async_trait]
 impl Sessions for Database {
     async fn create(&self, s: &SessionRecord) -> Result<()> {
         static SQL: LazyLock<Statement> = LazyLock::new(|| {
             Statement::new(
-                "INSERT INTO sessions (token_digest, user_id, created_at, expires_at, verified_at, user_agent, ip) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                "INSERT INTO sessions (token_digest, user_id, created_at, expires_at, verified_at, user_agent, ip, \
+                 method, may_add_passkey_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                     .into(),
             )
         });
@@ -31,6 +37,8 @@ impl Sessions for Database {
             s.verified_at.into(),
             s.user_agent.clone().into(),
             s.ip.clone().into(),
+            s.method.as_str().into(),
+            s.may_add_passkey_until.into(),
         ];
         self.writer.execute(&SQL, params).await?;
         Ok(())
@@ -39,8 +47,8 @@ impl Sessions for Database {
     async fn find(&self, token_digest: &str, now: Millis) -> Result<Option<SessionRecord>> {
         static SQL: LazyLock<Statement> = LazyLock::new(|| {
             Statement::new(
-                "SELECT user_id, created_at, expires_at, verified_at, user_agent, ip FROM sessions \
-                 WHERE token_digest = $1 AND expires_at > $2"
+                "SELECT user_id, created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until \
+                 FROM sessions WHERE token_digest = $1 AND expires_at > $2"
                     .into(),
             )
         });
@@ -54,6 +62,8 @@ impl Sessions for Database {
                 verified_at: row.int(3)?,
                 user_agent: row.opt_text(4)?,
                 ip: row.opt_text(5)?,
+                method: method(&row.text(6)?)?,
+                may_add_passkey_until: row.int(7)?,
             })
         })
         .await
@@ -67,8 +77,8 @@ impl Sessions for Database {
 
     async fn of_user(&self, user: UserId, now: Millis) -> Result<Vec<SessionRecord>> {
         let rows = sqlx::query(
-            "SELECT token_digest, created_at, expires_at, verified_at, user_agent, ip FROM sessions \
-             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC LIMIT 100",
+            "SELECT token_digest, created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until \
+             FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC LIMIT 100",
         )
         .bind(user.to_string())
         .bind(now)
@@ -85,6 +95,8 @@ impl Sessions for Database {
                     verified_at: row.try_get(3).map_err(storage_error)?,
                     user_agent: row.try_get(4).map_err(storage_error)?,
                     ip: row.try_get(5).map_err(storage_error)?,
+                    method: method(&row.try_get::<String, _>(6).map_err(storage_error)?)?,
+                    may_add_passkey_until: row.try_get(7).map_err(storage_error)?,
                 })
             })
             .collect()
@@ -105,6 +117,17 @@ impl Sessions for Database {
             Statement::new("UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2".into())
         });
         Ok(self.writer.execute(&SQL, [token_digest.into(), at.into()]).await? == 1)
+    }
+
+    async fn take_passkey_grant(&self, token_digest: &str, now: Millis) -> Result<bool> {
+        static SQL: LazyLock<Statement> = LazyLock::new(|| {
+            Statement::new(
+                "UPDATE sessions SET may_add_passkey_until = 0 \
+                 WHERE token_digest = $1 AND may_add_passkey_until > $2 AND expires_at > $2"
+                    .into(),
+            )
+        });
+        Ok(self.writer.execute(&SQL, [token_digest.into(), now.into()]).await? == 1)
     }
 
     async fn purge_expired(&self, now: Millis) -> Result<u64> {

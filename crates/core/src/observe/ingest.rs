@@ -98,6 +98,18 @@ fn is_null(raw: Option<&RawValue>) -> bool {
     raw.is_none_or(|r| r.get() == "null")
 }
 
+/// The longest a ceremony may be said to have taken (`elapsedMs`): a day.
+pub const MAX_ELAPSED_MS: Millis = 24 * 3600 * 1000;
+
+/// A batch's `sentAt`, checked like an event's `ts`: within a day ahead of `now` and seven
+/// days behind it, so the clock offset it yields can never overflow the arithmetic that
+/// corrects timestamps with it. `None` when it is out of that range.
+pub fn checked_sent_at(sent_at: Millis, limits: &IngestLimits, now: Millis) -> Option<Millis> {
+    let earliest = now.saturating_sub(limits.max_age_ms);
+    let latest = now.saturating_add(limits.max_future_ms);
+    (earliest..=latest).contains(&sent_at).then_some(sent_at)
+}
+
 /// A client's time: milliseconds since the epoch (a JSON number) or RFC 3339 text.
 pub fn parse_client_time(raw: Option<&RawValue>) -> Option<Millis> {
     let raw = raw?.get();
@@ -149,10 +161,10 @@ fn parse_one(
     };
     let ts = parse_client_time(obj.ts)
         .ok_or_else(|| reject(index, "invalid-ts", "ts must be RFC 3339 text or milliseconds since the epoch"))?;
-    if ts > now + limits.max_future_ms {
+    if ts > now.saturating_add(limits.max_future_ms) {
         return Err(reject(index, "invalid-ts", "ts is more than a day in the future"));
     }
-    if ts < now - limits.max_age_ms {
+    if ts < now.saturating_sub(limits.max_age_ms) {
         return Err(reject(index, "invalid-ts", "ts is more than seven days old"));
     }
     let attrs = match obj.attrs {
@@ -173,6 +185,21 @@ fn parse_one(
             _ => return Err(reject(index, "invalid-event-id", "eventId must be a string of 1-64 characters")),
         }
     };
+    if attrs.contains("\"elapsedMs\"") {
+        let elapsed = serde_json::from_str::<Value>(&attrs).ok().and_then(|a| a.get("elapsedMs").cloned());
+        let in_range = match elapsed {
+            None | Some(Value::Null) => true,
+            Some(Value::Number(n)) => n.as_f64().is_some_and(|ms| (0.0..=MAX_ELAPSED_MS as f64).contains(&ms)),
+            Some(_) => false,
+        };
+        if !in_range {
+            return Err(reject(
+                index,
+                "invalid-attrs",
+                format!("attrs.elapsedMs must be a number of milliseconds from 0 to {MAX_ELAPSED_MS} (a day)"),
+            ));
+        }
+    }
     let app_version = if attrs.contains("\"appVersion\"") {
         serde_json::from_str::<Value>(&attrs)
             .ok()
@@ -193,7 +220,7 @@ fn parse_one(
         browser: Some(emitter.device.browser.clone()),
         form_factor: Some(emitter.device.form_factor.as_str().to_owned()),
         app_version,
-        clock_offset: emitter.sent_at.map(|sent| now - sent),
+        clock_offset: emitter.sent_at.map(|sent| now.saturating_sub(sent)),
     })
 }
 

@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -53,7 +54,19 @@ struct Job {
 #[derive(Clone)]
 pub struct Journal {
     jobs: mpsc::Sender<Job>,
+    drops: Arc<Drops>,
 }
+
+/// Server events dropped because the queue was full, and when that was last logged.
+#[derive(Default)]
+struct Drops {
+    total: AtomicU64,
+    reported: AtomicU64,
+    last_log_ms: AtomicI64,
+}
+
+/// How often a full queue is logged at most.
+const DROP_LOG_INTERVAL_MS: i64 = 10_000;
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,7 +83,12 @@ impl Journal {
         for _ in 0..settings.writers.max(1) {
             tokio::spawn(write_loop(store.clone(), rx.clone(), settings));
         }
-        Self { jobs }
+        Self { jobs, drops: Arc::default() }
+    }
+
+    /// Server events dropped so far because the queue was full.
+    pub fn dropped_server_events(&self) -> u64 {
+        self.drops.total.load(Ordering::Relaxed)
     }
 
     /// Stores events durably and folds them into their journeys; returns how many were
@@ -91,21 +109,35 @@ impl Journal {
     /// request they describe goes on at once, and under load the events of many requests
     /// share one transaction. They are committed within milliseconds; a crash in that window
     /// can lose them (unlike a client's acknowledged events). A failure is logged.
+    ///
+    /// The queue is bounded and nothing waits for room: when it is full (the database
+    /// cannot keep up, or a flood of sign-in starts), these events are dropped, counted
+    /// ([`Journal::dropped_server_events`], `handoff_journal_dropped_events_total`) and
+    /// logged at most every 10 s. The sign-in itself is never slowed or lost for them.
     pub fn submit_server(&self, events: Vec<StoredEvent>) {
         match self.jobs.try_send(Job { events, done: None }) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(job)) => {
-                // The queue is full: wait for room in the background, never in the request.
-                let jobs = self.jobs.clone();
-                tokio::spawn(async move {
-                    if jobs.send(job).await.is_err() {
-                        tracing::error!("the event journal has stopped; server events dropped");
-                    }
-                });
-            }
+            Err(mpsc::error::TrySendError::Full(job)) => self.dropped(job.events.len()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::error!("the event journal has stopped; server events dropped");
             }
+        }
+    }
+}
+
+impl Journal {
+    fn dropped(&self, n: usize) {
+        let total = self.drops.total.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        let now = crate::clock::now_ms();
+        let last = self.drops.last_log_ms.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= DROP_LOG_INTERVAL_MS;
+        if due && self.drops.last_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            let since = total - self.drops.reported.swap(total, Ordering::Relaxed);
+            tracing::warn!(
+                dropped = since,
+                total,
+                "the event journal's queue is full: server events were dropped (the database is not keeping up)"
+            );
         }
     }
 }

@@ -197,7 +197,7 @@ impl JourneyFacts {
             self.first_received = e.received_at;
         }
         self.last_received = self.last_received.max(e.received_at);
-        let offset = e.received_at - e.ts;
+        let offset = e.received_at.saturating_sub(e.ts);
         self.offsets.entry(e.device.clone()).and_modify(|o| *o = (*o).min(offset)).or_insert(offset);
         if let Some(measured) = e.clock_offset {
             self.measured_offsets.entry(e.device.clone()).and_modify(|o| *o = (*o).min(measured)).or_insert(measured);
@@ -334,10 +334,14 @@ impl JourneyFacts {
     pub fn corrected(&self, device: &str, ts: Millis) -> Millis {
         // Measured (the SDK said when it sent the batch): only the network's delay is in it.
         if let Some(measured) = self.measured_offsets.get(device).copied() {
-            return if measured.abs() > MEASURED_TOLERANCE_MS { ts + measured } else { ts };
+            return if measured.unsigned_abs() > MEASURED_TOLERANCE_MS.unsigned_abs() {
+                ts.saturating_add(measured)
+            } else {
+                ts
+            };
         }
         match self.offsets.get(device).copied() {
-            Some(offset) if offset.abs() > SKEW_TOLERANCE_MS => ts + offset,
+            Some(offset) if offset.unsigned_abs() > SKEW_TOLERANCE_MS.unsigned_abs() => ts.saturating_add(offset),
             _ => ts,
         }
     }

@@ -12,7 +12,10 @@ mod journal;
 pub mod journey;
 
 pub use diagnosis::{Basis, CauseClass, Diagnosis, Outcome, Phase, RootCause, diagnose};
-pub use ingest::{BatchOutcome, Emitter, EventRejection, IngestLimits, parse_batch, parse_client_time};
+pub use ingest::{
+    BatchOutcome, Emitter, EventRejection, IngestLimits, MAX_ELAPSED_MS, checked_sent_at, parse_batch,
+    parse_client_time,
+};
 pub use journal::{Journal, JournalSettings};
 pub use journey::{Environment, JourneyFacts};
 

@@ -15,7 +15,7 @@ mod verify;
 
 pub use authdata::RegistrationFacts;
 pub use login::{AppendOffer, LoginFailure, LoginFinish, LoginFinished, LoginStart, LoginStarted};
-pub use model::{Account, PasskeyRecord, PasskeySummary, PasskeyUse, SessionUser};
+pub use model::{Account, PasskeyRecord, PasskeySummary, PasskeyUse, SessionMethod, SessionUser};
 pub use registration::{RegistrationFinish, RegistrationFinished, RegistrationStart, RegistrationStarted};
 pub use service::{AppendPolicy, PasskeyConfig, PasskeyService};
 pub use sessions::{NewSession, SessionService};

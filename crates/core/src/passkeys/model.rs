@@ -1,5 +1,6 @@
 //! What Handoff stores about accounts and passkeys.
 
+use serde::{Deserialize, Serialize};
 use webauthn_rs_core::proto::Credential;
 
 use crate::clock::Millis;
@@ -128,8 +129,81 @@ pub struct SessionUser {
     pub user_id: UserId,
     /// When the session started.
     pub created_at: Millis,
-    /// When the session's user last completed a user-verified passkey ceremony.
+    /// How the session was made.
+    pub method: SessionMethod,
+    /// When this browser last completed a user-verified passkey ceremony (0: never; a
+    /// session made by QR approval, a device grant or recovery starts without one).
     pub verified_at: Millis,
+    /// Sensitive actions are allowed until this time (`verified_at` plus the step-up
+    /// window); `None` when this browser never ran a passkey ceremony in the session.
+    pub step_up_until: Option<Millis>,
+    /// Until when this session may add one passkey on this device without a step-up
+    /// (granted on the phone for a QR approval, or a recovery session); 0: not at all.
+    pub may_add_passkey_until: Millis,
     /// SHA-256 of the session token (identifies this browser's session).
     pub session_digest: String,
+}
+
+impl SessionUser {
+    /// True while a sensitive action needs no new passkey ceremony (PRODUCT §8).
+    pub fn stepped_up(&self, now: Millis) -> bool {
+        self.step_up_until.is_some_and(|until| now < until)
+    }
+
+    /// `Ok` when the session completed a user-verified passkey ceremony on this device
+    /// within the step-up window, else `ReauthRequired`.
+    pub fn require_step_up(&self, now: Millis) -> crate::error::Result<()> {
+        if self.stepped_up(now) { Ok(()) } else { Err(crate::error::DomainError::ReauthRequired) }
+    }
+
+    /// True while the session holds an unused grant to add a passkey on this device.
+    pub fn may_add_passkey(&self, now: Millis) -> bool {
+        now < self.may_add_passkey_until
+    }
+}
+
+/// How a session was made. Only a passkey ceremony in this browser (here or cross-device,
+/// where the browser ran the ceremony with the phone nearby) counts as a verification on
+/// this device; the others start without one and must step up before sensitive actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionMethod {
+    /// A passkey on this device (sign-in or sign-up).
+    Passkey,
+    /// The browser's cross-device (hybrid) flow with a phone's passkey.
+    CrossDevice,
+    /// Handoff QR approval: a signed-in phone approved this browser.
+    QrApproval,
+}
+
+impl SessionMethod {
+    /// Stored and API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passkey => "passkey",
+            Self::CrossDevice => "cross-device",
+            Self::QrApproval => "qr-approval",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "passkey" => Self::Passkey,
+            "cross-device" => Self::CrossDevice,
+            "qr-approval" => Self::QrApproval,
+            _ => return None,
+        })
+    }
+
+    /// True when making the session ran a user-verified passkey ceremony in this browser.
+    pub fn verifies_here(self) -> bool {
+        matches!(self, Self::Passkey | Self::CrossDevice)
+    }
+
+    /// True for sessions made by a recovery method (none yet: email codes, recovery
+    /// codes and operator links come with PRODUCT §7).
+    pub fn is_recovery(self) -> bool {
+        false
+    }
 }

@@ -61,6 +61,9 @@ pub struct RegistrationFinished {
     pub provider: Provider,
     /// The AAGUID.
     pub aaguid: Uuid,
+    /// True when the passkey made a new account (sign-up), false when it was added to
+    /// the signed-in one.
+    pub new_account: bool,
 }
 
 /// What a registration ceremony remembers between start and finish.
@@ -80,7 +83,7 @@ fn algorithms() -> Vec<COSEAlgorithm> {
 
 impl PasskeyService {
     /// Starts a registration. A new identifier signs up; an existing one needs its own
-    /// signed-in session.
+    /// signed-in session, stepped up (or holding a grant to add a passkey here).
     #[tracing::instrument(skip_all, fields(identifier = %input.identifier))]
     pub async fn start_registration(
         &self,
@@ -90,8 +93,14 @@ impl PasskeyService {
         let existing = self.storage.accounts.find_by_identifier(&input.identifier).await?;
         let (user_id, display_name, exclude, new_account) = match existing {
             Some(account) => {
-                if session.map(|s| s.user_id) != Some(account.id) {
+                let Some(session) = session.filter(|s| s.user_id == account.id) else {
                     return Err(DomainError::IdentifierTaken);
+                };
+                // Adding a passkey is sensitive (PRODUCT §8): a fresh passkey ceremony on this
+                // device, or the one-time grant chosen on the phone for a QR approval.
+                let now = now_ms();
+                if !session.stepped_up(now) && !session.may_add_passkey(now) {
+                    return Err(DomainError::ReauthRequired);
                 }
                 let passkeys = self.storage.accounts.passkeys_of(account.id).await?;
                 let exclude = passkeys.into_iter().map(|p| p.credential.cred_id).collect();
@@ -135,9 +144,11 @@ impl PasskeyService {
     ) -> Result<RegistrationFinished> {
         let pending: PendingRegistration = self.take_ceremony(input.ceremony_id, CeremonyKind::Registration).await?;
         let user_id = UserId::parse(&pending.user_id.to_string())?;
-        if !pending.new_account && session.map(|s| s.user_id) != Some(user_id) {
-            return Err(DomainError::NotSignedIn);
-        }
+        let adding_to = match session {
+            _ if pending.new_account => None,
+            Some(s) if s.user_id == user_id => Some(s),
+            _ => return Err(DomainError::NotSignedIn),
+        };
         let attachment = input
             .credential
             .get("authenticatorAttachment")
@@ -156,6 +167,12 @@ impl PasskeyService {
             .map(|ts| ts.iter().filter_map(|t| serde_json::to_value(t).ok()?.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
         let now = now_ms();
+        if let Some(session) = adding_to
+            && !session.stepped_up(now)
+            && !self.storage.sessions.take_passkey_grant(&session.session_digest, now).await?
+        {
+            return Err(DomainError::ReauthRequired);
+        }
         let record = PasskeyRecord {
             credential_id: CredentialId::from_bytes(credential.cred_id.to_vec()),
             user_id,
@@ -193,6 +210,12 @@ impl PasskeyService {
             }
         }
         tracing::info!(user = %user_id, provider = %provider.name, new_account = pending.new_account, "passkey registered");
-        Ok(RegistrationFinished { user_id, credential_id: record.credential_id, provider, aaguid: facts.aaguid })
+        Ok(RegistrationFinished {
+            user_id,
+            credential_id: record.credential_id,
+            provider,
+            aaguid: facts.aaguid,
+            new_account: pending.new_account,
+        })
     }
 }

@@ -137,10 +137,11 @@ impl PasskeyService {
         self.storage.accounts.passkeys_of(user).await
     }
 
-    /// Deletes one passkey of the signed-in user.
-    #[tracing::instrument(skip_all, fields(user = %user))]
-    pub async fn delete_passkey(&self, user: crate::domain::UserId, id: &crate::domain::CredentialId) -> Result<()> {
-        if self.storage.accounts.delete_passkey(user, id).await? {
+    /// Deletes one passkey of the signed-in user; needs a step-up (PRODUCT §8).
+    #[tracing::instrument(skip_all, fields(user = %user.user_id))]
+    pub async fn delete_passkey(&self, user: &super::SessionUser, id: &crate::domain::CredentialId) -> Result<()> {
+        user.require_step_up(now_ms())?;
+        if self.storage.accounts.delete_passkey(user.user_id, id).await? {
             tracing::info!(credential = %id.to_base64url(), "passkey deleted");
             Ok(())
         } else {

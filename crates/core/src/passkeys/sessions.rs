@@ -1,12 +1,16 @@
 //! Server-side sessions. The client holds a random 256-bit token; storage holds only its
 //! SHA-256, so reading the database does not let anyone sign in. Sign-out deletes the row.
+//! Each session records how it was made and when this browser last ran a user-verified
+//! passkey ceremony: sensitive actions need one within the step-up window (PRODUCT §8,
+//! `docs/decisions/0001-step-up.md`), so a session made by approving a QR code on a phone
+//! cannot add, delete or approve anything on its own.
 
 use std::time::Duration;
 
 use crate::clock::{Millis, now_ms};
 use crate::domain::{SecretToken, UserId};
 use crate::error::Result;
-use crate::passkeys::SessionUser;
+use crate::passkeys::{SessionMethod, SessionUser};
 use crate::storage::{SessionRecord, Storage};
 
 /// Creates, resolves and revokes sessions.
@@ -14,6 +18,15 @@ use crate::storage::{SessionRecord, Storage};
 pub struct SessionService {
     storage: Storage,
     ttl: Duration,
+    step_up: Duration,
+}
+
+/// How long a grant to add a passkey on this device (chosen on the phone for a QR
+/// approval) lasts after the session starts: long enough for the append offer.
+pub const PASSKEY_GRANT: Duration = Duration::from_secs(10 * 60);
+
+fn millis(d: Duration) -> Millis {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What starting a session needs to know.
@@ -25,12 +38,17 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     /// The client's IP.
     pub ip: Option<String>,
+    /// How the session is made.
+    pub method: SessionMethod,
+    /// The session may add one passkey on this device without a step-up (for
+    /// [`PASSKEY_GRANT`]).
+    pub passkey_grant: bool,
 }
 
 impl SessionService {
-    /// Sessions last `ttl`.
-    pub fn new(storage: Storage, ttl: Duration) -> Self {
-        Self { storage, ttl }
+    /// Sessions last `ttl`; a passkey ceremony allows sensitive actions for `step_up`.
+    pub fn new(storage: Storage, ttl: Duration, step_up: Duration) -> Self {
+        Self { storage, ttl, step_up }
     }
 
     /// How long a session lasts.
@@ -38,17 +56,19 @@ impl SessionService {
         self.ttl
     }
 
-    /// Starts a session after a user-verified passkey ceremony; returns its token.
+    /// Starts a session; returns its token. It counts as verified on this device only
+    /// when `method` ran a passkey ceremony in this browser.
     pub async fn start(&self, new: NewSession) -> Result<SecretToken> {
         let token = SecretToken::generate()?;
         let now = now_ms();
-        let ttl: Millis = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let record = SessionRecord {
             token_digest: token.digest(),
             user_id: new.user_id,
             created_at: now,
-            expires_at: now.saturating_add(ttl),
-            verified_at: now,
+            expires_at: now.saturating_add(millis(self.ttl)),
+            method: new.method,
+            verified_at: if new.method.verifies_here() { now } else { 0 },
+            may_add_passkey_until: if new.passkey_grant { now.saturating_add(millis(PASSKEY_GRANT)) } else { 0 },
             user_agent: new.user_agent,
             ip: new.ip,
         };
@@ -62,7 +82,10 @@ impl SessionService {
         Ok(found.map(|s| SessionUser {
             user_id: s.user_id,
             created_at: s.created_at,
+            method: s.method,
             verified_at: s.verified_at,
+            step_up_until: (s.verified_at > 0).then(|| s.verified_at.saturating_add(millis(self.step_up))),
+            may_add_passkey_until: s.may_add_passkey_until,
             session_digest: s.token_digest,
         }))
     }
@@ -80,8 +103,9 @@ impl SessionService {
     }
 
     /// Ends one of the user's sessions by its public id (the first 32 hex digits of its
-    /// digest); false when the user has no such session.
-    pub async fn end(&self, user: UserId, id: &str) -> Result<bool> {
+    /// digest); false when the user has no such session. Ending another device's session
+    /// needs a step-up; ending this one is signing out.
+    pub async fn end(&self, user: &SessionUser, id: &str) -> Result<bool> {
         let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         if !valid {
             return Err(crate::DomainError::invalid(
@@ -89,7 +113,10 @@ impl SessionService {
                 "session id must be 32 lowercase hex digits",
             ));
         }
-        self.storage.sessions.revoke_for_user(user, id).await
+        if !user.session_digest.starts_with(id) {
+            user.require_step_up(now_ms())?;
+        }
+        self.storage.sessions.revoke_for_user(user.user_id, id).await
     }
 
     /// Ends a session; false when it did not exist.

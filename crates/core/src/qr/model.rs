@@ -111,6 +111,9 @@ pub struct QrAttempt {
     pub phone_ip: Option<String>,
     /// Why it was rejected or denied, when it was.
     pub reason: Option<String>,
+    /// The approver chose "also let this computer save a passkey" (honoured only when
+    /// the operator allows it: `qr_session_may_add_passkey`).
+    pub allow_passkey: bool,
     /// Last state change.
     pub updated_at: Millis,
 }

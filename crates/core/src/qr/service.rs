@@ -27,6 +27,10 @@ pub struct QrConfig {
     pub code_ttl: Duration,
     /// How recent the phone's user verification must be to approve.
     pub fresh_verification: Duration,
+    /// A desktop signed in by QR approval may add one passkey on itself without a
+    /// step-up, when the approver also chose so on the phone (default off; see
+    /// `docs/decisions/0001-step-up.md`).
+    pub session_may_add_passkey: bool,
 }
 
 impl Default for QrConfig {
@@ -36,6 +40,7 @@ impl Default for QrConfig {
             ttl: Duration::from_secs(300),
             code_ttl: Duration::from_secs(60),
             fresh_verification: Duration::from_secs(120),
+            session_may_add_passkey: false,
         }
     }
 }
@@ -202,6 +207,7 @@ impl QrService {
             claimed_user: None,
             phone_ip: None,
             reason: None,
+            allow_passkey: false,
             updated_at: now,
         };
         self.storage.qr.create_qr(&attempt).await?;
@@ -268,7 +274,16 @@ impl QrService {
         claim: Option<(String, UserId, Option<String>)>,
         reason: Option<&str>,
     ) -> QrTransition {
-        QrTransition { id: attempt.id, from, to, guard, now: now_ms(), claim, reason: reason.map(str::to_owned) }
+        QrTransition {
+            id: attempt.id,
+            from,
+            to,
+            guard,
+            now: now_ms(),
+            claim,
+            reason: reason.map(str::to_owned),
+            allow_passkey: None,
+        }
     }
 
     /// Finds the attempt behind a displayed token, telling expired and unknown apart.
@@ -358,8 +373,16 @@ impl QrService {
 
     /// The phone that claimed the attempt approves it, with the number it picked. A wrong
     /// number stops the attempt; a stale user verification asks for a new one.
+    /// `allow_passkey` is the approver's choice to let the desktop save a passkey; it is
+    /// kept only when the operator allows such grants.
     #[tracing::instrument(skip_all)]
-    pub async fn approve(&self, token: &str, match_code: u8, phone: &PhoneSession) -> Result<QrAttempt> {
+    pub async fn approve(
+        &self,
+        token: &str,
+        match_code: u8,
+        phone: &PhoneSession,
+        allow_passkey: bool,
+    ) -> Result<QrAttempt> {
         let attempt = self.by_token(token).await?;
         if attempt.claimed_session.as_deref() != Some(phone.session_digest.as_str()) {
             if attempt.state == QrState::Created {
@@ -382,7 +405,8 @@ impl QrService {
             }
             return Err(DomainError::WrongMatchCode);
         }
-        let t = self.transition(&attempt, QrState::Scanned, QrState::Approved, guard, None, None);
+        let mut t = self.transition(&attempt, QrState::Scanned, QrState::Approved, guard, None, None);
+        t.allow_passkey = Some(allow_passkey && self.config.session_may_add_passkey);
         let done = self
             .storage
             .qr
@@ -392,7 +416,12 @@ impl QrService {
         self.emit(
             &done,
             "qr.approved",
-            json!({"ip": phone.ip, "userAgent": phone.user_agent, "userId": phone.user_id.to_string()}),
+            json!({
+                "ip": phone.ip,
+                "userAgent": phone.user_agent,
+                "userId": phone.user_id.to_string(),
+                "allowPasskey": done.allow_passkey,
+            }),
         )
         .await;
         Ok(done)

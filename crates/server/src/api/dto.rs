@@ -255,6 +255,17 @@ pub struct SessionResponse {
     pub account_created_at: String,
     /// When this session started (RFC 3339).
     pub signed_in_at: String,
+    /// How this session was made: `passkey`, `cross-device` or `qr-approval`.
+    pub method: handoff_core::passkeys::SessionMethod,
+    /// True for a recovery session (PRODUCT §7).
+    pub recovery: bool,
+    /// Sensitive actions (adding or deleting a passkey, ending other sessions, approving
+    /// a QR request) are allowed without a new passkey check until then (RFC 3339);
+    /// absent when a passkey check on this device is needed first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_up_until: Option<String>,
+    /// Adding a passkey on this device is allowed now without a new passkey check.
+    pub may_add_passkey: bool,
     /// The account's passkeys.
     pub passkeys: Vec<PasskeyView>,
 }

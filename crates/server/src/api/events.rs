@@ -4,31 +4,19 @@
 //! field that is wrong. Batches are capped in size and rate per IP.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use handoff_core::clock::now_ms;
-use handoff_core::observe::{Emitter, IngestLimits, parse_batch, parse_client_time};
+use handoff_core::observe::{Emitter, IngestLimits, checked_sent_at, parse_batch, parse_client_time};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::extract::{ApiJson, ClientContext};
 use crate::state::AppState;
-
-/// Batches per IP per minute.
-pub struct EventLimits(DefaultKeyedRateLimiter<IpAddr>);
-
-impl EventLimits {
-    /// `per_minute` batches per IP.
-    pub fn new(per_minute: u32) -> Self {
-        Self(RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN))))
-    }
-}
 
 /// Routes of this area.
 pub fn router() -> Router<AppState> {
@@ -78,18 +66,8 @@ pub async fn ingest(
     client: ClientContext,
     ApiJson(batch): ApiJson<EventBatch>,
 ) -> Result<(StatusCode, Json<EventBatchResult>), ApiError> {
-    if let Some(Err(not_until)) =
-        client.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| state.event_limits.0.check_key(&ip))
-    {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        let secs = wait.as_secs().max(1);
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            format!("too many event batches; try again in {secs} s"),
-        )
-        .with_retry_after(secs));
-    }
+    let ip = client.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
+    state.rate.check(&state.limits.events, &crate::limits::ip_key(ip)).await?;
     let limits = IngestLimits::default();
     if batch.events.len() > limits.max_batch {
         return Err(ApiError::new(
@@ -99,6 +77,7 @@ pub async fn ingest(
         ));
     }
     let given = batch.sent_at.as_deref().filter(|raw| raw.get() != "null");
+    let now = now_ms();
     let sent_at = parse_client_time(given);
     if given.is_some() && sent_at.is_none() {
         return Err(ApiError::new(
@@ -107,7 +86,17 @@ pub async fn ingest(
             "sentAt must be milliseconds since the epoch or RFC 3339 text",
         ));
     }
-    let outcome = parse_batch(&batch.events, &Emitter { device: client.device, sent_at }, &limits, now_ms());
+    let sent_at = match sent_at {
+        Some(sent) => Some(checked_sent_at(sent, &limits, now).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-sent-at",
+                "sentAt must be within a day ahead of the server's clock and seven days behind it",
+            )
+        })?),
+        None => None,
+    };
+    let outcome = parse_batch(&batch.events, &Emitter { device: client.device, sent_at }, &limits, now);
     let valid = outcome.accepted.len();
     state.metrics.events(valid, outcome.rejected.len());
     state.journal.record(outcome.accepted).await?;

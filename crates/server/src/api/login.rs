@@ -11,13 +11,14 @@ use axum_extra::extract::CookieJar;
 use handoff_core::device::{DeviceHeaders, DeviceInfo, FormFactor};
 use handoff_core::domain::{CeremonyId, CredentialId, Identifier, JourneyId};
 use handoff_core::intelligence::ClientSignals;
-use handoff_core::passkeys::{LoginFailure, LoginFinish, LoginStart, NewSession};
+use handoff_core::passkeys::{LoginFailure, LoginFinish, LoginStart, NewSession, SessionMethod};
 
 use super::dto::{
     ClientEnvironment, FinishRequest, LoginFailureRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ClientContext, MaybeUser, session_cookie, session_token};
+use crate::extract::{ApiJson, ClientContext, MaybeUser, replace_session, session_token};
+use crate::limits::{identifier_key, ip_key};
 use crate::state::AppState;
 
 /// Routes of this area.
@@ -75,14 +76,20 @@ fn client_signals(ctx: &ClientContext, env: Option<&ClientEnvironment>) -> Clien
 #[utoipa::path(post, path = "/api/v1/login/start", tag = "login",
     request_body = LoginStartRequest,
     responses((status = 200, description = "the decision, and the ceremony when it runs one; sets the handoff_device cookie", body = LoginStartResponse),
-              (status = 400, description = "invalid identifier, journey id or body", body = ErrorBody)))]
+              (status = 400, description = "invalid identifier, journey id or body", body = ErrorBody),
+              (status = 429, description = "rate-limited: too many sign-in starts from this client or for this identifier (Retry-After)", body = ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     mut ctx: ClientContext,
     jar: CookieJar,
     ApiJson(req): ApiJson<LoginStartRequest>,
 ) -> Result<(CookieJar, Json<LoginStartResponse>), ApiError> {
+    let ip = ctx.ip.as_deref().and_then(|ip| ip.parse().ok());
+    state.rate.check(&state.limits.login_ip, &ip_key(ip)).await?;
     let identifier = req.identifier.as_deref().map(Identifier::parse).transpose()?;
+    if let Some(identifier) = &identifier {
+        state.rate.check(&state.limits.login_identifier, &identifier_key(identifier.as_str())).await?;
+    }
     let journey_id = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;
     let (jar, _) = ctx.ensure_device_id(jar, &state)?;
     let mut client = client_signals(&ctx, req.client.as_ref());
@@ -138,14 +145,19 @@ pub async fn finish(
     // Signing in again as the user already signed in here (a phone confirming it is
     // still them before approving a QR code) refreshes that session instead of starting
     // a second one.
-    let jar = match (session_token(&jar), current) {
+    // That is also the step-up of PRODUCT §8: a passkey ceremony in this browser.
+    let jar = match (session_token(&jar, &state), current) {
         (Some(token), Some(user)) if user.user_id == done.account.id && state.sessions.reverify(&token).await? => jar,
         _ => {
-            let token = state
-                .sessions
-                .start(NewSession { user_id: done.account.id, user_agent: client.user_agent, ip: client.ip })
-                .await?;
-            jar.add(session_cookie(&token, &state))
+            let method = if done.flow == "cross-device" { SessionMethod::CrossDevice } else { SessionMethod::Passkey };
+            let new = NewSession {
+                user_id: done.account.id,
+                user_agent: client.user_agent,
+                ip: client.ip,
+                method,
+                passkey_grant: false,
+            };
+            replace_session(&state, jar, new).await?
         }
     };
     state.passkeys.note_session(done.journey_id, done.flow).await;
@@ -179,6 +191,13 @@ pub async fn failure(
         return Err(handoff_core::DomainError::invalid(
             "invalid-error-name",
             "errorName must be a DOMException name such as NotAllowedError (letters and digits, at most 64)",
+        )
+        .into());
+    }
+    if req.elapsed_ms.is_some_and(|ms| ms > handoff_core::observe::MAX_ELAPSED_MS.unsigned_abs()) {
+        return Err(handoff_core::DomainError::invalid(
+            "invalid-elapsed-ms",
+            "elapsedMs must be a number of milliseconds from 0 to 86400000 (a day)",
         )
         .into());
     }

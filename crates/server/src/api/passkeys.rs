@@ -6,14 +6,15 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use handoff_core::domain::{CeremonyId, CredentialId, Identifier};
-use handoff_core::passkeys::{NewSession, RegistrationFinish, RegistrationStart};
+use handoff_core::passkeys::{NewSession, RegistrationFinish, RegistrationStart, SessionMethod};
 
 use super::dto::{
     CeremonyResponse, FinishRequest, PasskeyList, PasskeyView, ProviderView, RegistrationFinishResponse,
     RegistrationStartRequest,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ClientContext, MaybeUser, SignedIn, session_cookie};
+use crate::extract::{ApiJson, ClientContext, MaybeUser, SignedIn, replace_session};
+use crate::limits::{identifier_key, ip_key};
 use crate::state::AppState;
 
 /// Routes of this area.
@@ -31,13 +32,20 @@ pub fn router() -> Router<AppState> {
     request_body = RegistrationStartRequest,
     responses((status = 200, body = CeremonyResponse),
               (status = 400, description = "invalid identifier or body", body = ErrorBody),
-              (status = 409, description = "identifier-taken: the identifier belongs to another account", body = ErrorBody)))]
+              (status = 401, description = "reauth-required: adding a passkey to the signed-in account needs a passkey check on this device within the step-up window", body = ErrorBody),
+              (status = 409, description = "identifier-taken: the identifier belongs to another account", body = ErrorBody),
+              (status = 429, description = "rate-limited: too many sign-up starts from this client or for this identifier (Retry-After)", body = ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
+    client: ClientContext,
     ApiJson(req): ApiJson<RegistrationStartRequest>,
 ) -> Result<Json<CeremonyResponse>, ApiError> {
-    let input = RegistrationStart { identifier: Identifier::parse(&req.identifier)?, display_name: req.display_name };
+    let ip = client.ip.as_deref().and_then(|ip| ip.parse().ok());
+    state.rate.check(&state.limits.registration_ip, &ip_key(ip)).await?;
+    let identifier = Identifier::parse(&req.identifier)?;
+    state.rate.check(&state.limits.registration_identifier, &identifier_key(identifier.as_str())).await?;
+    let input = RegistrationStart { identifier, display_name: req.display_name };
     let started = state.passkeys.start_registration(input, user.as_ref()).await?;
     Ok(Json(CeremonyResponse { ceremony_id: started.ceremony_id.to_string(), public_key: started.public_key }))
 }
@@ -45,7 +53,8 @@ pub async fn start(
 /// Finish registering a passkey; signs the account in.
 #[utoipa::path(post, path = "/api/v1/passkeys/registration/finish", tag = "passkeys",
     request_body = FinishRequest,
-    responses((status = 200, description = "registered; sets the session cookie", body = RegistrationFinishResponse),
+    responses((status = 200, description = "registered; a sign-up sets the session cookie, a passkey added to the signed-in account keeps its session", body = RegistrationFinishResponse),
+              (status = 401, description = "reauth-required: the step-up expired during the ceremony", body = ErrorBody),
               (status = 400, description = "the response did not verify (origin-mismatch, challenge-mismatch, user-not-verified, malformed-credential, …)", body = ErrorBody),
               (status = 404, description = "ceremony-not-found: unknown or already used", body = ErrorBody),
               (status = 409, description = "credential-exists or identifier-taken", body = ErrorBody),
@@ -66,16 +75,25 @@ pub async fn finish(
         device_id: Some(device_id),
     };
     let done = state.passkeys.finish_registration(input, user.as_ref()).await?;
-    let token = state
-        .sessions
-        .start(NewSession { user_id: done.user_id, user_agent: client.user_agent, ip: client.ip })
-        .await?;
     let body = RegistrationFinishResponse {
         user_id: done.user_id.to_string(),
         credential_id: done.credential_id.to_base64url(),
         provider: ProviderView::of(&done.aaguid, state.passkeys.catalog()),
     };
-    Ok((jar.add(session_cookie(&token, &state)), Json(body)))
+    if !done.new_account {
+        // A passkey added to the signed-in account: the session stays as it was made (a
+        // new passkey proves nothing about who holds the account, so it is no step-up).
+        return Ok((jar, Json(body)));
+    }
+    let new = NewSession {
+        user_id: done.user_id,
+        user_agent: client.user_agent,
+        ip: client.ip,
+        method: SessionMethod::Passkey,
+        passkey_grant: false,
+    };
+    let jar = replace_session(&state, jar, new).await?;
+    Ok((jar, Json(body)))
 }
 
 /// The signed-in user's passkeys and where each lives.
@@ -107,7 +125,7 @@ pub async fn skip_append(
     params(("credential_id" = String, Path, description = "base64url credential id")),
     responses((status = 204, description = "deleted"),
               (status = 400, description = "invalid-credential-id", body = ErrorBody),
-              (status = 401, description = "not-signed-in", body = ErrorBody),
+              (status = 401, description = "not-signed-in, or reauth-required: no passkey check on this device within the step-up window", body = ErrorBody),
               (status = 404, description = "passkey-not-found", body = ErrorBody)))]
 pub async fn remove(
     State(state): State<AppState>,
@@ -115,6 +133,6 @@ pub async fn remove(
     Path(credential_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = CredentialId::parse(&credential_id)?;
-    state.passkeys.delete_passkey(user.user_id, &id).await?;
+    state.passkeys.delete_passkey(&user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

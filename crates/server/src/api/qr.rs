@@ -1,10 +1,10 @@
 //! `/qr…`: Handoff QR approval. The desktop creates an attempt (and gets the redemption
 //! secret as an `HttpOnly; SameSite=Strict` cookie scoped to the attempt's path), waits by
 //! server-sent events or long-polling, and redeems; the signed-in phone claims, approves or
-//! denies by the token in the QR. Creating is rate-limited per IP, approving per user.
+//! denies by the token in the QR. Creating is rate-limited per client, approving per user;
+//! event streams and long-polls are capped (`connections.rs`).
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -15,41 +15,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use handoff_core::clock::rfc3339;
 use handoff_core::domain::{Identifier, JourneyId};
-use handoff_core::passkeys::NewSession;
+use handoff_core::passkeys::{NewSession, SessionMethod};
 use handoff_core::qr::{PhoneSession, QrAttempt, QrState, Requester};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ClientContext, SignedIn, session_cookie};
+use crate::extract::{ApiJson, ClientContext, SignedIn, replace_session};
+use crate::limits::ip_key;
 use crate::state::AppState;
-
-/// Per-IP and per-user limits.
-pub struct QrLimits {
-    create: DefaultKeyedRateLimiter<IpAddr>,
-    approve: DefaultKeyedRateLimiter<String>,
-}
-
-impl QrLimits {
-    /// `create_per_minute` attempts per IP, `approve_per_minute` approvals per user.
-    pub fn new(create_per_minute: u32, approve_per_minute: u32) -> Self {
-        let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
-        Self {
-            create: RateLimiter::keyed(per_minute(create_per_minute)),
-            approve: RateLimiter::keyed(per_minute(approve_per_minute)),
-        }
-    }
-}
-
-fn too_many(wait: Duration, what: &str) -> ApiError {
-    let secs = wait.as_secs().max(1);
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", format!("too many {what}; try again in {secs} s"))
-        .with_retry_after(secs)
-}
 
 /// Routes of this area.
 pub fn router() -> Router<AppState> {
@@ -71,6 +48,10 @@ fn cookie_name(id: Uuid) -> String {
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| handoff_core::DomainError::invalid("invalid-qr-id", "qrId is not a UUID").into())
+}
+
+fn client_ip(client: &ClientContext) -> Option<IpAddr> {
+    client.ip.as_deref().and_then(|ip| ip.parse().ok())
 }
 
 fn redeem_secret(jar: &CookieJar, id: Uuid) -> Option<String> {
@@ -192,11 +173,7 @@ pub async fn create(
     jar: CookieJar,
     ApiJson(req): ApiJson<QrCreateRequest>,
 ) -> Result<(CookieJar, Json<QrCodeResponse>), ApiError> {
-    let ip = client.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
-    if let Some(Err(not_until)) = ip.map(|ip| state.qr_limits.create.check_key(&ip)) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        return Err(too_many(wait, "QR codes from this address"));
-    }
+    state.rate.check(&state.limits.qr_create, &ip_key(client_ip(&client))).await?;
     let identifier = req.identifier.as_deref().map(Identifier::parse).transpose()?;
     let journey = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;
     let requester = Requester { device: client.device, ip: client.ip, user_agent: client.user_agent };
@@ -226,11 +203,13 @@ pub struct WaitQuery {
 #[utoipa::path(get, path = "/api/v1/qr/{qr_id}", tag = "qr", params(("qr_id" = String, Path), WaitQuery),
     responses((status = 200, body = QrStatusResponse),
               (status = 403, description = "redeem-refused: this browser did not start the attempt", body = ErrorBody),
-              (status = 404, description = "qr-not-found", body = ErrorBody)))]
+              (status = 404, description = "qr-not-found", body = ErrorBody),
+              (status = 429, description = "too-many-streams (long-polls count as streams)", body = ErrorBody)))]
 pub async fn status(
     State(state): State<AppState>,
     Path(qr_id): Path<String>,
     Query(q): Query<WaitQuery>,
+    client: ClientContext,
     jar: CookieJar,
 ) -> Result<Json<QrStatusResponse>, ApiError> {
     let id = parse_id(&qr_id)?;
@@ -241,6 +220,7 @@ pub async fn status(
     if wait.is_zero() || first.state.is_final() {
         return Ok(Json(status_of(&first)));
     }
+    let _slot = state.streams.acquire(client_ip(&client), id)?;
     let deadline = tokio::time::Instant::now()
         + wait.min(Duration::from_millis(
             u64::try_from((first.expires_at - handoff_core::clock::now_ms()).max(0)).unwrap_or(0) + 1000,
@@ -269,16 +249,21 @@ fn deadline_of(expires_at: handoff_core::clock::Millis) -> tokio::time::Instant 
 /// heartbeats every 15 s, closed after a final state.
 #[utoipa::path(get, path = "/api/v1/qr/{qr_id}/events", tag = "qr", params(("qr_id" = String, Path)),
     responses((status = 200, description = "text/event-stream of `state` events with QrStatusResponse data"),
-              (status = 403, description = "redeem-refused", body = ErrorBody), (status = 404, description = "qr-not-found", body = ErrorBody)))]
+              (status = 403, description = "redeem-refused", body = ErrorBody), (status = 404, description = "qr-not-found", body = ErrorBody),
+              (status = 429, description = "too-many-streams: this address or attempt has the most streams open", body = ErrorBody),
+              (status = 503, description = "server-busy: the server holds the most streams it may", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Path(qr_id): Path<String>,
+    client: ClientContext,
     jar: CookieJar,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&qr_id)?;
     let secret = redeem_secret(&jar, id);
     let sub = state.notifier.subscribe(id);
     let first = state.qr.status(id, secret.as_deref()).await?;
+    // Held by the stream: given back when it ends or the desktop goes away.
+    let slot = state.streams.acquire(client_ip(&client), id)?;
     let event = |a: &QrAttempt| {
         Event::default()
             .event("state")
@@ -315,6 +300,10 @@ pub async fn events(
             }
         },
     );
+    let stream = futures_util::StreamExt::map(stream, move |item| {
+        let _held = &slot;
+        item
+    });
     let mut response = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
     // Proxies must not buffer the stream.
     response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -340,8 +329,16 @@ pub async fn redeem(
     state.metrics.sign_in("qr-approval", true);
     state.notifier.publish(id).await;
     let account = state.passkeys.account(user).await?;
-    let token =
-        state.sessions.start(NewSession { user_id: user, user_agent: client.user_agent, ip: client.ip }).await?;
+    // No passkey ceremony ran in this browser: the session cannot take sensitive actions
+    // until it steps up, except adding one passkey here when the approver allowed it.
+    let new = NewSession {
+        user_id: user,
+        user_agent: client.user_agent,
+        ip: client.ip,
+        method: SessionMethod::QrApproval,
+        passkey_grant: attempt.allow_passkey && state.qr.config().session_may_add_passkey,
+    };
+    let jar = replace_session(&state, jar, new).await?;
     state.passkeys.note_session_established(attempt.journey_id, "qr-approval").await;
     let body = crate::api::dto::LoginFinishResponse {
         user_id: user.to_string(),
@@ -350,7 +347,7 @@ pub async fn redeem(
         flow: "qr-approval".into(),
         append_offer: None,
     };
-    Ok((jar.add(session_cookie(&token, &state)), Json(body)))
+    Ok((jar, Json(body)))
 }
 
 /// A new code for the same attempt; the old code stops working.
@@ -391,6 +388,11 @@ pub struct QrTokenRequest {
     /// The number picked (approve only), as shown: two digits.
     #[serde(default)]
     pub match_code: Option<String>,
+    /// Approve only: "also let this computer save a passkey". The computer's session may
+    /// then add one passkey on itself without a passkey check, when the operator allows
+    /// it (`passkeyGrantOffered` in the claim). Default false.
+    #[serde(default)]
+    pub allow_passkey: bool,
 }
 
 /// The desktop as the phone sees it.
@@ -435,6 +437,9 @@ pub struct QrClaimResponse {
     pub distance_km: Option<u32>,
     /// When the attempt ends (RFC 3339).
     pub expires_at: String,
+    /// The operator lets the approver allow the computer to save a passkey without a
+    /// passkey check (show the "also let this computer save a passkey" choice).
+    pub passkey_grant_offered: bool,
 }
 
 /// An account, briefly.
@@ -511,6 +516,7 @@ pub async fn claim(
         far_apart: view.far_apart,
         distance_km: view.separation.distance_km,
         expires_at: rfc3339(a.expires_at),
+        passkey_grant_offered: state.qr.config().session_may_add_passkey,
     }))
 }
 
@@ -532,10 +538,7 @@ pub async fn approve(
     ApiJson(req): ApiJson<QrTokenRequest>,
 ) -> Result<Json<QrStatusResponse>, ApiError> {
     same_origin(&state, &headers)?;
-    if let Err(not_until) = state.qr_limits.approve.check_key(&user.user_id.to_string()) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        return Err(too_many(wait, "approvals for this account"));
-    }
+    state.rate.check(&state.limits.qr_approve, &user.user_id.to_string()).await?;
     let code = req
         .match_code
         .as_deref()
@@ -544,7 +547,7 @@ pub async fn approve(
         .ok_or_else(|| {
             handoff_core::DomainError::invalid("invalid-match-code", "matchCode must be the two-digit number picked")
         })?;
-    let result = state.qr.approve(req.token.trim(), code, &phone_of(&user, &client)).await;
+    let result = state.qr.approve(req.token.trim(), code, &phone_of(&user, &client), req.allow_passkey).await;
     if result.is_ok() {
         state.metrics.qr("approved", 1);
     }

@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
-use handoff_core::clock::rfc3339;
+use handoff_core::clock::{now_ms, rfc3339};
+use handoff_core::passkeys::SessionMethod;
 
 use super::dto::{PasskeyView, SessionResponse};
 use crate::error::{ApiError, ErrorBody};
@@ -30,8 +31,12 @@ pub struct SessionView {
     pub current: bool,
     /// When it started (RFC 3339).
     pub created_at: String,
-    /// When the user last confirmed with a passkey in it (RFC 3339).
-    pub verified_at: String,
+    /// How it was made: `passkey`, `cross-device` or `qr-approval`.
+    pub method: SessionMethod,
+    /// When the user last confirmed with a passkey on that device (RFC 3339); absent when
+    /// they never did (a session made by QR approval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
     /// The device, from its user agent.
     pub device: handoff_core::device::DeviceInfo,
     /// Its IP address when it started.
@@ -56,7 +61,8 @@ pub async fn list(State(state): State<AppState>, SignedIn(user): SignedIn) -> Re
             id: s.token_digest.chars().take(32).collect(),
             current: s.token_digest == user.session_digest,
             created_at: rfc3339(s.created_at),
-            verified_at: rfc3339(s.verified_at),
+            method: s.method,
+            verified_at: (s.verified_at > 0).then(|| rfc3339(s.verified_at)),
             device: s
                 .user_agent
                 .as_deref()
@@ -72,13 +78,14 @@ pub async fn list(State(state): State<AppState>, SignedIn(user): SignedIn) -> Re
 #[utoipa::path(delete, path = "/api/v1/sessions/{session_id}", tag = "session",
     params(("session_id" = String, Path, description = "id from GET /sessions")),
     responses((status = 204, description = "ended"), (status = 400, description = "invalid-session-id", body = ErrorBody),
-              (status = 401, description = "not-signed-in", body = ErrorBody), (status = 404, description = "session-not-found", body = ErrorBody)))]
+              (status = 401, description = "not-signed-in, or reauth-required: ending another device's session needs a passkey check on this device within the step-up window", body = ErrorBody),
+              (status = 404, description = "session-not-found", body = ErrorBody)))]
 pub async fn end(
     State(state): State<AppState>,
     SignedIn(user): SignedIn,
     axum::extract::Path(session_id): axum::extract::Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.sessions.end(user.user_id, &session_id).await? {
+    if state.sessions.end(&user, &session_id).await? {
         tracing::info!(user = %user.user_id, "signed out a device");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -102,6 +109,10 @@ pub async fn current(
         display_name: account.display_name.as_str().to_owned(),
         account_created_at: rfc3339(account.created_at),
         signed_in_at: rfc3339(user.created_at),
+        method: user.method,
+        recovery: user.method.is_recovery(),
+        step_up_until: user.step_up_until.filter(|&until| until > now_ms()).map(rfc3339),
+        may_add_passkey: user.stepped_up(now_ms()) || user.may_add_passkey(now_ms()),
         passkeys: passkeys.into_iter().map(|p| PasskeyView::of(p, catalog)).collect(),
     }))
 }
@@ -109,7 +120,7 @@ pub async fn current(
 /// Sign out: the server-side session is deleted and the cookie cleared. Idempotent.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session", responses((status = 204, description = "signed out")))]
 pub async fn sign_out(State(state): State<AppState>, jar: CookieJar) -> Result<(CookieJar, StatusCode), ApiError> {
-    if let Some(token) = session_token(&jar) {
+    if let Some(token) = session_token(&jar, &state) {
         state.sessions.revoke(&token).await?;
     }
     Ok((jar.add(cleared_session_cookie(&state)), StatusCode::NO_CONTENT))

@@ -5,14 +5,10 @@
 //! "handoff-dashboard:" + expiry_ms)}`. Only a holder of the token can make one, changing
 //! the token ends every sign-in, and it expires after 12 hours. Tokens and tags are
 //! compared in constant time; sign-in and sign-out refuse other origins' posts (CSRF), and
-//! sign-in attempts are rate-limited per address.
-
-use std::net::{IpAddr, Ipv4Addr};
-use std::num::NonZeroU32;
+//! sign-in attempts and wrong bearer tokens are rate-limited per address (`limits.rs`).
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use handoff_core::clock::Millis;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -30,8 +26,6 @@ pub const LIFETIME_MS: Millis = 12 * 3_600_000;
 const CONTEXT: &str = "handoff-dashboard:";
 /// Clocks of several instances disagree a little; a cookie from a slightly fast one is fine.
 const CLOCK_SLACK_MS: Millis = 5 * 60_000;
-/// Sign-in attempts per minute from one address (a person needs one or two).
-const SIGN_INS_PER_MINUTE: u32 = 10;
 
 /// How a request stands with the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,32 +127,6 @@ pub fn same_origin(headers: &HeaderMap, origins: &[String]) -> bool {
     match header("origin") {
         Some(o) => origins.iter().any(|c| c.trim_end_matches('/') == o),
         None => true,
-    }
-}
-
-/// Sign-in attempts per address; one limiter per router (so per application).
-pub struct SignInLimits(DefaultKeyedRateLimiter<IpAddr>);
-
-impl SignInLimits {
-    /// The default limits.
-    pub fn new() -> Self {
-        let n = NonZeroU32::new(SIGN_INS_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
-        Self(RateLimiter::keyed(Quota::per_minute(n)))
-    }
-
-    /// `Ok` when a request from `ip` may try a token; else how many seconds to wait.
-    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), u64> {
-        let ip = ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        self.0.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            wait.as_secs().max(1)
-        })
-    }
-}
-
-impl Default for SignInLimits {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

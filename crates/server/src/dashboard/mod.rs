@@ -16,7 +16,6 @@ mod timeline;
 mod views;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
@@ -24,12 +23,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Form, Router};
 use axum_extra::extract::cookie::CookieJar;
 use handoff_core::clock::now_ms;
 use serde::Deserialize;
 
-pub use auth::{Access, COOKIE, SignInLimits, cookie_value};
+pub use auth::{Access, COOKIE, cookie_value};
 
 use crate::state::AppState;
 
@@ -46,7 +45,6 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/sign-out", post(sign_out))
         .route("/dashboard/assets/{name}", get(asset))
         .route("/dashboard/{*rest}", get(not_found))
-        .layer(Extension(Arc::new(SignInLimits::new())))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 
@@ -54,8 +52,24 @@ impl FromRequestParts<AppState> for Access {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(auth::access(&parts.headers, &state.http.operator_token, now_ms()))
+        // A client past its wrong-token limit is answered as if it had sent a wrong one.
+        Ok(checked_access(parts, state).await.unwrap_or(Access::Refused))
     }
+}
+
+/// [`auth::access`], with wrong bearer tokens counted per client: past the limit every
+/// bearer token is refused without being compared (429).
+async fn checked_access(parts: &Parts, state: &AppState) -> Result<Access, crate::error::ApiError> {
+    let bearer = parts.headers.contains_key(axum::http::header::AUTHORIZATION);
+    let key = crate::limits::ip_key(crate::extract::client_ip(parts));
+    if bearer {
+        state.rate.peek(&state.limits.operator_failures, &key).await?;
+    }
+    let access = auth::access(&parts.headers, &state.http.operator_token, now_ms());
+    if access == Access::Refused {
+        state.rate.record(&state.limits.operator_failures, &key).await?;
+    }
+    Ok(access)
 }
 
 /// The operator, signed in; otherwise the answer is the sign-in form (401, or 403 for a
@@ -66,7 +80,11 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match auth::access(&parts.headers, &state.http.operator_token, now_ms()) {
+        let access = match checked_access(parts, state).await {
+            Ok(access) => access,
+            Err(limited) => return Err(limited.into_response()),
+        };
+        match access {
             Access::Granted => Ok(Self),
             other => {
                 let next = parts.uri.path_and_query().map_or("/dashboard", |p| p.as_str());
@@ -88,7 +106,6 @@ pub struct SignInForm {
 
 async fn sign_in(
     State(state): State<AppState>,
-    Extension(limits): Extension<Arc<SignInLimits>>,
     jar: CookieJar,
     headers: HeaderMap,
     PeerIp(ip): PeerIp,
@@ -111,17 +128,27 @@ async fn sign_in(
         return render::sign_in(StatusCode::BAD_REQUEST, &page);
     };
     let next = auth::local_target(form.next.as_deref()).to_owned();
-    if let Err(wait) = limits.check(ip) {
+    let key = crate::limits::ip_key(ip);
+    let limited = match state.rate.check(&state.limits.dashboard_sign_in, &key).await {
+        Ok(()) => state.rate.peek(&state.limits.operator_failures, &key).await.err(),
+        Err(e) => Some(e),
+    };
+    if let Some(limited) = limited {
         let page = render::SignIn {
-            error: Some(format!("Too many sign-in attempts from this address; try again in {wait} s.")),
+            error: Some(format!("Too many sign-in attempts from this address: {}.", limited.message())),
             next,
             ..render::SignIn::default()
         };
-        let mut response = render::sign_in(StatusCode::TOO_MANY_REQUESTS, &page);
-        response.headers_mut().insert(axum::http::header::RETRY_AFTER, wait.into());
+        let mut response = render::sign_in(limited.status(), &page);
+        if let Some(wait) = limited.retry_after() {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, wait.into());
+        }
         return response;
     }
     if !state.http.operator_token.matches(form.token.trim()) {
+        if let Err(e) = state.rate.record(&state.limits.operator_failures, &key).await {
+            return e.into_response();
+        }
         let page = render::SignIn {
             error: Some(
                 "That is not this server's operator token. Check for a missing character, and that you \
