@@ -22,11 +22,14 @@ use crate::support::TestApp;
 struct Counted {
     inner: Database,
     groups: Mutex<Vec<usize>>,
+    /// Held for writing, it stops the journal's writer before its next commit.
+    gate: tokio::sync::RwLock<()>,
 }
 
 #[async_trait]
 impl Journeys for Counted {
     async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
+        let _open = self.gate.read().await;
         let stored = self.inner.record(events).await;
         self.groups.lock().unwrap().push(events.len());
         stored
@@ -58,11 +61,49 @@ impl Journeys for Counted {
 }
 
 async fn counted_journal(app: &TestApp, linger: Duration) -> (Arc<Counted>, Journal) {
-    let inner = Database::connect(&app.database_url).await.unwrap();
-    let store = Arc::new(Counted { inner, groups: Mutex::new(Vec::new()) });
     let settings = JournalSettings { server_linger: linger, ..JournalSettings::default() };
+    counted_journal_with(app, settings).await
+}
+
+async fn counted_journal_with(app: &TestApp, settings: JournalSettings) -> (Arc<Counted>, Journal) {
+    let inner = Database::connect(&app.database_url).await.unwrap();
+    let store = Arc::new(Counted { inner, groups: Mutex::new(Vec::new()), gate: tokio::sync::RwLock::new(()) });
     (store.clone(), Journal::start(store, settings))
 }
+
+// When the database cannot keep up, the server's own events fill a bounded queue and the
+// rest are dropped and counted: no task per event, no memory growth, no request waits. On
+// `main` at 37d6c7f each event beyond the queue spawned a task waiting for room.
+on_both_backends!(a_full_journal_queue_drops_server_events_and_counts_them, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let settings = JournalSettings { queue: 8, server_linger: Duration::ZERO, ..JournalSettings::default() };
+    let (store, journal) = counted_journal_with(&app, settings).await;
+    let stopped = store.gate.write().await;
+    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let started = std::time::Instant::now();
+    for _ in 0..5_000 {
+        journal.submit_server(vec![server_event(JourneyId::default(), "decision.made")]);
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "submitting never waits for room");
+    let after = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    assert!(after <= tasks + 2, "no task per dropped event: {tasks} tasks before, {after} after");
+    let dropped = journal.dropped_server_events();
+    // The queue holds eight, and the writer took what it could into its (stopped) group
+    // while the burst ran; everything else was dropped.
+    assert!((4_000..=5_000 - 8).contains(&dropped), "dropped {dropped}");
+    drop(stopped);
+    // What was queued is still stored once the database answers again.
+    let mut waited = 0;
+    while store.groups.lock().unwrap().iter().sum::<usize>() < (5_000 - dropped) as usize {
+        assert!(waited < 300, "the queued events were never stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    // The operator sees the count.
+    let metrics = app.client.get(app.url("/metrics")).bearer_auth("test-operator-token-0123456789").send().await;
+    let text = metrics.unwrap().text().await.unwrap();
+    assert!(text.contains("handoff_journal_dropped_events_total"), "{text}");
+});
 
 fn server_event(journey: JourneyId, name: &str) -> StoredEvent {
     StoredEvent::server(journey, name, Some("local"), serde_json::json!({}), now_ms())

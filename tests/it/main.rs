@@ -5,6 +5,7 @@
 
 mod support;
 
+mod abuse;
 mod accuracy;
 mod algorithms;
 mod bad_input;
@@ -17,6 +18,7 @@ mod journeys;
 mod metrics;
 mod passkeys;
 mod qr;
+mod retention;
 mod sessions;
 mod shared_postgres;
 mod step_up;

@@ -49,11 +49,11 @@ pub fn router() -> Router<AppState> {
 }
 
 impl FromRequestParts<AppState> for Access {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        // A client past its wrong-token limit is answered as if it had sent a wrong one.
-        Ok(checked_access(parts, state).await.unwrap_or(Access::Refused))
+        // A client past its wrong-token limit is answered 429 before any token is compared.
+        checked_access(parts, state).await.map_err(IntoResponse::into_response)
     }
 }
 
