@@ -699,6 +699,19 @@ export class Handoff {
   }
 
   /**
+   * Sign out everywhere: every session of the signed-in account ends, this browser's
+   * included. Needs a recent passkey check on this device (wrap it in
+   * {@link Handoff#withStepUp}).
+   *
+   * @returns {Promise<number>} how many sessions ended
+   * @throws {HandoffError} `reauth-required`, `not-signed-in`
+   */
+  async signOutEverywhere() {
+    const body = await this._request('DELETE', '/sessions');
+    return body?.ended ?? 0;
+  }
+
+  /**
    * Records a product event of a journey (PRODUCT.md §4.2), e.g. `qr.shown` or
    * `confirmation.completed`. It is queued and sent in a batch with the others (see
    * `events.js`): this returns at once, never throws and never delays a sign-in, whatever

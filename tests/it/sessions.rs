@@ -1,5 +1,7 @@
 //! Session cookies and sign-out.
 
+use handoff_server::config::RawConfig;
+
 use crate::on_both_backends;
 use crate::support::app::{expect_error, json_ok, set_cookie};
 use crate::support::{SoftKey, TestApp, TestOptions};
@@ -124,4 +126,88 @@ on_both_backends!(signed_in_devices_are_listed_and_can_be_ended, |backend| async
     )
     .await;
     json_ok(app.get("/api/v1/session").await).await;
+});
+
+// A session unused for `session_idle` ends even though its absolute lifetime has not run
+// out; use moves it on (kept to the minute). Sessions on `main` at 37d6c7f had no idle end.
+on_both_backends!(an_idle_session_ends, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up(&mut key, "idle@example.com").await;
+    assert_eq!(app.get("/api/v1/session").await.status(), 200);
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    let age_sessions = |ms: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(&format!("UPDATE sessions SET last_seen_at = last_seen_at - {ms}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    // Two days without use (the default idle time is three): still signed in, and the
+    // request notes the use.
+    age_sessions(2 * 86_400_000).await;
+    assert_eq!(app.get("/api/v1/session").await.status(), 200);
+    age_sessions(2 * 86_400_000).await;
+    assert_eq!(app.get("/api/v1/session").await.status(), 200, "the last use moved the idle end on");
+    // Over three days without use: signed out.
+    age_sessions(3 * 86_400_000 + 1_000).await;
+    let resp = app.get("/api/v1/session").await;
+    expect_error(resp, 401, "not-signed-in").await;
+});
+
+// "Sign out everywhere" ends every session of the account, after a step-up.
+on_both_backends!(sign_out_everywhere_ends_every_session, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up(&mut key, "all@example.com").await;
+    let other = app.new_browser();
+    let start = json_ok(
+        other
+            .post(app.url("/api/v1/login/start"))
+            .json(&serde_json::json!({"identifier": "all@example.com"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let assertion = key.get(&start["publicKey"]).await;
+    let finish = other
+        .post(app.url("/api/v1/login/finish"))
+        .json(&serde_json::json!({"ceremonyId": start["ceremonyId"], "credential": assertion}))
+        .send()
+        .await
+        .unwrap();
+    json_ok(finish).await;
+    let resp = app.client.delete(app.url("/api/v1/sessions")).send().await.unwrap();
+    let ended = json_ok(resp).await;
+    assert_eq!(ended["ended"], 2);
+    expect_error(app.get("/api/v1/session").await, 401, "not-signed-in").await;
+    expect_error(other.get(app.url("/api/v1/session")).send().await.unwrap(), 401, "not-signed-in").await;
+});
+
+// The provider lists are enforced at registration and at every sign-in, not only in
+// decisions (security review L10).
+on_both_backends!(blocked_providers_neither_register_nor_sign_in, |backend| async move {
+    let blocked = RawConfig { blocked_providers: Some(vec!["1Password".into()]), ..RawConfig::default() };
+    let app = TestApp::spawn_with(backend, TestOptions { extra: blocked.clone(), ..Default::default() }).await;
+    let mut key = SoftKey::new(&app.origin); // reports 1Password's AAGUID
+    let start = json_ok(app.registration_start("blocked@example.com").await).await;
+    let credential = key.create(&start["publicKey"]).await;
+    let refused = app.registration_finish(start["ceremonyId"].as_str().unwrap(), &credential).await;
+    let message = expect_error(refused, 403, "provider-not-allowed").await;
+    assert!(message.contains("1Password"), "{message}");
+
+    // A passkey registered before the operator blocked its provider no longer signs in.
+    let open = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&open.origin);
+    open.sign_up(&mut key, "early@example.com").await;
+    let options = TestOptions { database_url: Some(open.database_url.clone()), extra: blocked, ..Default::default() };
+    let strict = TestApp::spawn_with(backend, options).await;
+    let mut key = key.at_origin(&strict.origin);
+    let start = json_ok(strict.login_start(None).await).await;
+    let assertion = key.get(&start["publicKey"]).await;
+    let refused = strict.login_finish(start["ceremonyId"].as_str().unwrap(), &assertion).await;
+    expect_error(refused, 403, "provider-not-allowed").await;
 });

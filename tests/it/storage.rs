@@ -123,13 +123,14 @@ on_both_backends!(sessions_expire_and_revoke, |backend| async move {
         verified_at: now,
         method: handoff_core::passkeys::SessionMethod::Passkey,
         may_add_passkey_until: 0,
+        last_seen_at: now,
         user_agent: None,
         ip: Some("127.0.0.1".into()),
     };
     db.create(&s).await.unwrap();
     assert!(db.find("d1", now).await.unwrap().is_some());
     assert!(db.find("d1", now + 1000).await.unwrap().is_none(), "expired sessions are not found");
-    assert!(Sessions::purge_expired(&db, now + 1000).await.unwrap() >= 1);
+    assert!(Sessions::purge_expired(&db, now + 1000, 0).await.unwrap() >= 1);
     let s2 = SessionRecord { token_digest: "d2".into(), expires_at: now + 60_000, ..s };
     db.create(&s2).await.unwrap();
     assert!(db.revoke("d2").await.unwrap());
@@ -155,6 +156,7 @@ on_both_backends!(concurrent_short_writes_fail_alone_and_keep_the_rest, |backend
         verified_at: now,
         method: handoff_core::passkeys::SessionMethod::Passkey,
         may_add_passkey_until: 0,
+        last_seen_at: now,
         user_agent: None,
         ip: None,
     };

@@ -113,6 +113,10 @@ pub enum DomainError {
     /// The credential id is already registered.
     #[error("this passkey is already registered")]
     CredentialExists,
+    /// The operator does not accept passkeys from this provider (`blocked_providers`, or
+    /// not in `allowed_providers`).
+    #[error("this site does not accept passkeys from {0}; use a passkey from another provider")]
+    ProviderNotAllowed(String),
     /// The signed-in user has no passkey with this id.
     #[error("no passkey with this id belongs to the signed-in account")]
     PasskeyNotFound,
@@ -172,6 +176,7 @@ impl ErrorCode for DomainError {
             Self::CounterRegression => "counter-regression",
             Self::CredentialExists => "credential-exists",
             Self::PasskeyNotFound => "passkey-not-found",
+            Self::ProviderNotAllowed(_) => "provider-not-allowed",
             Self::QrNotFound => "qr-not-found",
             Self::QrExpired => "qr-expired",
             Self::QrClaimedElsewhere => "qr-already-scanned",

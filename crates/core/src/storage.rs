@@ -107,6 +107,8 @@ pub struct SessionRecord {
     pub verified_at: Millis,
     /// Until when the session may add one passkey on this device without a step-up (0: no).
     pub may_add_passkey_until: Millis,
+    /// When the session was last used (kept to the minute).
+    pub last_seen_at: Millis,
     /// The device's user agent when it started.
     pub user_agent: Option<String>,
     /// The client's IP when it started.
@@ -131,8 +133,12 @@ pub trait Sessions: Send + Sync {
     /// Uses up the session's grant to add a passkey without a step-up; false when the
     /// session has no live grant (none, expired or already used).
     async fn take_passkey_grant(&self, token_digest: &str, now: Millis) -> Result<bool>;
-    /// Deletes expired sessions; returns how many.
-    async fn purge_expired(&self, now: Millis) -> Result<u64>;
+    /// Ends every session of `user`; returns how many.
+    async fn revoke_all(&self, user: UserId) -> Result<u64>;
+    /// Notes that a live session was used at `now`.
+    async fn touch(&self, token_digest: &str, now: Millis) -> Result<()>;
+    /// Deletes sessions that expired, or were last used before `idle_since`; returns how many.
+    async fn purge_expired(&self, now: Millis, idle_since: Millis) -> Result<u64>;
 }
 
 /// A security-relevant event (counter regression, refused QR scan, …).

@@ -87,6 +87,7 @@ const els = {
   passkeyEmpty: $('passkey-empty'),
   addPasskey: $('add-passkey'),
   signout: $('signout'),
+  signoutEverywhere: $('signout-everywhere'),
   crossDevice: $('cross-device'),
   crossDeviceTitle: $('cross-device-title'),
   crossDeviceFor: $('cross-device-for'),
@@ -835,6 +836,20 @@ els.addPasskey.addEventListener('click', async () => {
   } catch (error) {
     setStatus(explain(error, 'add'), 'error');
     if (error?.code === 'not-signed-in') showSignedOut();
+  } finally {
+    done();
+  }
+});
+
+els.signoutEverywhere.addEventListener('click', async () => {
+  const done = busy(els.signoutEverywhere, 'Signing out everywhere…');
+  try {
+    const ended = await handoff.withStepUp(() => handoff.signOutEverywhere(), { onStepUp: askForPasskey });
+    showSignedOut();
+    setStatus(`Signed out everywhere (${ended} ${ended === 1 ? 'session' : 'sessions'} ended).`, 'ok');
+    els.signinTitle.focus();
+  } catch (error) {
+    setStatus(explain(error, 'signout'), 'error');
   } finally {
     done();
   }

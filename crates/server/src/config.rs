@@ -80,6 +80,9 @@ pub struct RawConfig {
     /// Session lifetime in seconds (default 7 days).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_ttl_seconds: Option<u64>,
+    /// A session not used for this long ends, in seconds (default 259200: three days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_idle: Option<u64>,
     /// How long a WebAuthn ceremony may take, in seconds (default 300).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ceremony_ttl_seconds: Option<u64>,
@@ -198,6 +201,7 @@ pub const KEYS: &[&str] = &[
     "operator_token",
     "aaguid_list",
     "session_ttl_seconds",
+    "session_idle",
     "ceremony_ttl_seconds",
     "cross_device_enabled",
     "allowed_providers",
@@ -266,6 +270,8 @@ pub struct Settings {
     pub aaguid_list: Option<PathBuf>,
     /// Session lifetime.
     pub session_ttl: Duration,
+    /// A session unused this long ends.
+    pub session_idle: Duration,
     /// Ceremony lifetime.
     pub ceremony_ttl: Duration,
     /// Decision rules.
@@ -368,6 +374,10 @@ impl RawConfig {
         if session_ttl.is_zero() {
             return Err(ConfigError("session_ttl_seconds must be above 0".into()));
         }
+        let session_idle = Duration::from_secs(self.session_idle.unwrap_or(3 * 24 * 3600));
+        if session_idle < Duration::from_secs(60) {
+            return Err(ConfigError("session_idle must be at least 60 seconds".into()));
+        }
         let rollout_percent = self.cross_device_rollout_percent.unwrap_or(100);
         if rollout_percent > 100 {
             return Err(ConfigError("cross_device_rollout_percent must be between 0 and 100".into()));
@@ -469,6 +479,7 @@ impl RawConfig {
             return Err(ConfigError("retention_days must be between 1 and 36500".into()));
         }
         Ok(Settings {
+            session_idle,
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             limits,
             stream_caps,

@@ -27,7 +27,8 @@ More settings (TOML keys; environment: HANDOFF_<KEY IN UPPER CASE>):
 Sign-in decisions:
   cross_device_enabled           offer the cross-device (hybrid) flow [true]
   allowed_providers              only these providers, e.g. \"iCloud Keychain, 1Password\"
-  blocked_providers              never these providers
+                                 (enforced: other passkeys neither register nor sign in)
+  blocked_providers              never these providers (enforced the same way)
   failures_before_fallback       failures in one browser before falling back [2]
   failure_cooldown_seconds       how long that fallback lasts [900]
   cross_device_rollout_percent   share of users who get cross-device, 0-100 [100]
@@ -50,6 +51,9 @@ Handoff QR approval:
                                  without a check, when the phone's approver allows it [false]
   geoip_database                 MaxMind DB file (GeoLite2 City/Country): the phone sees
                                  where the computer is; far apart is judged by distance
+
+Sessions:
+  session_idle                   a session unused this long ends, in seconds [259200]
 
 Connections:
   header_read_timeout_seconds    time a client has to send a request's headers [10]

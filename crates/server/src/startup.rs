@@ -107,7 +107,12 @@ impl Application {
             journal.clone(),
         )
         .map_err(StartError::Config)?;
-        let sessions = SessionService::new(storage.clone(), settings.session_ttl, settings.qr.fresh_verification);
+        let sessions = SessionService::new(
+            storage.clone(),
+            settings.session_ttl,
+            settings.qr.fresh_verification,
+            settings.session_idle,
+        );
         let mut qr = QrService::new(storage.clone(), settings.qr.clone(), journal.clone());
         if let Some(path) = &settings.geoip_database {
             let locator = MaxMindLocator::open(path).map_err(StartError::Config)?;
@@ -309,7 +314,8 @@ async fn purge_expired(db: Database, state: AppState) {
             tracing::debug!(keys = pruned, "forgot past rate-limit windows");
         }
         let now = now_ms();
-        match (Ceremonies::purge_expired(&db, now).await, Sessions::purge_expired(&db, now).await) {
+        let idle_since = state.sessions.idle_since(now);
+        match (Ceremonies::purge_expired(&db, now).await, Sessions::purge_expired(&db, now, idle_since).await) {
             (Ok(c), Ok(s)) if c + s > 0 => tracing::debug!(ceremonies = c, sessions = s, "purged expired rows"),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
             _ => {}

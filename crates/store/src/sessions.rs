@@ -25,7 +25,7 @@ impl Sessions for Database {
         static SQL: LazyLock<Statement> = LazyLock::new(|| {
             Statement::new(
                 "INSERT INTO sessions (token_digest, user_id, created_at, expires_at, verified_at, user_agent, ip, \
-                 method, may_add_passkey_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                 method, may_add_passkey_until, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                     .into(),
             )
         });
@@ -39,6 +39,7 @@ impl Sessions for Database {
             s.ip.clone().into(),
             s.method.as_str().into(),
             s.may_add_passkey_until.into(),
+            s.last_seen_at.into(),
         ];
         self.writer.execute(&SQL, params).await?;
         Ok(())
@@ -47,8 +48,8 @@ impl Sessions for Database {
     async fn find(&self, token_digest: &str, now: Millis) -> Result<Option<SessionRecord>> {
         static SQL: LazyLock<Statement> = LazyLock::new(|| {
             Statement::new(
-                "SELECT user_id, created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until \
-                 FROM sessions WHERE token_digest = $1 AND expires_at > $2"
+                "SELECT user_id, created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until, \
+                 last_seen_at FROM sessions WHERE token_digest = $1 AND expires_at > $2"
                     .into(),
             )
         });
@@ -64,6 +65,7 @@ impl Sessions for Database {
                 ip: row.opt_text(5)?,
                 method: method(&row.text(6)?)?,
                 may_add_passkey_until: row.int(7)?,
+                last_seen_at: row.int(8)?,
             })
         })
         .await
@@ -77,8 +79,8 @@ impl Sessions for Database {
 
     async fn of_user(&self, user: UserId, now: Millis) -> Result<Vec<SessionRecord>> {
         let rows = sqlx::query(
-            "SELECT token_digest, created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until \
-             FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC LIMIT 100",
+            "SELECT token_digest, created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until, \
+             last_seen_at FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC LIMIT 100",
         )
         .bind(user.to_string())
         .bind(now)
@@ -97,6 +99,7 @@ impl Sessions for Database {
                     ip: row.try_get(5).map_err(storage_error)?,
                     method: method(&row.try_get::<String, _>(6).map_err(storage_error)?)?,
                     may_add_passkey_until: row.try_get(7).map_err(storage_error)?,
+                    last_seen_at: row.try_get(8).map_err(storage_error)?,
                 })
             })
             .collect()
@@ -130,9 +133,26 @@ impl Sessions for Database {
         Ok(self.writer.execute(&SQL, [token_digest.into(), now.into()]).await? == 1)
     }
 
-    async fn purge_expired(&self, now: Millis) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+    async fn revoke_all(&self, user: UserId) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(&mut *self.writer.conn().await?)
+            .await
+            .map_err(storage_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn touch(&self, token_digest: &str, now: Millis) -> Result<()> {
+        static SQL: LazyLock<Statement> =
+            LazyLock::new(|| Statement::new("UPDATE sessions SET last_seen_at = $2 WHERE token_digest = $1".into()));
+        self.writer.execute(&SQL, [token_digest.into(), now.into()]).await?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: Millis, idle_since: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
             .bind(now)
+            .bind(idle_since)
             .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(storage_error)?;

@@ -389,6 +389,11 @@ impl PasskeyService {
                 return Err(err);
             }
         };
+        // The provider lists are a control, not only a preference of the decision: a passkey
+        // of a provider the operator blocked (or did not allow) signs nobody in.
+        if !self.config.rules.provider_allowed(&passkey.provider) {
+            return Err(DomainError::ProviderNotAllowed(passkey.provider.clone()));
+        }
         let stored_counter = passkey.credential.counter;
         let mut credential = passkey.credential;
         credential.counter = result.counter();

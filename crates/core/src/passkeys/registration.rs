@@ -160,6 +160,9 @@ impl PasskeyService {
         let credential = self.core.register_credential(&reg, &pending.state, None).map_err(map_webauthn_error)?;
         let facts = RegistrationFacts::from_attestation_object(reg.response.attestation_object.as_slice())?;
         let provider = self.catalog.lookup(&facts.aaguid);
+        if !self.config.rules.provider_allowed(&provider.name) {
+            return Err(DomainError::ProviderNotAllowed(provider.name.clone()));
+        }
         let transports = reg
             .response
             .transports

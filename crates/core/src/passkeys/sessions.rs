@@ -19,7 +19,12 @@ pub struct SessionService {
     storage: Storage,
     ttl: Duration,
     step_up: Duration,
+    idle: Duration,
 }
+
+/// How stale `last_seen_at` may be before a request writes it again: the idle timeout is
+/// kept to the minute, not to the request, so an active session costs a write a minute.
+const TOUCH_EVERY: Millis = 60_000;
 
 /// How long a grant to add a passkey on this device (chosen on the phone for a QR
 /// approval) lasts after the session starts: long enough for the append offer.
@@ -46,9 +51,15 @@ pub struct NewSession {
 }
 
 impl SessionService {
-    /// Sessions last `ttl`; a passkey ceremony allows sensitive actions for `step_up`.
-    pub fn new(storage: Storage, ttl: Duration, step_up: Duration) -> Self {
-        Self { storage, ttl, step_up }
+    /// Sessions last `ttl`, and end after `idle` without use; a passkey ceremony allows
+    /// sensitive actions for `step_up`.
+    pub fn new(storage: Storage, ttl: Duration, step_up: Duration, idle: Duration) -> Self {
+        Self { storage, ttl, step_up, idle }
+    }
+
+    /// The oldest last use a live session can have at `now`.
+    pub fn idle_since(&self, now: Millis) -> Millis {
+        now.saturating_sub(millis(self.idle))
     }
 
     /// How long a session lasts.
@@ -69,6 +80,7 @@ impl SessionService {
             method: new.method,
             verified_at: if new.method.verifies_here() { now } else { 0 },
             may_add_passkey_until: if new.passkey_grant { now.saturating_add(millis(PASSKEY_GRANT)) } else { 0 },
+            last_seen_at: now,
             user_agent: new.user_agent,
             ip: new.ip,
         };
@@ -76,10 +88,19 @@ impl SessionService {
         Ok(token)
     }
 
-    /// The user behind a token, if the session is live.
+    /// The user behind a token, if the session is live: not expired, and used within the
+    /// idle timeout (a use moves that on).
     pub async fn resolve(&self, token: &SecretToken) -> Result<Option<SessionUser>> {
-        let found = self.storage.sessions.find(&token.digest(), now_ms()).await?;
-        Ok(found.map(|s| SessionUser {
+        let now = now_ms();
+        let Some(s) = self.storage.sessions.find(&token.digest(), now).await? else { return Ok(None) };
+        if s.last_seen_at < self.idle_since(now) {
+            self.storage.sessions.revoke(&s.token_digest).await?;
+            return Ok(None);
+        }
+        if now.saturating_sub(s.last_seen_at) >= TOUCH_EVERY {
+            self.storage.sessions.touch(&s.token_digest, now).await?;
+        }
+        Ok(Some(s).map(|s| SessionUser {
             user_id: s.user_id,
             created_at: s.created_at,
             method: s.method,
@@ -99,7 +120,18 @@ impl SessionService {
 
     /// The user's live sessions (signed-in devices), newest first.
     pub async fn of_user(&self, user: UserId) -> Result<Vec<SessionRecord>> {
-        self.storage.sessions.of_user(user, now_ms()).await
+        let now = now_ms();
+        let mut live = self.storage.sessions.of_user(user, now).await?;
+        live.retain(|s| s.last_seen_at >= self.idle_since(now));
+        Ok(live)
+    }
+
+    /// Ends every session of the signed-in user, this one included ("sign out
+    /// everywhere"); needs a step-up, since it ends other devices' sessions. Returns how
+    /// many ended.
+    pub async fn end_all(&self, user: &SessionUser) -> Result<u64> {
+        user.require_step_up(now_ms())?;
+        self.storage.sessions.revoke_all(user.user_id).await
     }
 
     /// Ends one of the user's sessions by its public id (the first 32 hex digits of its

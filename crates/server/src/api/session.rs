@@ -17,7 +17,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/session", get(current).delete(sign_out))
-        .route("/sessions", get(list))
+        .route("/sessions", get(list).delete(end_all))
         .route("/sessions/{session_id}", axum::routing::delete(end))
 }
 
@@ -91,6 +91,28 @@ pub async fn end(
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, "session-not-found", "no such signed-in device for this account"))
     }
+}
+
+/// `DELETE /sessions`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EndedSessions {
+    /// How many sessions ended (this one included).
+    pub ended: u64,
+}
+
+/// Sign out everywhere: every session of the account ends, this one included (the cookie
+/// is cleared). Needs a passkey check on this device within the step-up window.
+#[utoipa::path(delete, path = "/api/v1/sessions", tag = "session",
+    responses((status = 200, description = "ended; the session cookie is cleared", body = EndedSessions),
+              (status = 401, description = "not-signed-in, or reauth-required", body = ErrorBody)))]
+pub async fn end_all(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    jar: CookieJar,
+) -> Result<(CookieJar, Json<EndedSessions>), ApiError> {
+    let ended = state.sessions.end_all(&user).await?;
+    tracing::info!(user = %user.user_id, ended, "signed out everywhere");
+    Ok((jar.add(cleared_session_cookie(&state)), Json(EndedSessions { ended })))
 }
 
 /// The signed-in user with their passkeys.
