@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::decisions::{WINDOWS_CHROME, sign_up_on_phone, start_as};
 use crate::on_both_backends;
-use crate::support::app::{expect_error, json_ok};
+use crate::support::app::{expect_error, json_ok, settled_events};
 use crate::support::{Backend, SoftKey, TestApp, TestOptions};
 
 const TOKEN: &str = "test-operator-token-0123456789";
@@ -353,4 +353,42 @@ on_both_backends!(late_events_reopen_the_diagnosis_and_unknown_journeys_start_on
     assert_eq!(j["outcome"], "failed", "a browser cannot claim a session");
     let spoofed = j["events"].as_array().unwrap().iter().find(|e| e["name"] == "session.established").unwrap();
     assert_eq!(spoofed["trusted"], false);
+});
+
+// A client-chosen journeyId that another browser started starts a new journey: nobody can
+// write the server's events (a decision naming another identifier, a session) into a
+// stranger's journey (security review L5). On `main` at 37d6c7f the named journey was used.
+on_both_backends!(server_events_go_only_into_journeys_this_browser_started, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let victim = app.new_browser();
+    let start = |browser: &reqwest::Client, body: serde_json::Value| {
+        let request = browser.post(app.url("/api/v1/login/start")).json(&body);
+        async move { json_ok(request.send().await.unwrap()).await }
+    };
+    let first = start(&victim, json!({"identifier": "victim@example.com"})).await;
+    let journey = first["journeyId"].as_str().unwrap().to_owned();
+    // The same browser continues its journey.
+    let again = start(&victim, json!({"identifier": "victim@example.com", "journeyId": journey})).await;
+    assert_eq!(again["journeyId"], journey.as_str());
+    // Another browser naming it gets a journey of its own, for login and for QR.
+    let mallory = app.new_browser();
+    let hijack = start(&mallory, json!({"identifier": "mallory@example.com", "journeyId": journey})).await;
+    assert_ne!(hijack["journeyId"], journey.as_str());
+    let qr =
+        json_ok(mallory.post(app.url("/api/v1/qr")).json(&json!({"journeyId": journey})).send().await.unwrap()).await;
+    assert_ne!(qr["journeyId"], journey.as_str());
+    // A made-up id starts a new journey too.
+    let made_up = uuid::Uuid::now_v7().to_string();
+    let fresh = start(&victim, json!({"journeyId": made_up})).await;
+    assert_ne!(fresh["journeyId"], made_up.as_str());
+    // The victim's journey still names the victim's identifier only.
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
+    let id = handoff_core::domain::JourneyId::parse(&journey).unwrap();
+    let events = settled_events(&db, id, "decision.made").await;
+    let identifiers: Vec<String> = events
+        .iter()
+        .filter(|e| e.name == "decision.made")
+        .filter_map(|e| e.attrs_value()["identifier"].as_str().map(str::to_owned))
+        .collect();
+    assert!(identifiers.iter().all(|i| i == "victim@example.com"), "{identifiers:?}");
 });

@@ -132,6 +132,15 @@ pub enum DomainError {
     /// The attempt is not in a state that allows this step.
     #[error("this QR sign-in is {0}; this step is not possible any more")]
     QrWrongState(&'static str),
+    /// The phone is signed in to another account than the identifier typed on the
+    /// computer, and the operator refuses such approvals (the default).
+    #[error("the computer asked to sign in as another account than the one on this phone; the sign-in was stopped")]
+    QrWrongAccount,
+    /// The phone and the computer are far apart, and the operator refuses such approvals.
+    #[error(
+        "the computer is far from this phone, so this sign-in was stopped; approve only a computer in front of you"
+    )]
+    QrFarApart,
     /// The number picked on the phone is not the one on the desktop.
     #[error("that is not the number shown on the computer; the sign-in was stopped")]
     WrongMatchCode,
@@ -182,6 +191,8 @@ impl ErrorCode for DomainError {
             Self::QrClaimedElsewhere => "qr-already-scanned",
             Self::QrWrongState(_) => "qr-wrong-state",
             Self::WrongMatchCode => "wrong-number",
+            Self::QrWrongAccount => "wrong-account",
+            Self::QrFarApart => "far-apart",
             Self::ReauthRequired => "reauth-required",
             Self::RedeemRefused => "redeem-refused",
             Self::Storage(_) | Self::Internal(_) => "internal",

@@ -77,8 +77,13 @@ pub enum Basis {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Separation {
-    /// Flag it to the user and record it.
+    /// Flag it to the user and record it (a place or country says so; networks alone never
+    /// do, see `different_networks`).
     pub far_apart: bool,
+    /// The addresses are on clearly different networks. A weaker signal, recorded but not
+    /// shown: a phone on mobile data and a computer on Wi-Fi side by side differ too, and
+    /// a warning on nearly every approval would teach people to ignore it.
+    pub different_networks: bool,
     /// Distance between the two places, when both had coordinates.
     pub distance_km: Option<u32>,
     /// What the verdict rests on.
@@ -95,7 +100,8 @@ pub struct Whereabouts<'a> {
 }
 
 /// Compares two devices: by distance when both places have coordinates (far beyond
-/// [`FAR_KM`] plus both accuracy radii), else by country, else by network.
+/// [`FAR_KM`] plus both accuracy radii), else by country. Without places, different
+/// networks are only noted (`different_networks`), never called far apart.
 pub fn separation(a: Whereabouts<'_>, b: Whereabouts<'_>) -> Separation {
     let (pa, pb) = (a.place, b.place);
     if let (Some((ca, ra)), Some((cb, rb))) = (
@@ -106,15 +112,27 @@ pub fn separation(a: Whereabouts<'_>, b: Whereabouts<'_>) -> Separation {
         let slack = f64::from(ra.unwrap_or(0)) + f64::from(rb.unwrap_or(0));
         // Rounded for display; distances are far below u32::MAX.
         let rounded = km.round().clamp(0.0, 40_075.0) as u32;
-        return Separation { far_apart: km > FAR_KM + slack, distance_km: Some(rounded), basis: Basis::Location };
+        return Separation {
+            far_apart: km > FAR_KM + slack,
+            different_networks: far_apart_networks(a.ip, b.ip).unwrap_or(false),
+            distance_km: Some(rounded),
+            basis: Basis::Location,
+        };
     }
     if let (Some(x), Some(y)) = (pa.and_then(|p| p.country_code.as_deref()), pb.and_then(|p| p.country_code.as_deref()))
     {
-        return Separation { far_apart: !x.eq_ignore_ascii_case(y), distance_km: None, basis: Basis::Country };
+        return Separation {
+            far_apart: !x.eq_ignore_ascii_case(y),
+            different_networks: far_apart_networks(a.ip, b.ip).unwrap_or(false),
+            distance_km: None,
+            basis: Basis::Country,
+        };
     }
     match far_apart_networks(a.ip, b.ip) {
-        Some(far) => Separation { far_apart: far, distance_km: None, basis: Basis::Network },
-        None => Separation { far_apart: false, distance_km: None, basis: Basis::Unknown },
+        Some(different) => {
+            Separation { far_apart: false, different_networks: different, distance_km: None, basis: Basis::Network }
+        }
+        None => Separation { far_apart: false, different_networks: false, distance_km: None, basis: Basis::Unknown },
     }
 }
 
@@ -199,7 +217,7 @@ mod tests {
         let s = both("81.2.69.1", Some(&gb), "203.0.113.9", Some(&gb));
         assert_eq!((s.far_apart, s.basis), (false, Basis::Country));
         let s = both("81.2.69.1", Some(&gb), "203.0.113.9", None);
-        assert_eq!((s.far_apart, s.basis), (true, Basis::Network));
+        assert_eq!((s.far_apart, s.different_networks, s.basis), (false, true, Basis::Network));
         let s = separation(Whereabouts { ip: None, place: None }, Whereabouts { ip: Some("1.2.3.4"), place: None });
         assert_eq!((s.far_apart, s.basis), (false, Basis::Unknown));
     }

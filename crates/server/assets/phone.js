@@ -118,6 +118,18 @@ const RESULTS = {
     text: 'Nobody was signed in on the computer.',
     next: 'If you did not start this sign-in, someone may have sent you the code. You did the right thing.',
   },
+  'wrong-account': {
+    ok: false,
+    title: 'Another account was asked for',
+    text: 'The computer asked to sign in as another account than the one on this phone, so the sign-in was stopped.',
+    next: 'If you are at the computer, sign in there with the account this phone uses, or sign in on this phone with the account the computer asked for.',
+  },
+  'far-apart': {
+    ok: false,
+    title: 'The computer is far from this phone',
+    text: 'This site does not approve computers that seem to be somewhere else, so the sign-in was stopped.',
+    next: 'If someone sent you this code, you did the right thing. If the computer is yours and in front of you, use another way to sign in on it.',
+  },
   'wrong-number': {
     ok: false,
     title: 'The number did not match',
@@ -188,7 +200,9 @@ function resultForError(error) {
       showResult('finished');
       return true;
     case 'wrong-number':
-      showResult('wrong-number');
+    case 'wrong-account':
+    case 'far-apart':
+      showResult(error.code);
       return true;
     default:
       return false;
@@ -309,8 +323,16 @@ function renderClaim(c) {
   $('match-error').hidden = true;
   // The operator may let the approver allow this computer to save a passkey without
   // asking again (unticked by default; only honoured by the server when allowed).
-  $('grant-wrap').hidden = !c.passkeyGrantOffered;
+  $('grant-wrap').hidden = !c.passkeyGrantOffered || !!c.refusal;
   $('grant-passkey').checked = false;
+  // The operator refuses this approval (another account, or too far away): only Deny.
+  $('approve').hidden = !!c.refusal;
+  if (c.refusal === 'wrong-account') {
+    $('mismatch-text').textContent += ' This site does not allow approving it: deny it, then sign in with the right account.';
+  }
+  if (c.refusal === 'far-apart') {
+    $('far-apart-text').textContent += ' This site does not allow approving it.';
+  }
 
   const ends = Date.parse(c.expiresAt ?? '');
   const tick = () => {

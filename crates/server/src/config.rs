@@ -11,7 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use handoff_core::intelligence::{DecisionRules, Rollout};
 use handoff_core::passkeys::AppendPolicy;
-use handoff_core::qr::QrConfig;
+use handoff_core::qr::{FarApartPolicy, QrConfig};
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
@@ -144,6 +144,14 @@ pub struct RawConfig {
     /// phone (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_session_may_add_passkey: Option<bool>,
+    /// When the phone and the computer are far apart (by GeoIP place or country): `warn`
+    /// (flag it on the phone, the default) or `refuse` (the approval is refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_far_apart: Option<String>,
+    /// Refuse approvals from a phone signed in to another account than the identifier
+    /// typed on the computer (default true; false only warns on the phone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_refuse_wrong_account: Option<bool>,
     /// A journey with no event for this long is finished as stalled, in seconds (default 600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journey_idle_seconds: Option<u64>,
@@ -221,6 +229,8 @@ pub const KEYS: &[&str] = &[
     "qr_approve_per_minute",
     "qr_reauth_after_seconds",
     "qr_session_may_add_passkey",
+    "qr_far_apart",
+    "qr_refuse_wrong_account",
     "journey_idle_seconds",
     "events_per_minute",
     "retention_days",
@@ -392,6 +402,12 @@ impl RawConfig {
                 .map(Duration::from_secs)
                 .unwrap_or(qr_defaults.fresh_verification),
             session_may_add_passkey: self.qr_session_may_add_passkey.unwrap_or(false),
+            far_apart: match self.qr_far_apart.as_deref() {
+                None => qr_defaults.far_apart,
+                Some(raw) => FarApartPolicy::parse(raw)
+                    .ok_or_else(|| ConfigError(format!("qr_far_apart must be warn or refuse, not {raw:?}")))?,
+            },
+            refuse_wrong_account: self.qr_refuse_wrong_account.unwrap_or(qr_defaults.refuse_wrong_account),
         };
         if qr.ttl.is_zero() || qr.ttl > Duration::from_secs(300) {
             return Err(ConfigError(

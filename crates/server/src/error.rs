@@ -78,7 +78,10 @@ pub fn status_of(err: &DomainError) -> StatusCode {
         DomainError::Invalid { .. } | DomainError::Verification(_) => StatusCode::BAD_REQUEST,
         DomainError::IdentifierTaken | DomainError::CredentialExists => StatusCode::CONFLICT,
         DomainError::NotSignedIn | DomainError::UnknownCredential => StatusCode::UNAUTHORIZED,
-        DomainError::CounterRegression | DomainError::ProviderNotAllowed(_) => StatusCode::FORBIDDEN,
+        DomainError::CounterRegression
+        | DomainError::ProviderNotAllowed(_)
+        | DomainError::QrWrongAccount
+        | DomainError::QrFarApart => StatusCode::FORBIDDEN,
         DomainError::CeremonyNotFound | DomainError::PasskeyNotFound => StatusCode::NOT_FOUND,
         DomainError::CeremonyExpired | DomainError::QrExpired => StatusCode::GONE,
         DomainError::QrNotFound => StatusCode::NOT_FOUND,

@@ -49,6 +49,9 @@ Handoff QR approval:
                                  another session [120]
   qr_session_may_add_passkey     a desktop signed in by QR approval may save one passkey
                                  without a check, when the phone's approver allows it [false]
+  qr_far_apart                   far-apart phone and computer (GeoIP): warn or refuse [warn]
+  qr_refuse_wrong_account        refuse a phone signed in to another account than the
+                                 identifier typed on the computer [true]
   geoip_database                 MaxMind DB file (GeoLite2 City/Country): the phone sees
                                  where the computer is; far apart is judged by distance
 

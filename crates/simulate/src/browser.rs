@@ -179,6 +179,15 @@ impl Recorder {
         &self.journey_id
     }
 
+    /// Moves the recorder, with what it has not sent yet, to the journey the server named
+    /// (the server binds journeys to the browser that started them, and names them).
+    pub fn set_journey(&mut self, journey_id: &str) {
+        self.journey_id = journey_id.to_owned();
+        for event in &mut self.events {
+            event["journeyId"] = json!(journey_id);
+        }
+    }
+
     /// Names the flow in later events (after the server chose one).
     pub fn set_flow(&mut self, flow: &'static str) {
         self.flow = Some(flow);

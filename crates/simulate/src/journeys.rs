@@ -57,19 +57,24 @@ impl Caused {
 
 /// Plays one attempt for `person`; returns its ground truth.
 pub async fn attempt(person: &mut Person, cx: &mut Context<'_>) -> Result<Truth, SimError> {
-    let journey_id = uuid::Uuid::new_v4().to_string();
-    let mut desk = Recorder::new(&journey_id, None);
+    // The server names the journey (and binds it to this browser); the identifier step is
+    // recorded at the moment the person submitted, as the SDK does.
+    let mut desk = Recorder::new("", None);
     let mut caused = Caused(Vec::new());
     desk.track(&person.desktop, "identifier.submitted", json!({}));
     let mut body = json!({
         "identifier": person.identifier,
-        "journeyId": journey_id,
         "client": environment(&person.desktop.device),
     });
     if cx.rng.u32(0..1000) < cx.fallback_share {
         body["prefer"] = json!("fallback");
     }
     let start = person.desktop.post_ok("/api/v1/login/start", &body).await?;
+    let journey_id = start["journeyId"]
+        .as_str()
+        .ok_or_else(|| SimError::Other(format!("login/start named no journey: {start}")))?
+        .to_owned();
+    desk.set_journey(&journey_id);
     caused.add(&["decision.made"]);
     if !start["ceremonyId"].is_null() {
         caused.add(&["challenge.created"]);

@@ -30,6 +30,11 @@ macro_rules! uuid_id {
             pub fn uuid(&self) -> Uuid {
                 self.0
             }
+
+            #[doc = concat!("The ", $what, " id with this UUID.")]
+            pub fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
         }
 
         impl Default for $name {

@@ -3,14 +3,17 @@
 //! reported by its field and never costs the good ones beside it; `journey` folds each new
 //! event into its journey's running facts; `diagnosis` reads phases, outcome and root
 //! cause off those facts; `journal` is the single writer that stores events and updates
-//! their journeys in one transaction per group of requests.
+//! their journeys in one transaction per group of requests; `binding` keeps a journey to
+//! the browser that started it.
 
+mod binding;
 pub mod diagnosis;
 mod ingest;
 pub mod insights;
 mod journal;
 pub mod journey;
 
+pub use binding::JourneyBinder;
 pub use diagnosis::{Basis, CauseClass, Diagnosis, Outcome, Phase, RootCause, diagnose};
 pub use ingest::{
     BatchOutcome, Emitter, EventRejection, IngestLimits, MAX_ELAPSED_MS, checked_sent_at, parse_batch,

@@ -142,7 +142,8 @@ impl PasskeyService {
     /// ceremony with the credentials and hints that fit the decision.
     #[tracing::instrument(skip_all)]
     pub async fn start_login(&self, input: LoginStart) -> Result<LoginStarted> {
-        let journey_id = input.journey_id.unwrap_or_default();
+        // Server events go only into a journey this browser started.
+        let journey_id = self.journey_for(input.journey_id, input.client.device_id.as_deref());
         let now = now_ms();
         let (user_id, outcome, prior_failures) = match &input.identifier {
             None => (None, Outcome { decision: usernameless_decision(), allow: Vec::new(), hints: Vec::new() }, 0),

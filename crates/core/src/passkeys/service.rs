@@ -13,7 +13,7 @@ use crate::clock::{Millis, now_ms};
 use crate::domain::{CeremonyId, JourneyId};
 use crate::error::{DomainError, Result};
 use crate::intelligence::DecisionRules;
-use crate::observe::Journal;
+use crate::observe::{Journal, JourneyBinder};
 use crate::provider::ProviderCatalog;
 use crate::storage::{CeremonyKind, CeremonyRecord, Storage, StoredEvent};
 
@@ -87,6 +87,7 @@ pub struct PasskeyService {
     pub(crate) config: PasskeyConfig,
     pub(crate) decoy_key: Arc<[u8]>,
     pub(crate) journal: Journal,
+    pub(crate) journeys: JourneyBinder,
 }
 
 impl PasskeyService {
@@ -109,7 +110,14 @@ impl PasskeyService {
             Some(false),
             Some(false),
         );
-        Ok(Self { core: Arc::new(core), storage, catalog, config, decoy_key: decoy_key.into(), journal })
+        let journeys = JourneyBinder::new(decoy_key);
+        Ok(Self { core: Arc::new(core), storage, catalog, config, decoy_key: decoy_key.into(), journal, journeys })
+    }
+
+    /// The journey a request from the browser with device cookie `device` works in: the
+    /// one it names when this browser started it, else a new one (see `JourneyBinder`).
+    pub fn journey_for(&self, named: Option<JourneyId>, device: Option<&str>) -> JourneyId {
+        self.journeys.continue_or_start(named, device)
     }
 
     /// The provider catalog (names and icons).

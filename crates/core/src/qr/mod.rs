@@ -9,4 +9,4 @@ mod model;
 mod service;
 
 pub use model::{QrAttempt, QrState, Requester};
-pub use service::{ClaimView, NewQr, PhoneSession, QrConfig, QrService};
+pub use service::{ClaimView, FarApartPolicy, NewQr, PhoneSession, QrConfig, QrService};

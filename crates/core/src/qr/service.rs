@@ -31,6 +31,31 @@ pub struct QrConfig {
     /// step-up, when the approver also chose so on the phone (default off; see
     /// `docs/decisions/0001-step-up.md`).
     pub session_may_add_passkey: bool,
+    /// What to do when the phone and the computer are far apart (by place or country).
+    pub far_apart: FarApartPolicy,
+    /// Refuse an approval from a phone signed in to another account than the identifier
+    /// typed on the computer (default true; false only warns).
+    pub refuse_wrong_account: bool,
+}
+
+/// What a far-apart approval gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FarApartPolicy {
+    /// Flag it on the phone and record it; the person decides.
+    Warn,
+    /// Refuse the approval (the attempt ends as rejected, reason `far-apart`).
+    Refuse,
+}
+
+impl FarApartPolicy {
+    /// Parses `warn` or `refuse`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "warn" => Some(Self::Warn),
+            "refuse" => Some(Self::Refuse),
+            _ => None,
+        }
+    }
 }
 
 impl Default for QrConfig {
@@ -41,6 +66,8 @@ impl Default for QrConfig {
             code_ttl: Duration::from_secs(60),
             fresh_verification: Duration::from_secs(120),
             session_may_add_passkey: false,
+            far_apart: FarApartPolicy::Warn,
+            refuse_wrong_account: true,
         }
     }
 }
@@ -84,6 +111,9 @@ pub struct ClaimView {
     pub separation: Separation,
     /// The desktop's approximate place, when a GeoIP database knows its address.
     pub desktop_place: Option<Place>,
+    /// Why approving would be refused (`wrong-account`, `far-apart`), so the phone can
+    /// say so before anyone picks a number.
+    pub refusal: Option<&'static str>,
 }
 
 /// Adds `extra`'s fields to the object `into`.
@@ -300,10 +330,12 @@ impl QrService {
     #[tracing::instrument(skip_all)]
     pub async fn claim(&self, token: &str, phone: &PhoneSession) -> Result<ClaimView> {
         let attempt = self.by_token(token).await?;
+        let phone_identifier = self.identifier_of(phone.user_id).await?;
         let view = |attempt: QrAttempt, (separation, desktop_place, _): (Separation, Option<Place>, Option<Place>)| {
             ClaimView {
                 match_choices: match_choices(attempt.id, attempt.match_code),
                 far_apart: separation.far_apart,
+                refusal: self.refusal(&attempt, &phone_identifier, &separation),
                 separation,
                 desktop_place,
                 attempt,
@@ -327,6 +359,7 @@ impl QrService {
                 let (s, desktop, handset) = &whereabouts;
                 let places = json!({
                     "farApart": s.far_apart,
+                    "differentNetworks": s.different_networks,
                     "distanceKm": s.distance_km,
                     "basis": s.basis,
                     "desktopPlace": desktop.as_ref().and_then(Place::label),
@@ -354,6 +387,26 @@ impl QrService {
             return Err(DomainError::QrClaimedElsewhere);
         }
         Err(DomainError::QrWrongState(now.state.as_str()))
+    }
+
+    /// The identifier of the phone's account.
+    async fn identifier_of(&self, user: UserId) -> Result<String> {
+        let account = self.storage.accounts.find_by_id(user).await?.ok_or(DomainError::NotSignedIn)?;
+        Ok(account.identifier.as_str().to_owned())
+    }
+
+    /// Why the operator's rules refuse this approval, if they do: the phone's account is
+    /// not the identifier typed on the computer, or (when set to refuse) the two are far
+    /// apart by place or country.
+    fn refusal(&self, attempt: &QrAttempt, phone_identifier: &str, separation: &Separation) -> Option<&'static str> {
+        let typed = attempt.identifier.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        if self.config.refuse_wrong_account && typed.is_some_and(|t| !t.eq_ignore_ascii_case(phone_identifier.trim())) {
+            return Some("wrong-account");
+        }
+        if self.config.far_apart == FarApartPolicy::Refuse && separation.far_apart {
+            return Some("far-apart");
+        }
+        None
     }
 
     async fn refused(&self, attempt: &QrAttempt, phone: &PhoneSession, why: &str) {
@@ -398,6 +451,16 @@ impl QrService {
             return Err(DomainError::ReauthRequired);
         }
         let guard = QrGuard::Session(phone.session_digest.clone());
+        // Consent phishing: the operator's refusals come before any number is compared.
+        let phone_identifier = self.identifier_of(phone.user_id).await?;
+        let (separation, _, _) = self.whereabouts(&attempt, phone);
+        if let Some(reason) = self.refusal(&attempt, &phone_identifier, &separation) {
+            let t = self.transition(&attempt, QrState::Scanned, QrState::Rejected, guard, None, Some(reason));
+            if let Some(done) = self.storage.qr.qr_transition(&t).await? {
+                self.refused(&done, phone, reason).await;
+            }
+            return Err(if reason == "wrong-account" { DomainError::QrWrongAccount } else { DomainError::QrFarApart });
+        }
         if match_code != attempt.match_code {
             let t = self.transition(&attempt, QrState::Scanned, QrState::Rejected, guard, None, Some("wrong-number"));
             if let Some(done) = self.storage.qr.qr_transition(&t).await? {

@@ -168,14 +168,17 @@ fn code_response(
               (status = 429, description = "rate-limited (Retry-After)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    client: ClientContext,
+    mut client: ClientContext,
     headers: HeaderMap,
     jar: CookieJar,
     ApiJson(req): ApiJson<QrCreateRequest>,
 ) -> Result<(CookieJar, Json<QrCodeResponse>), ApiError> {
     state.rate.check(&state.limits.qr_create, &ip_key(client_ip(&client))).await?;
     let identifier = req.identifier.as_deref().map(Identifier::parse).transpose()?;
-    let journey = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;
+    let named = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;
+    // The attempt's server events go only into a journey this browser started.
+    let (jar, device) = client.ensure_device_id(jar, &state)?;
+    let journey = Some(state.passkeys.journey_for(named, Some(&device)));
     let requester = Requester { device: client.device, ip: client.ip, user_agent: client.user_agent };
     let new = state.qr.create(identifier, journey, requester).await?;
     state.metrics.qr("created", 1);
@@ -440,6 +443,11 @@ pub struct QrClaimResponse {
     /// The operator lets the approver allow the computer to save a passkey without a
     /// passkey check (show the "also let this computer save a passkey" choice).
     pub passkey_grant_offered: bool,
+    /// Why approving will be refused, when it will: `wrong-account` (this phone is signed
+    /// in to another account than the one typed on the computer) or `far-apart` (the
+    /// operator refuses far-apart approvals). Only Deny makes sense then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 /// An account, briefly.
@@ -517,6 +525,7 @@ pub async fn claim(
         distance_km: view.separation.distance_km,
         expires_at: rfc3339(a.expires_at),
         passkey_grant_offered: state.qr.config().session_may_add_passkey,
+        refusal: view.refusal.map(str::to_owned),
     }))
 }
 
@@ -526,7 +535,7 @@ pub async fn claim(
     responses((status = 200, body = QrStatusResponse),
               (status = 400, description = "wrong-number: the attempt is stopped", body = ErrorBody),
               (status = 401, description = "not-signed-in or reauth-required", body = ErrorBody),
-              (status = 403, description = "cross-origin-request", body = ErrorBody),
+              (status = 403, description = "wrong-account or far-apart: the operator refuses this approval (the attempt is stopped); or cross-origin-request", body = ErrorBody),
               (status = 409, description = "qr-already-scanned / qr-wrong-state", body = ErrorBody),
               (status = 410, description = "qr-expired", body = ErrorBody),
               (status = 429, description = "rate-limited", body = ErrorBody)))]
@@ -553,7 +562,11 @@ pub async fn approve(
     }
     if let Some(id) = match &result {
         Ok(a) => Some(a.id),
-        Err(handoff_core::DomainError::WrongMatchCode) => state.qr.id_of_token(req.token.trim()).await,
+        Err(
+            handoff_core::DomainError::WrongMatchCode
+            | handoff_core::DomainError::QrWrongAccount
+            | handoff_core::DomainError::QrFarApart,
+        ) => state.qr.id_of_token(req.token.trim()).await,
         Err(_) => None,
     } {
         state.notifier.publish(id).await;
