@@ -229,10 +229,20 @@ export class Handoff {
     const publicKey = parseCreationOptions(start.publicKey);
     rememberRpId(start.publicKey?.rp?.id);
     const credential = await webauthn(() => navigator.credentials.create({ publicKey }));
-    const result = await this._post('/passkeys/registration/finish', {
-      ceremonyId: start.ceremonyId,
-      credential: registrationToJSON(credential),
-    });
+    let result;
+    try {
+      result = await this._post('/passkeys/registration/finish', {
+        ceremonyId: start.ceremonyId,
+        credential: registrationToJSON(credential),
+      });
+    } catch (error) {
+      // The server kept nothing (e.g. the identifier is taken): tell the passkey provider,
+      // where the browser can, so it does not keep offering a passkey that signs in nowhere.
+      if (error instanceof HandoffError && error.status >= 400 && error.status < 500) {
+        await signalUnknown(start.publicKey?.rp?.id ?? globalThis.location?.hostname, credential.id);
+      }
+      throw error;
+    }
     rememberCredential(result.credentialId ?? credential.id);
     return result;
   }

@@ -134,7 +134,8 @@ on_both_backends!(a_signed_in_account_adds_and_deletes_passkeys, |backend| async
     let list = json_ok(app.get("/api/v1/passkeys").await).await;
     assert_eq!(list["passkeys"].as_array().unwrap().len(), 2);
 
-    // Another browser cannot add a passkey to frank.
+    // Another browser cannot add a passkey to frank: its start is answered as for a new
+    // identifier (no existence oracle), and the ceremony fails at finish.
     let stranger = app.new_browser();
     let resp = stranger
         .post(app.url("/api/v1/passkeys/registration/start"))
@@ -142,7 +143,17 @@ on_both_backends!(a_signed_in_account_adds_and_deletes_passkeys, |backend| async
         .send()
         .await
         .unwrap();
+    let start = json_ok(resp).await;
+    assert!(start["publicKey"]["excludeCredentials"].as_array().is_none_or(|e| e.is_empty()), "{start}");
+    let credential = SoftKey::new(&app.origin).create(&start["publicKey"]).await;
+    let resp = stranger
+        .post(app.url("/api/v1/passkeys/registration/finish"))
+        .json(&serde_json::json!({"ceremonyId": start["ceremonyId"], "credential": credential}))
+        .send()
+        .await
+        .unwrap();
     expect_error(resp, 409, "identifier-taken").await;
+    assert_eq!(json_ok(app.get("/api/v1/passkeys").await).await["passkeys"].as_array().unwrap().len(), 2);
 
     // Delete the first; it can no longer sign in, the second still can.
     let path = format!("/api/v1/passkeys/{}", first["credentialId"].as_str().unwrap());

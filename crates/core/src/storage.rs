@@ -31,6 +31,10 @@ pub trait Accounts: Send + Sync {
     /// The account with this identifier and where each of its passkeys lives (no key
     /// material), in one round trip: what a sign-in decision reads.
     async fn find_inventory(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeySummary>)>>;
+    /// The inventories of up to `accounts` accounts (the first by user id: random, and
+    /// stable as accounts come and go), each with its user id, for decoys shaped like real
+    /// accounts. An account without passkeys has an empty inventory.
+    async fn sample_inventories(&self, accounts: u32) -> Result<Vec<(UserId, Vec<PasskeySummary>)>>;
     /// All passkeys of an account, oldest first.
     async fn passkeys_of(&self, user: UserId) -> Result<Vec<PasskeyRecord>>;
     /// One passkey by credential id, with its owner's account.

@@ -107,6 +107,10 @@ impl Application {
             journal.clone(),
         )
         .map_err(StartError::Config)?;
+        match passkeys.refresh_decoys().await {
+            Ok(accounts) => tracing::debug!(accounts, "sampled account shapes for decoys"),
+            Err(e) => tracing::warn!(error = %e, "could not sample account shapes for decoys; using the built-in one"),
+        }
         let sessions = SessionService::new(
             storage.clone(),
             settings.session_ttl,
@@ -303,12 +307,19 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Deletes expired ceremonies and sessions and forgets past rate-limit windows, once a
-/// minute.
+/// minute; samples account shapes for decoys again every ten minutes.
 async fn purge_expired(db: Database, state: AppState) {
     use handoff_core::storage::{Ceremonies, Sessions};
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut minutes = 0u64;
     loop {
         tick.tick().await;
+        minutes += 1;
+        if minutes % 10 == 0
+            && let Err(e) = state.passkeys.refresh_decoys().await
+        {
+            tracing::warn!(error = %e, "could not sample account shapes for decoys");
+        }
         let pruned = state.rate.prune().await;
         if pruned > 0 {
             tracing::debug!(keys = pruned, "forgot past rate-limit windows");

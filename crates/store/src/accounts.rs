@@ -184,6 +184,27 @@ impl Accounts for Database {
         Ok(Some((account, passkeys)))
     }
 
+    async fn sample_inventories(&self, accounts: u32) -> Result<Vec<(UserId, Vec<PasskeySummary>)>> {
+        let sql = format!(
+            "SELECT u.id, {SUMMARY_COLUMNS} FROM (SELECT id FROM users ORDER BY id LIMIT $1) u \
+             LEFT JOIN passkeys p ON p.user_id = u.id ORDER BY u.id, p.created_at, p.credential_id"
+        );
+        let rows = sqlx::query(&sql).bind(i64::from(accounts)).fetch_all(&self.pool).await.map_err(storage_error)?;
+        let mut out: Vec<(UserId, Vec<PasskeySummary>)> = Vec::new();
+        for row in &rows {
+            let user = UserId::parse(&row.text(0)?)?;
+            if out.last().is_none_or(|(u, _)| *u != user) {
+                out.push((user, Vec::new()));
+            }
+            if row.opt_text(1)?.is_some()
+                && let Some((_, passkeys)) = out.last_mut()
+            {
+                passkeys.push(summary_from_row(row, 1)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn find_inventory(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeySummary>)>> {
         static SQL: LazyLock<Statement> = LazyLock::new(|| {
             Statement::new(format!(

@@ -72,6 +72,39 @@ fn message_for(code: &str, c: &CredentialFacts) -> String {
     }
 }
 
+/// The reason as an anonymous caller may see it: a credential's reason that names a
+/// provider, an OS or a browser becomes a generic one (`/login/start` answers anyone who
+/// types an identifier; the recorded decision keeps the detail for the operator).
+pub fn anonymous_reason(r: &Reason) -> Reason {
+    let (code, message) = match r.code.as_str() {
+        "used-in-this-browser" | "last-used-in-this-browser" | "created-in-this-browser" => {
+            (r.code.as_str(), "this browser used a passkey of this account before")
+        }
+        "synced-icloud-keychain"
+        | "synced-google-password-manager"
+        | "google-password-manager-in-chrome"
+        | "samsung-pass-on-android"
+        | "synced-same-kind-of-device" => ("synced-passkey", "a synced passkey of this account may be on this device"),
+        "password-manager-extension" => {
+            ("password-manager", "a passkey in a password manager works here when its app or extension is")
+        }
+        "passkey-on-phone" => ("passkey-on-phone", "the passkey lives on a phone"),
+        "icloud-keychain-not-backed-up"
+        | "bound-to-another-pc"
+        | "bound-to-another-browser-profile"
+        | "not-synced-here"
+        | "made-on-another-device" => ("passkey-elsewhere", "a passkey of this account stays on another device"),
+        _ => return r.clone(),
+    };
+    Reason { code: code.to_owned(), message: message.to_owned() }
+}
+
+/// The decision with [`anonymous_reason`]s.
+pub fn anonymous(mut decision: Decision) -> Decision {
+    decision.reasons = decision.reasons.iter().map(anonymous_reason).collect();
+    decision
+}
+
 fn allowed(c: &CredentialFacts, add_hybrid: bool) -> AllowedCredential {
     let mut transports = c.transports.clone();
     if add_hybrid && !transports.iter().any(|t| t == "hybrid") {

@@ -10,7 +10,7 @@ mod reach;
 mod rules;
 mod signals;
 
-pub use engine::{AllowedCredential, Outcome, decide, rollout_bucket};
+pub use engine::{AllowedCredential, Outcome, anonymous, anonymous_reason, decide, rollout_bucket};
 pub use reach::{Reach, reach};
 pub use rules::{DecisionRules, Rollout};
 pub use signals::{ClientSignals, CredentialFacts, FailureHistory};

@@ -10,7 +10,6 @@ use serde_json::json;
 use uuid::Uuid;
 use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential, UserVerificationPolicy};
 
-use super::decoy::decoy_inventory;
 use super::model::{Account, PasskeyUse};
 use super::service::PasskeyService;
 use super::verify::map_webauthn_error;
@@ -156,7 +155,7 @@ impl PasskeyService {
                         Some(account.id),
                         passkeys.iter().map(|p| CredentialFacts::of_summary(p, &self.catalog)).collect(),
                     ),
-                    None => (None, decoy_inventory(&self.decoy_key, identifier)),
+                    None => (None, self.decoys.inventory(&self.decoy_key, identifier, &self.catalog)),
                 };
                 let cooldown = i64::try_from(self.config.rules.failure_cooldown.as_millis()).unwrap_or(i64::MAX);
                 let failures = match &input.client.device_id {
@@ -218,6 +217,9 @@ impl PasskeyService {
             None
         };
         self.emit(journey_id, Some(flow), &events).await;
+        // The operator's record keeps every detail; the caller, who may be anyone typing an
+        // identifier, learns no provider or OS of the account's devices.
+        let decision = crate::intelligence::anonymous(decision);
         Ok(LoginStarted { journey_id, decision, ceremony })
     }
 

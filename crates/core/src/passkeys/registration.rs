@@ -91,6 +91,11 @@ impl PasskeyService {
         session: Option<&SessionUser>,
     ) -> Result<RegistrationStarted> {
         let existing = self.storage.accounts.find_by_identifier(&input.identifier).await?;
+        // An identifier that belongs to an account other than the signed-in one is answered
+        // exactly like a new one (no existence oracle); its ceremony then fails at finish
+        // with `identifier-taken`, as two sign-ups racing for one new identifier do
+        // (docs/decisions/0002-sign-up-enumeration.md).
+        let existing = existing.filter(|account| session.is_some_and(|s| s.user_id == account.id));
         let (user_id, display_name, exclude, new_account) = match existing {
             Some(account) => {
                 let Some(session) = session.filter(|s| s.user_id == account.id) else {

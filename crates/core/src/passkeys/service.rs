@@ -88,6 +88,7 @@ pub struct PasskeyService {
     pub(crate) decoy_key: Arc<[u8]>,
     pub(crate) journal: Journal,
     pub(crate) journeys: JourneyBinder,
+    pub(crate) decoys: Arc<super::decoy::DecoyShapes>,
 }
 
 impl PasskeyService {
@@ -111,7 +112,25 @@ impl PasskeyService {
             Some(false),
         );
         let journeys = JourneyBinder::new(decoy_key);
-        Ok(Self { core: Arc::new(core), storage, catalog, config, decoy_key: decoy_key.into(), journal, journeys })
+        Ok(Self {
+            core: Arc::new(core),
+            storage,
+            catalog,
+            config,
+            decoy_key: decoy_key.into(),
+            journal,
+            journeys,
+            decoys: Arc::default(),
+        })
+    }
+
+    /// Samples real accounts' inventories again, so that decoys for unknown identifiers
+    /// keep the shape of real ones (the server calls it at start and every ten minutes).
+    /// Returns how many accounts are in the sample.
+    pub async fn refresh_decoys(&self) -> Result<usize> {
+        let sample = self.storage.accounts.sample_inventories(super::decoy::SAMPLE).await?;
+        self.decoys.replace(sample);
+        Ok(self.decoys.accounts())
     }
 
     /// The journey a request from the browser with device cookie `device` works in: the
