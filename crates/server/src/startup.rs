@@ -315,7 +315,7 @@ async fn purge_expired(db: Database, state: AppState) {
     loop {
         tick.tick().await;
         minutes += 1;
-        if minutes % 10 == 0
+        if minutes.is_multiple_of(10)
             && let Err(e) = state.passkeys.refresh_decoys().await
         {
             tracing::warn!(error = %e, "could not sample account shapes for decoys");

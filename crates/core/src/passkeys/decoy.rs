@@ -47,10 +47,13 @@ fn decoy_id(key: &[u8], identifier: &Identifier, index: usize, len: usize) -> Cr
     CredentialId::from_bytes(bytes)
 }
 
+/// One sampled account: its rank key (from its user id) and its passkeys.
+type Shape = (u64, Vec<PasskeySummary>);
+
 /// The shapes of sampled real inventories, each with a stable rank key.
 #[derive(Default)]
 pub struct DecoyShapes {
-    shapes: RwLock<Arc<Vec<(u64, Vec<PasskeySummary>)>>>,
+    shapes: RwLock<Arc<Vec<Shape>>>,
 }
 
 impl std::fmt::Debug for DecoyShapes {
