@@ -201,8 +201,61 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     assert.deepEqual(phone.pageErrors, [], 'no script errors on the phone');
   });
 
+  it('(b2) the QR-approved desktop asks for a passkey before signing out another device or adding a passkey', async () => {
+    // The desktop ran no passkey ceremony: its session cannot take sensitive actions yet. A
+    // "hybrid" authenticator holding the phone's passkey stands in for the phone over
+    // Bluetooth when the page asks for the passkey.
+    const { page } = desktop;
+    const [phoneCredential] = await phone.credentials();
+    const hybridId = await desktop.addAuthenticator({ transport: 'hybrid' });
+    await desktop.cdp.send('WebAuthn.addCredential', { authenticatorId: hybridId, credential: phoneCredential });
+    await page.goto(server.baseUrl);
+    await page.getByRole('heading', { name: 'Your account' }).waitFor({ timeout: 10_000 });
+    const session = await page.evaluate(() => fetch('/api/v1/session').then((r) => r.json()));
+    assert.equal(session.method, 'qr-approval');
+    assert.equal(session.stepUpUntil, undefined, 'no passkey check on this computer yet');
+    const webauthnCalls = () => page.evaluate(() => window.__webauthnCalls.map((c) => c.op));
+    const apiStatus = () => desktop.apiCalls.length;
+
+    // Sign out the phone: the page asks for the passkey first, then signs the phone out.
+    const before = apiStatus();
+    const phoneRow = page.locator('#device-list li').filter({ hasNotText: 'this browser' }).first();
+    await phoneRow.getByRole('button', { name: /Sign out/ }).click();
+    await seeText(page.getByRole('status').first(), 'Signed out', 15_000);
+    assert.deepEqual(await webauthnCalls(), ['get'], 'one passkey check (get) ran before the sign-out');
+    const calls = desktop.apiCalls.slice(before).map((c) => `${c.method} ${c.path}`);
+    const deletes = calls.filter((c) => c.startsWith('DELETE /api/v1/sessions/'));
+    assert.equal(deletes.length, 2, `refused, then retried after the passkey check: ${calls.join(', ')}`);
+    assert.ok(calls.indexOf('POST /api/v1/login/finish') > calls.indexOf(deletes[0]), 'the check came between');
+    await desktop.screenshot('b2-desktop-stepped-up');
+    const after = await page.evaluate(() => fetch('/api/v1/session').then((r) => r.json()));
+    assert.equal(after.method, 'qr-approval', 'the same session, stepped up');
+    assert.ok(after.stepUpUntil, 'a passkey check on this computer now counts');
+
+    // A new QR sign-in (the phone signs in again) starts without a check again.
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    const { url, number } = await desktopShowsQr('b2');
+    await phoneOpens(url);
+    await phone.page.getByRole('radio', { name: number, exact: true }).check();
+    await phone.page.getByRole('button', { name: 'Approve' }).click();
+    await phone.page.getByRole('heading', { name: 'Approved' }).waitFor({ timeout: 10_000 });
+    await seeText(desktop.page.locator('#qr-signed-in'), `Signed in as ${IDENTIFIER}`, 15_000);
+    await page.goto(server.baseUrl);
+    await page.getByRole('heading', { name: 'Your account' }).waitFor({ timeout: 10_000 });
+    // Add a passkey on this computer: the passkey check (get) comes before the creation.
+    await page.getByRole('button', { name: 'Add a passkey on this device' }).click();
+    await seeText(page.getByRole('status').first(), 'Passkey added', 15_000);
+    assert.deepEqual(await webauthnCalls(), ['get', 'create'], 'the check ran before the new passkey was made');
+    await desktop.screenshot('b2-desktop-added');
+    await desktop.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: hybridId });
+    assert.deepEqual(desktop.pageErrors, [], 'no script errors on the desktop');
+    // The phone page was left signed out above; the next tests start from a signed-in phone.
+    await phone.page.goto(server.baseUrl);
+  });
+
   it('(c) deny on the phone: the desktop says so and offers a new code', async () => {
-    await desktop.page.getByRole('button', { name: 'Sign out' }).click();
+    await desktop.page.evaluate(() => fetch('/api/v1/session', { method: 'DELETE' }));
+    await desktop.page.goto(`${server.baseUrl}/qr-login`);
     // The computer asks for another account than the phone's: the phone warns.
     const { url } = await desktopShowsQr('c', 'grace@example.com');
     await phoneOpens(url);

@@ -152,6 +152,10 @@ function explain(error, action) {
       return 'This browser or device cannot use passkeys here. Try another browser or device.';
     case 'ConstraintError':
       return 'This device cannot create a passkey that meets the requirements (for example, a screen lock is needed).';
+    case 'reauth-required':
+      return 'For your safety, confirm it’s you with your passkey first, then try again.';
+    case 'wrong-account':
+      return error.message;
     case 'identifier-taken':
       return 'That email or username already has an account. Sign in instead, or choose another one.';
     case 'not-signed-in':
