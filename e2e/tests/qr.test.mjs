@@ -121,7 +121,13 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     const signin = page.getByRole('button', { name: 'Sign in with a passkey' });
     await confirm.or(signin).first().waitFor({ state: 'visible', timeout: 10_000 });
     if (await signin.isVisible()) await signin.click();
-    await confirm.waitFor({ state: 'visible', timeout: 10_000 });
+    try {
+      await confirm.waitFor({ state: 'visible', timeout: 10_000 });
+    } catch (error) {
+      await phone.screenshot('phone-open-failed');
+      const text = await page.locator('main').innerText();
+      throw new Error(`the phone did not reach the confirmation; it shows:\n${text}`, { cause: error });
+    }
   }
 
   it('(a) the phone signs up on the demo page', async () => {
@@ -206,9 +212,18 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     // "hybrid" authenticator holding the phone's passkey stands in for the phone over
     // Bluetooth when the page asks for the passkey.
     const { page } = desktop;
-    const [phoneCredential] = await phone.credentials();
+    const [{ credentialId }] = await phone.credentials();
     const hybridId = await desktop.addAuthenticator({ transport: 'hybrid' });
-    await desktop.cdp.send('WebAuthn.addCredential', { authenticatorId: hybridId, credential: phoneCredential });
+    // One passkey, used from two places: its signature counter moves with it, or the
+    // server would rightly see a cloned authenticator.
+    const carry = async (from, fromId, to, toId) => {
+      const credential = (await from.credentials(fromId)).find((c) => c.credentialId === credentialId);
+      await to.cdp.send('WebAuthn.removeCredential', { authenticatorId: toId, credentialId }).catch(() => {});
+      await to.cdp.send('WebAuthn.addCredential', { authenticatorId: toId, credential });
+    };
+    const toDesktop = () => carry(phone, phone.authenticatorId, desktop, hybridId);
+    const backToPhone = () => carry(desktop, hybridId, phone, phone.authenticatorId);
+    await toDesktop();
     await page.goto(server.baseUrl);
     await page.getByRole('heading', { name: 'Your account' }).waitFor({ timeout: 10_000 });
     const session = await page.evaluate(() => fetch('/api/v1/session').then((r) => r.json()));
@@ -227,6 +242,7 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     const deletes = calls.filter((c) => c.startsWith('DELETE /api/v1/sessions/'));
     assert.equal(deletes.length, 2, `refused, then retried after the passkey check: ${calls.join(', ')}`);
     assert.ok(calls.indexOf('POST /api/v1/login/finish') > calls.indexOf(deletes[0]), 'the check came between');
+    await backToPhone();
     await desktop.screenshot('b2-desktop-stepped-up');
     const after = await page.evaluate(() => fetch('/api/v1/session').then((r) => r.json()));
     assert.equal(after.method, 'qr-approval', 'the same session, stepped up');
@@ -243,9 +259,27 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     await page.goto(server.baseUrl);
     await page.getByRole('heading', { name: 'Your account' }).waitFor({ timeout: 10_000 });
     // Add a passkey on this computer: the passkey check (get) comes before the creation.
+    // Once the check is done the phone's passkey goes back to the phone (else this
+    // authenticator would hold an excluded credential and rightly refuse to create one).
+    await toDesktop();
+    let checked = false;
+    const onResponse = (r) => {
+      if (r.url().endsWith('/api/v1/login/finish') && r.status() === 200) checked = true;
+    };
+    page.on('response', onResponse);
+    await page.route('**/api/v1/passkeys/registration/start', async (route) => {
+      if (checked) {
+        await backToPhone();
+        await desktop.cdp.send('WebAuthn.removeCredential', { authenticatorId: hybridId, credentialId });
+      }
+      await route.continue();
+    });
     await page.getByRole('button', { name: 'Add a passkey on this device' }).click();
     await seeText(page.getByRole('status').first(), 'Passkey added', 15_000);
+    assert.ok(checked, 'a passkey check ran');
     assert.deepEqual(await webauthnCalls(), ['get', 'create'], 'the check ran before the new passkey was made');
+    await page.unroute('**/api/v1/passkeys/registration/start');
+    page.off('response', onResponse);
     await desktop.screenshot('b2-desktop-added');
     await desktop.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: hybridId });
     assert.deepEqual(desktop.pageErrors, [], 'no script errors on the desktop');
@@ -261,6 +295,7 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     await phoneOpens(url);
     const p = phone.page;
     await seeText(p.locator('#mismatch'), `The computer asked for grace@example.com, you are signed in as ${IDENTIFIER}.`);
+    assert.equal(await p.getByRole('button', { name: 'Approve' }).isVisible(), false, 'another account cannot be approved');
     await phone.screenshot('c-phone-mismatch');
     await p.getByRole('button', { name: 'Deny' }).click();
     await p.getByRole('heading', { name: 'Sign-in denied' }).waitFor({ timeout: 10_000 });
@@ -310,9 +345,10 @@ describe('Handoff QR approval: desktop QR, phone approves', { timeout: 300_000 }
     });
     await page.route('**/api/v1/qr/*/events', (route) => route.abort('connectionreset'));
 
-    // "Show a new code" after the denial starts a fresh attempt.
-    await page.getByRole('button', { name: 'Show a new code' }).click();
-    const { url, number } = await readQr('d');
+    // A fresh attempt for the phone's own account (the last one asked for another account,
+    // which this server refuses to approve).
+    await page.goto(`${server.baseUrl}/qr-login`);
+    const { url, number } = await desktopShowsQr('d');
     await phoneOpens(url);
     await seeText(page.getByRole('status').first(), 'Scanned on a phone — confirm there', 30_000);
     await phone.page.getByRole('radio', { name: number, exact: true }).check();
