@@ -95,12 +95,9 @@ impl PasskeyService {
         // exactly like a new one (no existence oracle); its ceremony then fails at finish
         // with `identifier-taken`, as two sign-ups racing for one new identifier do
         // (docs/decisions/0002-sign-up-enumeration.md).
-        let existing = existing.filter(|account| session.is_some_and(|s| s.user_id == account.id));
-        let (user_id, display_name, exclude, new_account) = match existing {
-            Some(account) => {
-                let Some(session) = session.filter(|s| s.user_id == account.id) else {
-                    return Err(DomainError::IdentifierTaken);
-                };
+        let own = existing.zip(session).filter(|(account, s)| s.user_id == account.id);
+        let (user_id, display_name, exclude, new_account) = match own {
+            Some((account, session)) => {
                 // Adding a passkey is sensitive (PRODUCT §8): a fresh passkey ceremony on this
                 // device, or the one-time grant chosen on the phone for a QR approval.
                 let now = now_ms();
