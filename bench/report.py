@@ -103,6 +103,7 @@ def main():
     ap.add_argument("out")
     for a in ["started", "users", "concurrency", "duration", "warmup", "rounds", "clk-tck", "peer-sqlite-synchronous", "handoff"]:
         ap.add_argument(f"--{a}", required=True)
+    ap.add_argument("--baseline", help="an older Handoff binary run beside this one (server kind `baseline`)")
     args = ap.parse_args()
 
     with open(args.results) as f:
@@ -158,6 +159,9 @@ def main():
     w(f"- Peer: {m['peer_versions']}; its SQLite {m['peer_sqlite']} (WAL, synchronous={args.peer_sqlite_synchronous})")
     w(f"- Handoff revision: {m['revision']}{' (with uncommitted changes)' if m['dirty'] else ''}; binary `{args.handoff}` "
       f"built {datetime.datetime.fromtimestamp(os.path.getmtime(args.handoff), datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ}")
+    if args.baseline:
+        w(f"- Baseline: `{args.baseline}` (an older Handoff build, `{sh(shlex.quote(args.baseline) + ' --version')}`), "
+          "started with the same settings and run in the same rounds")
     w(f"- Load: {args.users} users with one passkey each, {args.concurrency} closed-loop workers, "
       f"{args.warmup} warm-up then a {args.duration} measured window, {args.rounds} round(s) per server and database")
     w("- The load generator runs on the same 2 cores as the server, so throughput and latency are for a shared")
@@ -190,11 +194,13 @@ def main():
         ours_rows = [r for r in results if r["db"] == db and r["server"] == "handoff"]
         peer_rows = [r for r in results if r["db"] == db and r["server"] == "peer"]
         floor_rows = [r for r in results if r["db"] == db and r["server"] == "floor"]
+        base_rows = [r for r in results if r["db"] == db and r["server"] == "baseline"]
         if not ours_rows and not peer_rows:
             continue
         o = summarize(ours_rows) if ours_rows else None
         p = summarize(peer_rows) if peer_rows else None
         fl = summarize(floor_rows) if floor_rows else None
+        b = summarize(base_rows) if base_rows else None
         title = "SQLite (file)" if db == "sqlite" else "PostgreSQL"
         w(f"### {title}")
         w("")
@@ -202,7 +208,8 @@ def main():
           + ("DB CPU ms/sign-in | " if db == "postgres" else "")
           + "loadgen CPU ms/sign-in | other CPU cores | sign-ins | errors | RSS MiB |")
         w("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if db == "postgres" else "") + "---:|---:|---:|---:|---:|")
-        for name, s in (("Handoff (Rust)", o), ("peer (Node)", p), ("floor (memory only, stores nothing)", fl)):
+        for name, s in (("Handoff (Rust)", o), ("Handoff baseline (older build)", b), ("peer (Node)", p),
+                        ("floor (memory only, stores nothing)", fl)):
             if s is None:
                 continue
             w(f"| {name} | {fmt(s['perSecond'], 1)} | {fmt(s['p50Ms'])} | {fmt(s['p90Ms'])} | {fmt(s['p99Ms'])} | "
@@ -210,10 +217,21 @@ def main():
               + (f"{fmt(s['dbCpuMsPerSignin'], 3)} | " if db == "postgres" else "")
               + f"{fmt(s['loadgenCpuMsPerSignin'], 3)} | {fmt(s['otherCpuCores'])} | {fmt(s['signins'])} | "
               f"{fmt(s['errors'])} | {fmt(s['rssMb'], 0)} |")
+        if o is not None and b is not None:
+            w("")
+            w("| ratio (Handoff / baseline, same run) | value |")
+            w("|---|---:|")
+            for label, key in (("server CPU per sign-in", "serverCpuMsPerSignin"), ("throughput (sign-ins/s)", "perSecond"),
+                               ("p50 latency", "p50Ms"), ("p99 latency", "p99Ms")):
+                w(f"| {label} | {fmt(o[key] / b[key] if b[key] else None, 3)} |")
+            if len(ours_rows) > 1:
+                med = lambda rows: sorted(r["serverCpuMsPerSignin"] for r in rows)[len(rows) // 2]
+                w(f"| server CPU per sign-in, median of rounds ({len(ours_rows)} vs {len(base_rows)}) | "
+                  f"{fmt(med(ours_rows) / med(base_rows), 3)} |")
         if o is None or p is None:
             w("")
             continue
-        disturbed = [r for r in ours_rows + peer_rows + floor_rows if r.get("otherCpuCores", 0) > 0.25]
+        disturbed = [r for r in ours_rows + base_rows + peer_rows + floor_rows if r.get("otherCpuCores", 0) > 0.25]
         if disturbed:
             w("")
             w(f"⚠ {len(disturbed)} of these windows were disturbed: other processes used more than 0.25 of a core "
@@ -245,7 +263,7 @@ def main():
             w("")
             w("| server | round | sign-ins/s | p50 ms | p99 ms | server CPU ms/sign-in | other CPU cores |")
             w("|---|---:|---:|---:|---:|---:|---:|")
-            for r in sorted(ours_rows + peer_rows + floor_rows, key=lambda r: (r["round"], r["server"])):
+            for r in sorted(ours_rows + base_rows + peer_rows + floor_rows, key=lambda r: (r["round"], r["server"])):
                 w(f"| {r['server']} | {r['round']} | {fmt(r['perSecond'], 1)} | {fmt(r['p50Ms'])} | {fmt(r['p99Ms'])} | "
                   f"{fmt(r.get('serverCpuMsPerSignin'), 3)} | {fmt(r.get('otherCpuCores'))} |")
             w("")

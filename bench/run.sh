@@ -10,7 +10,9 @@
 # Knobs (environment): BENCH_USERS (200), BENCH_CONCURRENCY (16), BENCH_DURATION (20s),
 # BENCH_WARMUP (3s), BENCH_ROUNDS (1; each round runs ours then the peer, alternating which
 # goes first), BENCH_DBS ("sqlite postgres"), BENCH_PG (postgres://postgres@127.0.0.1:5432),
-# BENCH_SKIP_BUILD (non-empty: use the binaries already built), BENCH_SERVERS ("handoff peer floor"), BENCH_OUT (bench/RESULTS.md), CARGO_TARGET_DIR ($HOME/.cache/handoff-target),
+# BENCH_SKIP_BUILD (non-empty: use the binaries already built), BENCH_SERVERS ("handoff peer floor"; add
+# "baseline" to run BENCH_BASELINE, an older Handoff binary, beside this one with the same settings),
+# BENCH_HANDOFF (the Handoff binary; default the release build), BENCH_OUT (bench/RESULTS.md), CARGO_TARGET_DIR ($HOME/.cache/handoff-target),
 # PEER_SQLITE_SYNCHRONOUS (the peer's SQLite `synchronous` pragma; keep it equal to ours).
 #
 # Each server runs in its own process group (setsid); the loadgen reads utime+stime of every
@@ -68,8 +70,12 @@ if [ -n "${BENCH_SKIP_BUILD:-}" ]; then
 else
   cargo build --release --locked "${PACKAGES[@]}"
 fi
-HANDOFF="$CARGO_TARGET_DIR/release/handoff"
+HANDOFF="${BENCH_HANDOFF:-$CARGO_TARGET_DIR/release/handoff}"
 LOADGEN="$CARGO_TARGET_DIR/release/handoff-loadgen"
+BASELINE="${BENCH_BASELINE:-}"
+case " $SERVERS " in *" baseline "*)
+  [ -x "$BASELINE" ] || { log "BENCH_SERVERS names baseline: set BENCH_BASELINE to an older handoff binary"; exit 1; } ;;
+esac
 FLOOR="$CARGO_TARGET_DIR/release/handoff-bench-floor"
 
 PEER_DIR="$ROOT/bench/peer-node"
@@ -153,7 +159,9 @@ run_one() {
     createdb -h 127.0.0.1 -U postgres "$dbname"
     DATABASES+=("$dbname")
   fi
-  if [ "$server" = handoff ]; then
+  if [ "$server" = handoff ] || [ "$server" = baseline ]; then
+    local bin="$HANDOFF"
+    [ "$server" = baseline ] && bin="$BASELINE"
     port="$(free_port)"
     local env=(HANDOFF_LISTEN="127.0.0.1:$port" HANDOFF_ORIGIN="http://localhost:$port" HANDOFF_RP_ID=localhost
       HANDOFF_DATA_DIR="$dir/data" RUST_LOG=warn
@@ -163,7 +171,7 @@ run_one() {
       HANDOFF_REGISTRATION_START_PER_MINUTE=100000000 HANDOFF_REGISTRATION_START_PER_IDENTIFIER=100000000)
     [ -n "$dbname" ] && env+=(HANDOFF_DATABASE_URL="$PG/$dbname")
     mkdir -p "$dir/data"
-    pgid="$(start_group "$dir/server.log" env "${env[@]}" "$HANDOFF" serve)"
+    pgid="$(start_group "$dir/server.log" env "${env[@]}" "$bin" serve)"
   elif [ "$server" = floor ]; then
     port="$(free_port)"
     pgid="$(start_group "$dir/server.log" env FLOOR_LISTEN="127.0.0.1:$port" FLOOR_ORIGIN="http://localhost:$port" "$FLOOR")"
@@ -223,5 +231,5 @@ done
 python3 "$ROOT/bench/report.py" "$RESULTS" "$OUT" \
   --started "$STARTED" --users "$USERS" --concurrency "$CONCURRENCY" \
   --duration "$DURATION" --warmup "$WARMUP" --rounds "$ROUNDS" --clk-tck "$CLK_TCK" \
-  --peer-sqlite-synchronous "$PEER_SQLITE_SYNCHRONOUS" --handoff "$HANDOFF"
+  --peer-sqlite-synchronous "$PEER_SQLITE_SYNCHRONOUS" --handoff "$HANDOFF" ${BASELINE:+--baseline "$BASELINE"}
 log "wrote $OUT"
