@@ -24,3 +24,4 @@ mod sessions;
 mod shared_postgres;
 mod step_up;
 mod storage;
+mod upgrade;

@@ -135,14 +135,11 @@ on_both_backends!(an_idle_session_ends, |backend| async move {
     let mut key = SoftKey::new(&app.origin);
     app.sign_up(&mut key, "idle@example.com").await;
     assert_eq!(app.get("/api/v1/session").await.status(), 200);
-    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
     let age_sessions = |ms: i64| {
-        let pool = pool.clone();
+        let db = db.clone();
         async move {
-            sqlx::query(&format!("UPDATE sessions SET last_seen_at = last_seen_at - {ms}"))
-                .execute(&pool)
-                .await
-                .unwrap();
+            db.run_script(&format!("UPDATE sessions SET last_seen_at = last_seen_at - {ms}")).await.unwrap();
         }
     };
     // Two days without use (the default idle time is three): still signed in, and the

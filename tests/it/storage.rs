@@ -244,3 +244,80 @@ on_both_backends!(abandoned_and_cut_connections_answer_the_right_rows, |backend|
         assert_eq!(l.await.unwrap().expect("a cut connection is replaced before use"), b);
     }
 });
+
+// Each unique key answers with the same domain error whichever path of the executor ran the
+// statement: a short write (group commit on SQLite, a held connection on PostgreSQL), the
+// same raced eight times at once, or a transaction. Repeated event ids are not an error:
+// the journal stores an event once and reports the repeats as not new.
+on_both_backends!(unique_keys_answer_the_same_error_on_every_path, |backend| async move {
+    use handoff_core::domain::JourneyId;
+    use handoff_core::storage::{Journeys, StoredEvent};
+    let app = TestApp::spawn(backend).await;
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up(&mut key, "uniq").await;
+    let db = Arc::new(Database::connect(&app.database_url).await.unwrap());
+    let account = db.find_by_identifier(&Identifier::parse("uniq").unwrap()).await.unwrap().unwrap();
+    let passkey = db.passkeys_of(account.id).await.unwrap().remove(0);
+
+    // Duplicate credential: short write, and inside a transaction.
+    let err = db.add_passkey(&passkey).await.unwrap_err();
+    assert!(matches!(err, DomainError::CredentialExists), "short write: {err:?}");
+    let mut stranger = account.clone();
+    stranger.id = UserId::new();
+    stranger.identifier = Identifier::parse("uniq-stranger").unwrap();
+    let mut copied = passkey.clone();
+    copied.user_id = stranger.id;
+    let err = db.create_with_passkey(&stranger, &copied).await.unwrap_err();
+    assert!(matches!(err, DomainError::CredentialExists), "transaction: {err:?}");
+    assert!(db.find_by_identifier(&stranger.identifier).await.unwrap().is_none(), "rolled back");
+
+    // The same new credential raced eight times: one stored, seven refused the same way.
+    let mut raced = passkey.clone();
+    raced.credential_id = CredentialId::from_bytes(vec![7; 16]);
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (db, raced) = (db.clone(), raced.clone());
+            tokio::spawn(async move { db.add_passkey(&raced).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(()) => stored += 1,
+            Err(DomainError::CredentialExists) => {}
+            Err(e) => panic!("raced write: {e:?}"),
+        }
+    }
+    assert_eq!(stored, 1);
+
+    // Duplicate identifier, in a transaction.
+    let mut twin = account.clone();
+    twin.id = UserId::new();
+    let mut twin_passkey = passkey.clone();
+    twin_passkey.credential_id = CredentialId::from_bytes(vec![8; 16]);
+    twin_passkey.user_id = twin.id;
+    let err = db.create_with_passkey(&twin, &twin_passkey).await.unwrap_err();
+    assert!(matches!(err, DomainError::IdentifierTaken), "{err:?}");
+
+    // Duplicate event ids: within one group and across groups.
+    let journey = JourneyId::new();
+    let event = |id: &str| StoredEvent {
+        event_id: id.to_owned(),
+        journey_id: journey,
+        name: "identifier.submitted".into(),
+        device: "desktop".into(),
+        flow: Some("passkey-local".into()),
+        ts: now_ms(),
+        received_at: now_ms(),
+        attrs: "{}".into(),
+        os: None,
+        browser: None,
+        form_factor: None,
+        app_version: None,
+        clock_offset: None,
+    };
+    let first = db.record(&[event("e1"), event("e2"), event("e1")]).await.unwrap();
+    assert_eq!(first.len(), 2, "a repeat inside one group is stored once: {first:?}");
+    assert!(db.record(&[event("e2")]).await.unwrap().is_empty(), "a repeat in a later group is not new");
+    assert_eq!(db.events_of(journey).await.unwrap().len(), 2);
+});

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use handoff_core::DomainError;
+use handoff_store::{Database, Listener, Notice};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -41,7 +43,8 @@ impl Channels {
 #[derive(Clone)]
 pub struct QrNotifier {
     channels: Arc<Channels>,
-    postgres: Option<sqlx::PgPool>,
+    /// The database whose notifications reach every instance (PostgreSQL).
+    shared: Option<Database>,
 }
 
 /// A desktop's subscription; dropping it releases the channel when it was the last.
@@ -69,34 +72,33 @@ impl Drop for Subscription {
 }
 
 impl QrNotifier {
-    /// In-process only (SQLite, one instance).
+    /// In-process only (one instance on SQLite, and tests).
     pub fn local() -> Self {
-        Self { channels: Arc::default(), postgres: None }
+        Self { channels: Arc::default(), shared: None }
     }
 
-    /// Across instances through PostgreSQL `LISTEN/NOTIFY`. Starts the listener task,
-    /// which reconnects on its own.
-    pub async fn postgres(url: &str) -> Result<Self, sqlx::Error> {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(url).await?;
-        let this = Self { channels: Arc::default(), postgres: Some(pool) };
+    /// Across instances when the database can carry notifications (PostgreSQL `LISTEN/
+    /// NOTIFY`), else in-process. Starts the listener task, which reconnects on its own.
+    pub async fn start(db: Database) -> Result<Self, DomainError> {
         // Listen before returning, so no change published after start-up is missed.
-        let mut listener = connect_listener(url).await?;
+        let Some(listener) = db.listen(CHANNEL).await else { return Ok(Self::local()) };
+        let mut listener = listener?;
+        let this = Self { channels: Arc::default(), shared: Some(db.clone()) };
         let channels = this.channels.clone();
-        let url = url.to_owned();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = forward(&mut listener, &channels).await {
-                    tracing::warn!(error = %e, "QR notification listener lost its connection; reconnecting");
-                }
+                let e = forward(&mut listener, &channels).await;
+                tracing::warn!(error = %e, "QR notification listener lost its connection; reconnecting");
                 loop {
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    match connect_listener(&url).await {
-                        Ok(l) => {
+                    match db.listen(CHANNEL).await {
+                        Some(Ok(l)) => {
                             listener = l;
                             channels.wake_all();
                             break;
                         }
-                        Err(e) => tracing::warn!(error = %e, "cannot reconnect the QR notification listener"),
+                        Some(Err(e)) => tracing::warn!(error = %e, "cannot reconnect the QR notification listener"),
+                        None => return,
                     }
                 }
             }
@@ -113,41 +115,37 @@ impl QrNotifier {
 
     /// Tells every waiter of this attempt, on every instance, that it changed.
     pub async fn publish(&self, id: Uuid) {
-        match &self.postgres {
+        let sent = match &self.shared {
+            None => None,
+            Some(db) => db.notify(CHANNEL, &id.to_string()).await,
+        };
+        match sent {
+            Some(Ok(())) => {}
             None => self.channels.wake(id),
-            Some(pool) => {
-                let sent =
-                    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(id.to_string()).execute(pool).await;
-                if let Err(e) = sent {
-                    tracing::warn!(error = %e, "NOTIFY failed; waking local waiters only");
-                    self.channels.wake(id);
-                }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "NOTIFY failed; waking local waiters only");
+                self.channels.wake(id);
             }
         }
     }
 }
 
-async fn connect_listener(url: &str) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
-/// Wakes the waiters each notification names. Waiters do not poll, so when the listener's
-/// connection drops (sqlx reconnects it on the next call, and notifications sent meanwhile
-/// are gone) every local waiter is woken to re-read its attempt.
-async fn forward(listener: &mut sqlx::postgres::PgListener, channels: &Channels) -> Result<(), sqlx::Error> {
+/// Wakes the waiters each notification names, until the listener fails (returned). Waiters
+/// do not poll, so when the listener's connection drops and comes back (notifications sent
+/// meanwhile are gone) every local waiter is woken to re-read its attempt.
+async fn forward(listener: &mut Listener, channels: &Channels) -> DomainError {
     loop {
-        match listener.try_recv().await? {
-            Some(n) => {
-                if let Ok(id) = n.payload().parse::<Uuid>() {
+        match listener.recv().await {
+            Ok(Notice::Payload(payload)) => {
+                if let Ok(id) = payload.parse::<Uuid>() {
                     channels.wake(id);
                 }
             }
-            None => {
+            Ok(Notice::Reconnected) => {
                 tracing::warn!("QR notification listener reconnected; waking every waiter to re-read");
                 channels.wake_all();
             }
+            Err(e) => return e,
         }
     }
 }

@@ -128,12 +128,9 @@ impl Application {
             );
             qr = qr.with_locator(Arc::new(locator));
         }
-        let notifier = match db.backend() {
-            handoff_store::Backend::Postgres => QrNotifier::postgres(&settings.database_url)
-                .await
-                .map_err(|e| StartError::Config(format!("cannot LISTEN for QR notifications: {e}")))?,
-            handoff_store::Backend::Sqlite => QrNotifier::local(),
-        };
+        let notifier = QrNotifier::start(db.clone())
+            .await
+            .map_err(|e| StartError::Config(format!("cannot LISTEN for QR notifications: {e}")))?;
         let origins = settings.origins.iter().map(|o| o.origin().ascii_serialization()).collect();
         let state = AppState::new(Services {
             passkeys,

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use crate::cells::Cells;
-use crate::inline::{Param, Statement};
-use crate::writer::BatchTx;
+use crate::rollups::{hour_of, mark_dirty};
+use crate::sql::{Param, Row, Sql, Tx};
+use crate::{Backend, Database};
 use async_trait::async_trait;
 use handoff_core::clock::Millis;
 use handoff_core::domain::JourneyId;
@@ -19,11 +19,6 @@ use handoff_core::observe::{JourneyColumns, JourneyFacts};
 use handoff_core::storage::{
     FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, SegmentedOutcome, StoredEvent,
 };
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, Row};
-
-use crate::db::{Backend, Database, storage_error};
-use crate::rollups::{hour_of, mark_dirty};
 
 /// Rows per multi-row statement (events have 12 columns, journeys 19: well under both
 /// backends' parameter limits).
@@ -72,11 +67,11 @@ const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, roo
                                last_at, finished_at, steps, convert_ms, desktop_os, desktop_browser, desktop_form, \
                                mobile_os, mobile_browser, app_version, facts";
 
-async fn insert_events(tx: &mut BatchTx, backend: Backend, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
+async fn insert_events(tx: &mut Tx, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
     let sql = format!(
         "INSERT INTO events (event_id, journey_id, name, device, flow, ts, received_at, attrs, os, browser, \
          form_factor, app_version) VALUES {} ON CONFLICT (journey_id, event_id) DO NOTHING RETURNING journey_id, event_id",
-        placeholders(backend, ladder(events.len()), 12)
+        placeholders(tx.backend(), ladder(events.len()), 12)
     );
     let mut params = Vec::with_capacity(ladder(events.len()) * 12);
     for e in padded(events) {
@@ -95,7 +90,7 @@ async fn insert_events(tx: &mut BatchTx, backend: Backend, events: &[StoredEvent
             e.app_version.clone().into(),
         ]);
     }
-    tx.fetch_all(sql.as_str(), &params, |row| Ok((JourneyId::parse(&row.text(0)?)?, row.text(1)?))).await
+    tx.all(&Sql::verbatim(sql), &params, |row| Ok((JourneyId::parse(&row.text(0)?)?, row.text(1)?))).await
 }
 
 fn parse_facts(raw: &str) -> JourneyFacts {
@@ -105,7 +100,7 @@ fn parse_facts(raw: &str) -> JourneyFacts {
     })
 }
 
-fn record_of(row: &dyn Cells) -> Result<JourneyRecord> {
+fn record_of(row: &dyn Row) -> Result<JourneyRecord> {
     Ok(JourneyRecord {
         journey_id: JourneyId::parse(&row.text(0)?)?,
         facts: parse_facts(&row.text(1)?),
@@ -118,12 +113,8 @@ fn record_of(row: &dyn Cells) -> Result<JourneyRecord> {
 /// all of them, in id order, so two instances folding the same journeys cannot deadlock; on
 /// SQLite this transaction already holds the database's only write lock (its first statement
 /// wrote), so a plain read is enough and missing rows start from empty facts.
-async fn lock_journeys(
-    tx: &mut BatchTx,
-    backend: Backend,
-    ids: &[JourneyId],
-    now: Millis,
-) -> Result<Vec<JourneyRecord>> {
+async fn lock_journeys(tx: &mut Tx, ids: &[JourneyId], now: Millis) -> Result<Vec<JourneyRecord>> {
+    let backend = tx.backend();
     let mut found = match backend {
         Backend::Postgres => {
             // One statement, in id order, both creates the missing rows (empty facts) and
@@ -138,13 +129,13 @@ async fn lock_journeys(
             );
             let params: Vec<Param> =
                 ids.iter().flat_map(|id| [id.to_string().into(), now.into(), now.into(), "{}".into()]).collect();
-            tx.fetch_all(sql.as_str(), &params, record_of).await?
+            tx.all(&Sql::verbatim(sql), &params, record_of).await?
         }
         Backend::Sqlite => {
             let marks = vec!["?"; ladder(ids.len())].join(", ");
             let sql = format!("SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id IN ({marks})");
             let params: Vec<Param> = padded(ids).map(|id| id.to_string().into()).collect();
-            tx.fetch_all(sql.as_str(), &params, record_of).await?
+            tx.all(&Sql::verbatim(sql), &params, record_of).await?
         }
     };
     if found.len() < ids.len() {
@@ -170,10 +161,11 @@ enum Rewrite {
     KeepKeys,
 }
 
-async fn write_journeys(tx: &mut BatchTx, backend: Backend, rows: &[JourneyColumns], rewrite: Rewrite) -> Result<()> {
+async fn write_journeys(tx: &mut Tx, rows: &[JourneyColumns], rewrite: Rewrite) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
+    let backend = tx.backend();
     let statement_rows = match backend {
         Backend::Sqlite => ladder(rows.len()),
         Backend::Postgres => rows.len(),
@@ -218,7 +210,7 @@ async fn write_journeys(tx: &mut BatchTx, backend: Backend, rows: &[JourneyColum
             c.facts_json.clone().into(),
         ]);
     }
-    tx.execute(sql.as_str(), &params).await?;
+    tx.execute(&Sql::verbatim(sql), &params).await?;
     Ok(())
 }
 
@@ -248,18 +240,14 @@ fn funnel_filter(q: &FunnelQuery) -> (String, Vec<i64>) {
     (clauses.join(" AND "), values)
 }
 
-/// A funnel statement with the flow and the window bound.
-fn funnel_query<'q>(sql: &'q str, q: &FunnelQuery, values: &[i64]) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
-    let mut query = sqlx::query(sql).bind(q.flow.clone());
-    for v in values {
-        query = query.bind(*v);
-    }
-    query
+/// The flow and the window's values, as bound after `funnel_filter`.
+fn funnel_params(q: &FunnelQuery, values: &[i64]) -> Vec<Param> {
+    std::iter::once(Param::from(q.flow.clone())).chain(values.iter().map(|v| Param::from(*v))).collect()
 }
 
-fn count(row: &AnyRow, i: usize) -> Result<u64> {
-    let n: Option<i64> = row.try_get(i).map_err(storage_error)?;
-    Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+/// A count cell (NULL for an empty sum).
+fn count(row: &dyn Row, i: usize) -> Result<u64> {
+    Ok(u64::try_from(row.opt_int(i)?.unwrap_or(0)).unwrap_or(0))
 }
 
 #[async_trait]
@@ -268,11 +256,11 @@ impl Journeys for Database {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin_batch().await?;
+        let mut tx = self.begin().await?;
         // The first statement writes, so SQLite takes its write lock up front.
         let mut fresh = Vec::with_capacity(events.len());
         for chunk in events.chunks(CHUNK) {
-            fresh.extend(insert_events(&mut tx, self.backend(), chunk).await?);
+            fresh.extend(insert_events(&mut tx, chunk).await?);
         }
         let is_new: HashSet<(JourneyId, &str)> = fresh.iter().map(|(j, e)| (*j, e.as_str())).collect();
         let mut by_journey: BTreeMap<JourneyId, Vec<&StoredEvent>> = BTreeMap::new();
@@ -286,7 +274,7 @@ impl Journeys for Database {
             // The hours these journeys started in, before and after: their rollups change.
             let mut hours = BTreeSet::new();
             let (mut moved, mut kept) = (Vec::new(), Vec::new());
-            for mut j in lock_journeys(&mut tx, self.backend(), chunk, now).await? {
+            for mut j in lock_journeys(&mut tx, chunk, now).await? {
                 let before = (j.facts.events > 0).then(|| (j.facts.identifier.clone(), j.facts.started_at()));
                 if let Some((_, started_at)) = &before {
                     hours.insert(hour_of(*started_at));
@@ -301,81 +289,70 @@ impl Journeys for Database {
                     _ => moved.push(row),
                 }
             }
-            write_journeys(&mut tx, self.backend(), &moved, Rewrite::All).await?;
-            write_journeys(&mut tx, self.backend(), &kept, Rewrite::KeepKeys).await?;
-            mark_dirty(&mut tx, self.backend(), &hours).await?;
+            write_journeys(&mut tx, &moved, Rewrite::All).await?;
+            write_journeys(&mut tx, &kept, Rewrite::KeepKeys).await?;
+            mark_dirty(&mut tx, &hours).await?;
         }
         tx.commit().await?;
         Ok(fresh)
     }
 
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64> {
-        static SQL: LazyLock<Statement> = LazyLock::new(|| {
-            Statement::new(
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(
                 "UPDATE journeys SET state = 'finished', finished_at = $1 WHERE state = 'open' AND last_at < $2 \
                  AND journey_id IN (SELECT journey_id FROM journeys WHERE state = 'open' AND last_at < $2 \
-                 ORDER BY last_at LIMIT $3) RETURNING journey_id, facts, finished_at"
-                    .into(),
+                 ORDER BY last_at LIMIT $3) RETURNING journey_id, facts, finished_at",
             )
         });
-        let mut tx = self.writer.begin_batch().await?;
+        let mut tx = self.begin().await?;
         let params = [now.into(), idle_since.into(), i64::from(limit).into()];
-        let records = tx.fetch_all(&*SQL, &params, record_of).await?;
+        let records = tx.all(&SQL, &params, record_of).await?;
         let finished: Vec<JourneyColumns> =
             records.iter().map(|j| JourneyColumns::of(j.journey_id, &j.facts, Some(now))).collect();
         for chunk in finished.chunks(CHUNK) {
-            write_journeys(&mut tx, self.backend(), chunk, Rewrite::KeepKeys).await?;
+            write_journeys(&mut tx, chunk, Rewrite::KeepKeys).await?;
         }
         let hours: BTreeSet<i64> = finished.iter().map(|j| hour_of(j.started_at)).collect();
-        mark_dirty(&mut tx, self.backend(), &hours).await?;
+        mark_dirty(&mut tx, &hours).await?;
         tx.commit().await?;
         Ok(finished.len() as u64)
     }
 
     async fn journey(&self, id: JourneyId) -> Result<Option<JourneyRecord>> {
-        let row = sqlx::query("SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        row.as_ref().map(|r| record_of(r)).transpose()
+        static SQL: LazyLock<Sql> =
+            LazyLock::new(|| Sql::new("SELECT journey_id, facts, finished_at FROM journeys WHERE journey_id = $1"));
+        self.optional(&SQL, &[id.to_string().into()], record_of).await
     }
 
     async fn events_of(&self, journey: JourneyId) -> Result<Vec<StoredEvent>> {
-        let rows = sqlx::query(
-            "SELECT event_id, name, device, flow, ts, received_at, attrs, os, browser, form_factor, app_version \
-             FROM events WHERE journey_id = $1 ORDER BY received_at, seq",
-        )
-        .bind(journey.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(storage_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredEvent {
-                    event_id: r.try_get(0).map_err(storage_error)?,
-                    journey_id: journey,
-                    name: r.try_get(1).map_err(storage_error)?,
-                    device: r.try_get(2).map_err(storage_error)?,
-                    flow: r.try_get(3).map_err(storage_error)?,
-                    ts: r.try_get(4).map_err(storage_error)?,
-                    received_at: r.try_get(5).map_err(storage_error)?,
-                    attrs: r.try_get(6).map_err(storage_error)?,
-                    os: r.try_get(7).map_err(storage_error)?,
-                    browser: r.try_get(8).map_err(storage_error)?,
-                    form_factor: r.try_get(9).map_err(storage_error)?,
-                    app_version: r.try_get(10).map_err(storage_error)?,
-                    clock_offset: None,
-                })
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(
+                "SELECT event_id, name, device, flow, ts, received_at, attrs, os, browser, form_factor, app_version \
+                 FROM events WHERE journey_id = $1 ORDER BY received_at, seq",
+            )
+        });
+        self.scan(&SQL, vec![journey.to_string().into()], move |r| {
+            Ok(StoredEvent {
+                event_id: r.text(0)?,
+                journey_id: journey,
+                name: r.text(1)?,
+                device: r.text(2)?,
+                flow: r.opt_text(3)?,
+                ts: r.int(4)?,
+                received_at: r.int(5)?,
+                attrs: r.text(6)?,
+                os: r.opt_text(7)?,
+                browser: r.opt_text(8)?,
+                form_factor: r.opt_text(9)?,
+                app_version: r.opt_text(10)?,
+                clock_offset: None,
             })
-            .collect()
+        })
+        .await
     }
 
     async fn search(&self, q: &JourneyQuery) -> Result<Vec<JourneyRecord>> {
-        enum Param {
-            Text(String),
-            Int(i64),
-        }
         // Each filter adds its `$n` and its value, in the same order.
         let mut params: Vec<Param> = Vec::new();
         let mut clauses: Vec<String> = Vec::new();
@@ -383,39 +360,31 @@ impl Journeys for Database {
             [("identifier", &q.identifier), ("outcome", &q.outcome), ("root_cause", &q.root_cause), ("flow", &q.flow)]
         {
             if let Some(v) = value {
-                params.push(Param::Text(v.clone()));
+                params.push(v.clone().into());
                 clauses.push(format!("{column} = ${}", params.len()));
             }
         }
         if let Some(from) = q.from {
-            params.push(Param::Int(from));
+            params.push(from.into());
             clauses.push(format!("started_at >= ${}", params.len()));
         }
         if let Some(to) = q.to {
-            params.push(Param::Int(to));
+            params.push(to.into());
             clauses.push(format!("started_at < ${}", params.len()));
         }
         if let Some((at, id)) = q.after {
-            params.push(Param::Int(at));
-            params.push(Param::Text(id.to_string()));
+            params.push(at.into());
+            params.push(id.to_string().into());
             let n = params.len();
             clauses.push(format!("(started_at < ${0} OR (started_at = ${0} AND journey_id < ${n}))", n - 1));
         }
         let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-        let sql = format!(
+        let sql = Sql::new(format!(
             "SELECT journey_id, facts, finished_at FROM journeys {filter} \
              ORDER BY started_at DESC, journey_id DESC LIMIT {}",
             q.limit.clamp(1, 500)
-        );
-        let mut query = sqlx::query(&sql);
-        for p in params {
-            query = match p {
-                Param::Text(t) => query.bind(t),
-                Param::Int(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(storage_error)?;
-        rows.iter().map(|r| record_of(r)).collect()
+        ));
+        self.scan(&sql, params, record_of).await
     }
 
     async fn funnel(&self, q: &FunnelQuery, steps: usize) -> Result<Vec<FunnelCounts>> {
@@ -425,8 +394,13 @@ impl Journeys for Database {
         };
         // Per segment: journeys, then journeys that reached each step; added up over parts.
         let mut totals: HashMap<Option<String>, Vec<u64>> = HashMap::new();
+        let columns = steps + 1;
         let rows = self
-            .rows_per_part(q.from, q.to, Some(&q.flow), |part, window| {
+            .rows_per_part(
+                q.from,
+                q.to,
+                Some(&q.flow),
+                |part, window| {
                 let w = part.weight();
                 let sums: Vec<String> = (0..steps)
                     .map(|i| format!("CAST(SUM(CASE WHEN (steps & {}) <> 0 THEN {w} ELSE 0 END) AS BIGINT)", 1u64 << i))
@@ -436,13 +410,14 @@ impl Journeys for Database {
                     sums.join(", "),
                     part.table()
                 )
-            })
+            },
+                move |r| Ok((r.opt_text(0)?, (1..=columns).map(|i| count(r, i)).collect::<Result<Vec<u64>>>()?)),
+            )
             .await?;
-        for r in &rows {
-            let key: Option<String> = r.try_get(0).map_err(storage_error)?;
+        for (key, counts) in rows {
             let slot = totals.entry(key).or_insert_with(|| vec![0; steps + 1]);
-            for (i, total) in slot.iter_mut().enumerate() {
-                *total += count(r, i + 1)?;
+            for (total, n) in slot.iter_mut().zip(counts) {
+                *total += n;
             }
         }
         let mut out: Vec<FunnelCounts> = totals
@@ -457,17 +432,23 @@ impl Journeys for Database {
     async fn drop_offs(&self, q: &FunnelQuery) -> Result<Vec<(String, u64)>> {
         let mut totals: HashMap<String, u64> = HashMap::new();
         let rows = self
-            .rows_per_part(q.from, q.to, Some(&q.flow), |part, window| {
-                format!(
-                    "SELECT root_cause, CAST(SUM({}) AS BIGINT) FROM {} WHERE flow = $1 AND {window} \
+            .rows_per_part(
+                q.from,
+                q.to,
+                Some(&q.flow),
+                |part, window| {
+                    format!(
+                        "SELECT root_cause, CAST(SUM({}) AS BIGINT) FROM {} WHERE flow = $1 AND {window} \
                      AND COALESCE(root_cause, '') <> '' GROUP BY root_cause",
-                    part.weight(),
-                    part.table()
-                )
-            })
+                        part.weight(),
+                        part.table()
+                    )
+                },
+                |r| Ok((r.text(0)?, count(r, 1)?)),
+            )
             .await?;
-        for r in &rows {
-            *totals.entry(r.try_get(0).map_err(storage_error)?).or_default() += count(r, 1)?;
+        for (cause, n) in rows {
+            *totals.entry(cause).or_default() += n;
         }
         let mut out: Vec<(String, u64)> = totals.into_iter().collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -476,9 +457,8 @@ impl Journeys for Database {
 
     async fn time_to_session(&self, q: &FunnelQuery, percentiles: &[f64]) -> Result<Vec<Option<Millis>>> {
         let (filter, values) = funnel_filter(q);
-        let total_sql = format!("SELECT COUNT(*) FROM journeys WHERE {filter} AND convert_ms IS NOT NULL");
-        let total =
-            count(&funnel_query(&total_sql, q, &values).fetch_one(&self.pool).await.map_err(storage_error)?, 0)?;
+        let total_sql = Sql::new(format!("SELECT COUNT(*) FROM journeys WHERE {filter} AND convert_ms IS NOT NULL"));
+        let total = self.scan(&total_sql, funnel_params(q, &values), |r| count(r, 0)).await?.pop().unwrap_or(0);
         let mut out = Vec::with_capacity(percentiles.len());
         for p in percentiles {
             if total == 0 {
@@ -487,12 +467,11 @@ impl Journeys for Database {
             }
             // The nearest-rank percentile: the value at rank ceil(p * n).
             let rank = ((p.clamp(0.0, 1.0) * total as f64).ceil() as u64).clamp(1, total) - 1;
-            let sql = format!(
+            let sql = Sql::new(format!(
                 "SELECT convert_ms FROM journeys WHERE {filter} AND convert_ms IS NOT NULL \
                  ORDER BY convert_ms LIMIT 1 OFFSET {rank}"
-            );
-            let row = funnel_query(&sql, q, &values).fetch_optional(&self.pool).await.map_err(storage_error)?;
-            out.push(row.map(|r| r.try_get::<i64, _>(0)).transpose().map_err(storage_error)?);
+            ));
+            out.push(self.scan(&sql, funnel_params(q, &values), |r| r.int(0)).await?.pop());
         }
         Ok(out)
     }
@@ -512,17 +491,19 @@ impl Journeys for Database {
                     part.weight(),
                     part.table()
                 )
+            }, |r| {
+                let segment = |i: usize| r.opt_text(4 + i);
+                let key: Key = (
+                    r.text(0)?,
+                    r.text(1)?,
+                    r.opt_text(2)?,
+                    [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?],
+                );
+                Ok((key, count(r, 3)?))
             })
             .await?;
-        for r in &rows {
-            let segment = |i: usize| r.try_get::<Option<String>, _>(4 + i).map_err(storage_error);
-            let key = (
-                r.try_get(0).map_err(storage_error)?,
-                r.try_get(1).map_err(storage_error)?,
-                r.try_get(2).map_err(storage_error)?,
-                [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?],
-            );
-            *totals.entry(key).or_default() += count(r, 3)?;
+        for (key, n) in rows {
+            *totals.entry(key).or_default() += n;
         }
         Ok(totals
             .into_iter()

@@ -1,18 +1,14 @@
-//! SQLite and PostgreSQL storage for Handoff. Both backends go through sqlx `Any` pools
-//! (one for reads, one for writes; see [`Database`]), so each query is written once with
-//! `$n` parameters (which SQLite accepts too); only the migrations differ per dialect.
-//! SQLite is the embedded default (a file, WAL mode); there, the hot point reads and short
-//! writes run inline through rusqlite with the same statement text (`inline.rs`,
-//! `writer.rs`). PostgreSQL is for several instances sharing one database; there, the short
-//! statements of a sign-in run on connections held out of the pool (`held.rs`).
+//! SQLite and PostgreSQL storage for Handoff: the storage traits of `handoff_core::storage`
+//! implemented once, over one small executor (`sql/`). SQLite (the embedded default, a file
+//! in WAL mode) runs on rusqlite only; PostgreSQL (for several instances sharing one
+//! database) on sqlx's `PgPool` only. Each module below holds one part of the schema and
+//! writes its statements once for both dialects; `sql/mod.rs` says which method runs what
+//! where.
 
 mod accounts;
-mod cells;
 mod ceremonies;
 mod db;
 mod decisions;
-mod held;
-mod inline;
 mod journeys;
 mod qr;
 mod rate;
@@ -20,6 +16,7 @@ mod retention;
 mod rollups;
 mod security;
 mod sessions;
-mod writer;
+mod sql;
 
 pub use db::{Backend, Database, StoreError};
+pub use sql::{Listener, Notice};

@@ -11,39 +11,35 @@ use handoff_core::clock::Millis;
 use handoff_core::error::Result;
 use handoff_core::storage::{Purged, Retention};
 
-use crate::db::{Backend, Database};
-use crate::inline::{Param, Statement};
+use crate::sql::{Param, Sql};
+use crate::{Backend, Database};
 
-static OLD_JOURNEYS: LazyLock<Statement> = LazyLock::new(|| {
-    Statement::new(
+static OLD_JOURNEYS: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
         "SELECT journey_id FROM journeys WHERE started_at < $1 \
          AND NOT EXISTS (SELECT 1 FROM rollup_dirty d WHERE d.hour = journeys.started_at / 3600000) \
-         ORDER BY started_at LIMIT $2"
-            .into(),
+         ORDER BY started_at LIMIT $2",
     )
 });
 
-static OLD_QR: LazyLock<Statement> = LazyLock::new(|| {
-    Statement::new(
+static OLD_QR: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
         "DELETE FROM qr_attempts WHERE id IN (SELECT id FROM qr_attempts WHERE expires_at < $1 \
-         AND state NOT IN ('created', 'scanned', 'approved') LIMIT $2)"
-            .into(),
+         AND state NOT IN ('created', 'scanned', 'approved') LIMIT $2)",
     )
 });
 
-static OLD_SECURITY: LazyLock<Statement> = LazyLock::new(|| {
-    Statement::new(
-        "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < $1 LIMIT $2)".into(),
-    )
+static OLD_SECURITY: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new("DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < $1 LIMIT $2)")
 });
 
 /// Tables without a key of their own are batched by the row's physical id.
-fn by_row_id(backend: Backend, table: &str) -> Statement {
+fn by_row_id(backend: Backend, table: &str) -> Sql {
     let id = match backend {
         Backend::Sqlite => "rowid",
         Backend::Postgres => "ctid",
     };
-    Statement::new(format!("DELETE FROM {table} WHERE {id} IN (SELECT {id} FROM {table} WHERE at < $1 LIMIT $2)"))
+    Sql::new(format!("DELETE FROM {table} WHERE {id} IN (SELECT {id} FROM {table} WHERE at < $1 LIMIT $2)"))
 }
 
 #[async_trait]
@@ -51,19 +47,19 @@ impl Retention for Database {
     async fn purge_before(&self, cutoff: Millis, batch: u32) -> Result<Purged> {
         let limit = i64::from(batch.max(1));
         let window = [Param::from(cutoff), Param::from(limit)];
-        let mut tx = self.writer.begin_batch().await?;
+        let mut tx = self.begin().await?;
         let mut purged = Purged::default();
-        let journeys: Vec<String> = tx.fetch_all(&*OLD_JOURNEYS, &window, |row| row.text(0)).await?;
+        let journeys: Vec<String> = tx.all(&OLD_JOURNEYS, &window, |row| row.text(0)).await?;
         if !journeys.is_empty() {
             let marks: Vec<String> = (1..=journeys.len()).map(|i| format!("${i}")).collect();
             let ids: Vec<Param> = journeys.iter().map(|j| Param::from(j.as_str())).collect();
-            let events = Statement::new(format!("DELETE FROM events WHERE journey_id IN ({})", marks.join(", ")));
+            let events = Sql::new(format!("DELETE FROM events WHERE journey_id IN ({})", marks.join(", ")));
             purged.events = tx.execute(&events, &ids).await?;
-            let rows = Statement::new(format!("DELETE FROM journeys WHERE journey_id IN ({})", marks.join(", ")));
+            let rows = Sql::new(format!("DELETE FROM journeys WHERE journey_id IN ({})", marks.join(", ")));
             purged.journeys = tx.execute(&rows, &ids).await?;
         }
-        purged.qr_attempts = tx.execute(&*OLD_QR, &window).await?;
-        purged.security_events = tx.execute(&*OLD_SECURITY, &window).await?;
+        purged.qr_attempts = tx.execute(&OLD_QR, &window).await?;
+        purged.security_events = tx.execute(&OLD_SECURITY, &window).await?;
         purged.attempts = tx.execute(&by_row_id(self.backend(), "attempts"), &window).await?;
         purged.append_offers = tx.execute(&by_row_id(self.backend(), "append_offers"), &window).await?;
         tx.commit().await?;

@@ -10,13 +10,13 @@
 
 use std::collections::BTreeSet;
 
-use crate::inline::Param;
-use crate::writer::BatchTx;
+use std::sync::LazyLock;
+
 use handoff_core::clock::Millis;
 use handoff_core::error::Result;
-use sqlx::any::AnyRow;
 
-use crate::db::{Backend, Database, storage_error};
+use crate::sql::{Param, Row, Sql, Tx};
+use crate::{Backend, Database};
 
 /// Milliseconds per hour.
 pub const HOUR: i64 = 3_600_000;
@@ -27,19 +27,19 @@ pub fn hour_of(ms: Millis) -> i64 {
 }
 
 /// Marks hours dirty (their rollups must be recomputed), in the writer's transaction.
-pub(crate) async fn mark_dirty(tx: &mut BatchTx, backend: Backend, hours: &BTreeSet<i64>) -> Result<()> {
+pub(crate) async fn mark_dirty(tx: &mut Tx, hours: &BTreeSet<i64>) -> Result<()> {
     if hours.is_empty() {
         return Ok(());
     }
     let marks: Vec<String> = (1..=hours.len())
-        .map(|i| match backend {
+        .map(|i| match tx.backend() {
             Backend::Sqlite => "(?)".to_owned(),
             Backend::Postgres => format!("(${i})"),
         })
         .collect();
     let sql = format!("INSERT INTO rollup_dirty (hour) VALUES {} ON CONFLICT (hour) DO NOTHING", marks.join(", "));
     let params: Vec<Param> = hours.iter().map(|h| (*h).into()).collect();
-    tx.execute(sql.as_str(), &params).await?;
+    tx.execute(&Sql::verbatim(sql), &params).await?;
     Ok(())
 }
 
@@ -52,68 +52,51 @@ impl Database {
     /// Recomputes up to `limit` dirty hours that ended before `settled_before`, oldest
     /// first, each in its own transaction; returns how many.
     pub async fn refresh_rollups(&self, settled_before: Millis, limit: u32) -> Result<u64> {
-        let hours: Vec<i64> =
-            sqlx::query_scalar("SELECT hour FROM rollup_dirty WHERE hour < $1 ORDER BY hour LIMIT $2")
-                .bind(hour_of(settled_before))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(storage_error)?;
-        for hour in &hours {
-            let mut tx = self.writer.begin().await?;
-            // Taking the mark first: a writer that touches this hour meanwhile marks it
-            // again (on PostgreSQL it waits for this transaction), so it is redone.
-            sqlx::query("DELETE FROM rollup_dirty WHERE hour = $1")
-                .bind(*hour)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
-            sqlx::query("DELETE FROM journey_rollups WHERE hour = $1")
-                .bind(*hour)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
-            let sql = format!(
+        static DUE: LazyLock<Sql> =
+            LazyLock::new(|| Sql::new("SELECT hour FROM rollup_dirty WHERE hour < $1 ORDER BY hour LIMIT $2"));
+        static TAKE_MARK: LazyLock<Sql> = LazyLock::new(|| Sql::new("DELETE FROM rollup_dirty WHERE hour = $1"));
+        static FORGET: LazyLock<Sql> = LazyLock::new(|| Sql::new("DELETE FROM journey_rollups WHERE hour = $1"));
+        static RECOUNT: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(format!(
                 "INSERT INTO journey_rollups (flow, state, outcome, root_cause, steps, desktop_os, desktop_browser, \
                  desktop_form, mobile_os, mobile_browser, app_version, hour, journeys) \
                  SELECT {KEY_FROM_JOURNEYS}, $1, COUNT(*) FROM journeys \
                  WHERE started_at >= $2 AND started_at < $3 AND flow IS NOT NULL \
                  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
-            );
-            sqlx::query(&sql)
-                .bind(*hour)
-                .bind(hour * HOUR)
-                .bind((hour + 1) * HOUR)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
+            ))
+        });
+        let hours =
+            self.scan(&DUE, vec![hour_of(settled_before).into(), i64::from(limit).into()], |row| row.int(0)).await?;
+        for hour in &hours {
+            let mut tx = self.begin().await?;
+            // Taking the mark first: a writer that touches this hour meanwhile marks it
+            // again (on PostgreSQL it waits for this transaction), so it is redone.
+            tx.execute(&TAKE_MARK, &[(*hour).into()]).await?;
+            tx.execute(&FORGET, &[(*hour).into()]).await?;
+            tx.execute(&RECOUNT, &[(*hour).into(), (hour * HOUR).into(), ((hour + 1) * HOUR).into()]).await?;
             tx.commit().await?;
         }
         Ok(hours.len() as u64)
     }
 
-    /// The rows of one statement run over each part of the window `[from, to)`, for the
-    /// caller to add up. `sql` gets the part and its window condition; the statement's
-    /// `$1` is `flow` when one is given, and the window's parameters follow.
-    pub(crate) async fn rows_per_part(
+    /// The rows of one statement run over each part of the window `[from, to)`, decoded,
+    /// for the caller to add up. `sql` gets the part and its window condition; the
+    /// statement's `$1` is `flow` when one is given, and the window's parameters follow.
+    pub(crate) async fn rows_per_part<T: Send + 'static>(
         &self,
         from: Option<Millis>,
         to: Option<Millis>,
         flow: Option<&str>,
         sql: impl Fn(&Part, &str) -> String,
-    ) -> Result<Vec<AnyRow>> {
+        decode: impl Fn(&dyn Row) -> Result<T> + Send + Sync + Clone + 'static,
+    ) -> Result<Vec<T>> {
         let mut rows = Vec::new();
         for part in self.window_parts(from, to).await? {
             let (window, values) = part.filter(if flow.is_some() { 2 } else { 1 });
-            let text = sql(&part, &window);
-            let mut query = sqlx::query(&text);
-            if let Some(flow) = flow {
-                query = query.bind(flow.to_owned());
-            }
-            for v in values {
-                query = query.bind(v);
-            }
-            rows.extend(query.fetch_all(&self.pool).await.map_err(storage_error)?);
+            let text = Sql::new(sql(&part, &window));
+            let mut params: Vec<Param> = flow.map(Param::from).into_iter().collect();
+            params.extend(values.into_iter().map(Param::from));
+            rows.extend(self.scan(&text, params, decode.clone()).await?);
         }
         Ok(rows)
     }
@@ -126,12 +109,9 @@ impl Database {
         if first >= end {
             return Ok(vec![Part::Journeys { from, to }]);
         }
-        let dirty: Vec<i64> = sqlx::query_scalar("SELECT hour FROM rollup_dirty WHERE hour >= $1 AND hour < $2")
-            .bind(first)
-            .bind(end)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
+        static DIRTY: LazyLock<Sql> =
+            LazyLock::new(|| Sql::new("SELECT hour FROM rollup_dirty WHERE hour >= $1 AND hour < $2"));
+        let dirty = self.all(&DIRTY, &[first.into(), end.into()], |row| row.int(0)).await?;
         let mut ranges: Vec<(Option<Millis>, Option<Millis>)> = Vec::new();
         if let Some(f) = from
             && f < first * HOUR

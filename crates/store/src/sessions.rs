@@ -1,5 +1,7 @@
 //! Sessions, keyed by token digest.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use handoff_core::DomainError;
 use handoff_core::clock::Millis;
@@ -7,29 +9,41 @@ use handoff_core::domain::UserId;
 use handoff_core::error::Result;
 use handoff_core::passkeys::SessionMethod;
 use handoff_core::storage::{SessionRecord, Sessions};
-use std::sync::LazyLock;
 
-use sqlx::Row;
+use crate::Database;
+use crate::sql::{Row, Sql};
 
-use crate::db::{Database, storage_error};
-use crate::inline::Statement;
+/// The columns after the token digest and the user, in [`session_from_row`]'s order.
+const COLUMNS: &str =
+    "created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until, last_seen_at";
 
-fn method(stored: &str) -> Result<SessionMethod> {
-    SessionMethod::parse(stored)
-        .ok_or_else(|| DomainError::Storage(format!("stored session method {stored:?} is unknown")))
+/// A session from `COLUMNS` starting at `at`.
+fn session_from_row(row: &dyn Row, at: usize, token_digest: String, user_id: UserId) -> Result<SessionRecord> {
+    let stored = row.text(at + 5)?;
+    Ok(SessionRecord {
+        token_digest,
+        user_id,
+        created_at: row.int(at)?,
+        expires_at: row.int(at + 1)?,
+        verified_at: row.int(at + 2)?,
+        user_agent: row.opt_text(at + 3)?,
+        ip: row.opt_text(at + 4)?,
+        method: SessionMethod::parse(&stored)
+            .ok_or_else(|| DomainError::Storage(format!("stored session method {stored:?} is unknown")))?,
+        may_add_passkey_until: row.int(at + 6)?,
+        last_seen_at: row.int(at + 7)?,
+    })
 }
 
 #[async_trait]
 impl Sessions for Database {
     async fn create(&self, s: &SessionRecord) -> Result<()> {
-        static SQL: LazyLock<Statement> = LazyLock::new(|| {
-            Statement::new(
-                "INSERT INTO sessions (token_digest, user_id, created_at, expires_at, verified_at, user_agent, ip, \
-                 method, may_add_passkey_until, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                    .into(),
-            )
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(format!(
+                "INSERT INTO sessions (token_digest, user_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ))
         });
-        let params = [
+        let params = vec![
             s.token_digest.clone().into(),
             s.user_id.to_string().into(),
             s.created_at.into(),
@@ -41,121 +55,73 @@ impl Sessions for Database {
             s.may_add_passkey_until.into(),
             s.last_seen_at.into(),
         ];
-        self.writer.execute(&SQL, params).await?;
-        Ok(())
+        self.execute(&SQL, params).await.map(drop)
     }
 
     async fn find(&self, token_digest: &str, now: Millis) -> Result<Option<SessionRecord>> {
-        static SQL: LazyLock<Statement> = LazyLock::new(|| {
-            Statement::new(
-                "SELECT user_id, created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until, \
-                 last_seen_at FROM sessions WHERE token_digest = $1 AND expires_at > $2"
-                    .into(),
-            )
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(format!("SELECT user_id, {COLUMNS} FROM sessions WHERE token_digest = $1 AND expires_at > $2"))
         });
-        self.read_optional(&SQL, &[token_digest.into(), now.into()], |row| {
-            Ok(SessionRecord {
-                token_digest: token_digest.to_owned(),
-                user_id: UserId::parse(&row.text(0)?)
-                    .map_err(|_| DomainError::Storage("stored user id does not parse".into()))?,
-                created_at: row.int(1)?,
-                expires_at: row.int(2)?,
-                verified_at: row.int(3)?,
-                user_agent: row.opt_text(4)?,
-                ip: row.opt_text(5)?,
-                method: method(&row.text(6)?)?,
-                may_add_passkey_until: row.int(7)?,
-                last_seen_at: row.int(8)?,
-            })
+        self.optional(&SQL, &[token_digest.into(), now.into()], |row| {
+            let user = UserId::parse(&row.text(0)?)
+                .map_err(|_| DomainError::Storage("stored user id does not parse".into()))?;
+            session_from_row(row, 1, token_digest.to_owned(), user)
         })
         .await
     }
 
     async fn revoke(&self, token_digest: &str) -> Result<bool> {
-        static SQL: LazyLock<Statement> =
-            LazyLock::new(|| Statement::new("DELETE FROM sessions WHERE token_digest = $1".into()));
-        Ok(self.writer.execute(&SQL, [token_digest.into()]).await? == 1)
+        static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::new("DELETE FROM sessions WHERE token_digest = $1"));
+        Ok(self.execute(&SQL, vec![token_digest.into()]).await? == 1)
     }
 
     async fn of_user(&self, user: UserId, now: Millis) -> Result<Vec<SessionRecord>> {
-        let rows = sqlx::query(
-            "SELECT token_digest, created_at, expires_at, verified_at, user_agent, ip, method, may_add_passkey_until, \
-             last_seen_at FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC LIMIT 100",
-        )
-        .bind(user.to_string())
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(storage_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(SessionRecord {
-                    token_digest: row.try_get(0).map_err(storage_error)?,
-                    user_id: user,
-                    created_at: row.try_get(1).map_err(storage_error)?,
-                    expires_at: row.try_get(2).map_err(storage_error)?,
-                    verified_at: row.try_get(3).map_err(storage_error)?,
-                    user_agent: row.try_get(4).map_err(storage_error)?,
-                    ip: row.try_get(5).map_err(storage_error)?,
-                    method: method(&row.try_get::<String, _>(6).map_err(storage_error)?)?,
-                    may_add_passkey_until: row.try_get(7).map_err(storage_error)?,
-                    last_seen_at: row.try_get(8).map_err(storage_error)?,
-                })
-            })
-            .collect()
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(format!(
+                "SELECT token_digest, {COLUMNS} FROM sessions WHERE user_id = $1 AND expires_at > $2 \
+                 ORDER BY created_at DESC LIMIT 100"
+            ))
+        });
+        self.all(&SQL, &[user.to_string().into(), now.into()], |row| session_from_row(row, 1, row.text(0)?, user)).await
     }
 
     async fn revoke_for_user(&self, user: UserId, id_prefix: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND substr(token_digest, 1, 32) = $2")
-            .bind(user.to_string())
-            .bind(id_prefix)
-            .execute(&mut *self.writer.conn().await?)
-            .await
-            .map_err(storage_error)?;
-        Ok(done.rows_affected() > 0)
+        static SQL: LazyLock<Sql> =
+            LazyLock::new(|| Sql::new("DELETE FROM sessions WHERE user_id = $1 AND substr(token_digest, 1, 32) = $2"));
+        Ok(self.execute(&SQL, vec![user.to_string().into(), id_prefix.into()]).await? > 0)
     }
 
     async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool> {
-        static SQL: LazyLock<Statement> = LazyLock::new(|| {
-            Statement::new("UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2".into())
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new("UPDATE sessions SET verified_at = $2 WHERE token_digest = $1 AND expires_at > $2")
         });
-        Ok(self.writer.execute(&SQL, [token_digest.into(), at.into()]).await? == 1)
+        Ok(self.execute(&SQL, vec![token_digest.into(), at.into()]).await? == 1)
     }
 
     async fn take_passkey_grant(&self, token_digest: &str, now: Millis) -> Result<bool> {
-        static SQL: LazyLock<Statement> = LazyLock::new(|| {
-            Statement::new(
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(
                 "UPDATE sessions SET may_add_passkey_until = 0 \
-                 WHERE token_digest = $1 AND may_add_passkey_until > $2 AND expires_at > $2"
-                    .into(),
+                 WHERE token_digest = $1 AND may_add_passkey_until > $2 AND expires_at > $2",
             )
         });
-        Ok(self.writer.execute(&SQL, [token_digest.into(), now.into()]).await? == 1)
+        Ok(self.execute(&SQL, vec![token_digest.into(), now.into()]).await? == 1)
     }
 
     async fn revoke_all(&self, user: UserId) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user.to_string())
-            .execute(&mut *self.writer.conn().await?)
-            .await
-            .map_err(storage_error)?;
-        Ok(done.rows_affected())
+        static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::new("DELETE FROM sessions WHERE user_id = $1"));
+        self.execute(&SQL, vec![user.to_string().into()]).await
     }
 
     async fn touch(&self, token_digest: &str, now: Millis) -> Result<()> {
-        static SQL: LazyLock<Statement> =
-            LazyLock::new(|| Statement::new("UPDATE sessions SET last_seen_at = $2 WHERE token_digest = $1".into()));
-        self.writer.execute(&SQL, [token_digest.into(), now.into()]).await?;
-        Ok(())
+        static SQL: LazyLock<Sql> =
+            LazyLock::new(|| Sql::new("UPDATE sessions SET last_seen_at = $2 WHERE token_digest = $1"));
+        self.execute(&SQL, vec![token_digest.into(), now.into()]).await.map(drop)
     }
 
     async fn purge_expired(&self, now: Millis, idle_since: Millis) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
-            .bind(now)
-            .bind(idle_since)
-            .execute(&mut *self.writer.conn().await?)
-            .await
-            .map_err(storage_error)?;
-        Ok(done.rows_affected())
+        static SQL: LazyLock<Sql> =
+            LazyLock::new(|| Sql::new("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2"));
+        self.execute(&SQL, vec![now.into(), idle_since.into()]).await
     }
 }
