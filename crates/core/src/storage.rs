@@ -587,9 +587,10 @@ pub trait Retention: Send + Sync {
 /// PostgreSQL counts against the same limit (N instances must not allow N times it).
 #[async_trait]
 pub trait RateCounters: Send + Sync {
-    /// Counts one request under `key` in the window starting at `window_start`; returns
-    /// how many the window now holds, this one included.
-    async fn hit(&self, key: &str, window_start: Millis) -> Result<u64>;
+    /// Counts one request under each of `keys` (distinct) in the window starting at
+    /// `window_start`, in one statement; returns how many each window now holds, this one
+    /// included, in the order of `keys`.
+    async fn hit(&self, keys: &[String], window_start: Millis) -> Result<Vec<u64>>;
     /// How many requests the window holds under `key`, without counting one.
     async fn hits(&self, key: &str, window_start: Millis) -> Result<u64>;
     /// Deletes the counters of windows that started before `before`; returns how many.

@@ -74,10 +74,20 @@ impl RateLimits {
     /// Counts one request under `key`; 429 `rate-limited` (with `Retry-After`) when the
     /// window already holds `limit.per_minute`.
     pub async fn check(&self, limit: &Limit, key: &str) -> Result<(), ApiError> {
+        self.check_all(&[(limit, key.to_owned())]).await
+    }
+
+    /// Counts one request under each limit and its key, at once (one statement on
+    /// PostgreSQL); refused by the first limit its window already held.
+    pub async fn check_all(&self, limits: &[(&Limit, String)]) -> Result<(), ApiError> {
         let now = now_ms();
         let window = window_of(now);
-        let hits = self.hit(&format!("{}:{key}", limit.name), window).await?;
-        if hits > u64::from(limit.per_minute) { Err(refusal(limit, window, now)) } else { Ok(()) }
+        let keys: Vec<String> = limits.iter().map(|(limit, key)| format!("{}:{key}", limit.name)).collect();
+        let counted = self.hit(&keys, window).await?;
+        match limits.iter().zip(counted).find(|((limit, _), hits)| *hits > u64::from(limit.per_minute)) {
+            Some(((limit, _), _)) => Err(refusal(limit, window, now)),
+            None => Ok(()),
+        }
     }
 
     /// `Ok` while `key` has fewer than `limit.per_minute` counted in this window, without
@@ -98,21 +108,25 @@ impl RateLimits {
 
     /// Counts one failure under `key` (see [`RateLimits::peek`]).
     pub async fn record(&self, limit: &Limit, key: &str) -> Result<(), ApiError> {
-        self.hit(&format!("{}:{key}", limit.name), window_of(now_ms())).await.map(|_| ())
+        self.hit(&[format!("{}:{key}", limit.name)], window_of(now_ms())).await.map(|_| ())
     }
 
-    async fn hit(&self, key: &str, window: Millis) -> Result<u64, ApiError> {
+    /// Counts one request under each key; returns each window's count, in order.
+    async fn hit(&self, keys: &[String], window: Millis) -> Result<Vec<u64>, ApiError> {
         Ok(match &self.counts {
             Counts::Local(map) => {
                 let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
-                let entry = map.entry(key.to_owned()).or_insert((window, 0));
-                if entry.0 != window {
-                    *entry = (window, 0);
-                }
-                entry.1 += 1;
-                entry.1
+                let mut count = |key: &String| {
+                    let entry = map.entry(key.clone()).or_insert((window, 0));
+                    if entry.0 != window {
+                        *entry = (window, 0);
+                    }
+                    entry.1 += 1;
+                    entry.1
+                };
+                keys.iter().map(&mut count).collect()
             }
-            Counts::Shared(counters) => counters.hit(key, window).await?,
+            Counts::Shared(counters) => counters.hit(keys, window).await?,
         })
     }
 

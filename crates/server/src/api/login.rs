@@ -85,11 +85,15 @@ pub async fn start(
     ApiJson(req): ApiJson<LoginStartRequest>,
 ) -> Result<(CookieJar, Json<LoginStartResponse>), ApiError> {
     let ip = ctx.ip.as_deref().and_then(|ip| ip.parse().ok());
-    state.rate.check(&state.limits.login_ip, &ip_key(ip)).await?;
-    let identifier = req.identifier.as_deref().map(Identifier::parse).transpose()?;
-    if let Some(identifier) = &identifier {
-        state.rate.check(&state.limits.login_identifier, &identifier_key(identifier.as_str())).await?;
+    // Both limits in one count (one statement on PostgreSQL); a malformed identifier still
+    // counts against the client.
+    let identifier = req.identifier.as_deref().map(Identifier::parse).transpose();
+    let mut limits = vec![(&state.limits.login_ip, ip_key(ip))];
+    if let Ok(Some(identifier)) = &identifier {
+        limits.push((&state.limits.login_identifier, identifier_key(identifier.as_str())));
     }
+    state.rate.check_all(&limits).await?;
+    let identifier = identifier?;
     let journey_id = req.journey_id.as_deref().map(JourneyId::parse).transpose()?;
     let (jar, _) = ctx.ensure_device_id(jar, &state)?;
     let mut client = client_signals(&ctx, req.client.as_ref());

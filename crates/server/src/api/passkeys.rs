@@ -42,9 +42,13 @@ pub async fn start(
     ApiJson(req): ApiJson<RegistrationStartRequest>,
 ) -> Result<Json<CeremonyResponse>, ApiError> {
     let ip = client.ip.as_deref().and_then(|ip| ip.parse().ok());
-    state.rate.check(&state.limits.registration_ip, &ip_key(ip)).await?;
-    let identifier = Identifier::parse(&req.identifier)?;
-    state.rate.check(&state.limits.registration_identifier, &identifier_key(identifier.as_str())).await?;
+    let identifier = Identifier::parse(&req.identifier);
+    let mut limits = vec![(&state.limits.registration_ip, ip_key(ip))];
+    if let Ok(identifier) = &identifier {
+        limits.push((&state.limits.registration_identifier, identifier_key(identifier.as_str())));
+    }
+    state.rate.check_all(&limits).await?;
+    let identifier = identifier?;
     let input = RegistrationStart { identifier, display_name: req.display_name };
     let started = state.passkeys.start_registration(input, user.as_ref()).await?;
     Ok(Json(CeremonyResponse { ceremony_id: started.ceremony_id.to_string(), public_key: started.public_key }))
