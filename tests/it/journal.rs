@@ -28,6 +28,9 @@ struct Counted {
 
 #[async_trait]
 impl Journeys for Counted {
+    async fn begin_stitch(&self) -> Result<Box<dyn handoff_core::observe::stitch::StitchUnit>> {
+        self.inner.begin_stitch().await
+    }
     async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
         let _open = self.gate.read().await;
         let stored = self.inner.record(events).await;

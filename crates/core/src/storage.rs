@@ -392,9 +392,17 @@ impl SegmentedOutcome {
 /// Product events and the journeys stitched from them.
 #[async_trait]
 pub trait Journeys: Send + Sync {
+    /// A unit of work for stitching events into journeys (`observe::stitch`).
+    async fn begin_stitch(&self) -> Result<Box<dyn crate::observe::stitch::StitchUnit>>;
     /// In one transaction: stores the events (a repeated event id is ignored) and folds
-    /// the new ones into their journeys' facts. Returns the (journey, event id) of the new events.
-    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>>;
+    /// the new ones into their journeys' facts (`observe::stitch`). Returns the (journey,
+    /// event id) of the new events.
+    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::observe::stitch::stitch(self.begin_stitch().await?, events).await
+    }
     /// Finishes open journeys with no event received since `idle_since`; returns how many.
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64>;
     /// One journey.

@@ -1,20 +1,20 @@
-//! Product events and journeys. `record` stores a group of events and folds the new ones
-//! into their journeys in one transaction: insert the events (`RETURNING` tells which were
-//! new; repeats of an event id do nothing), read the journeys' rows (on PostgreSQL with an
-//! upsert that creates the missing ones and locks them all, so two instances cannot lose
-//! each other's updates), fold in Rust, write the rows back with one multi-row upsert. Idle
-//! journeys are finished with a compare-and-set on `state = 'open'`.
+//! Product events and journeys on both databases: the unit of work that stitching
+//! (`handoff_core::observe::stitch`) runs in (insert the events, `RETURNING` which were new;
+//! read the journeys' rows locked — on PostgreSQL an upsert that creates the missing ones and
+//! locks them all, in id order; write the rows back with one multi-row upsert), finishing
+//! idle journeys with a compare-and-set on `state = 'open'`, and the operators' reads.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use crate::rollups::{hour_of, mark_dirty};
+use crate::rollups::mark_dirty;
 use crate::sql::{Param, Row, Sql, Tx};
 use crate::{Backend, Database};
 use async_trait::async_trait;
 use handoff_core::clock::Millis;
 use handoff_core::domain::JourneyId;
 use handoff_core::error::Result;
+use handoff_core::observe::stitch::{Rewrite, StitchUnit, hour_of};
 use handoff_core::observe::{JourneyColumns, JourneyFacts};
 use handoff_core::storage::{
     FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, SegmentedOutcome, StoredEvent,
@@ -149,18 +149,10 @@ async fn lock_journeys(tx: &mut Tx, ids: &[JourneyId], now: Millis) -> Result<Ve
     Ok(found)
 }
 
-/// Which columns a journey upsert rewrites.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Rewrite {
-    /// Every column: new journeys, and journeys whose identifier or start moved.
-    All,
-    /// All but `identifier` and `started_at`, which these rows keep. SQLite rewrites an
-    /// index entry whenever a column of the index is in the `SET` list, changed or not: left
-    /// out, the second write of a sign-in's journey skips `journeys_by_identifier` (a
-    /// random page per journey) and `journeys_by_start`.
-    KeepKeys,
-}
-
+/// Writes journey rows with one multi-row upsert. SQLite rewrites an index entry whenever a
+/// column of the index is in the `SET` list, changed or not: with [`Rewrite::KeepKeys`] the
+/// second write of a sign-in's journey skips `journeys_by_identifier` (a random page per
+/// journey) and `journeys_by_start`.
 async fn write_journeys(tx: &mut Tx, rows: &[JourneyColumns], rewrite: Rewrite) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -250,51 +242,50 @@ fn count(row: &dyn Row, i: usize) -> Result<u64> {
     Ok(u64::try_from(row.opt_int(i)?.unwrap_or(0)).unwrap_or(0))
 }
 
+/// The unit of work stitching runs in: one transaction.
+struct Stitching {
+    tx: Tx,
+}
+
 #[async_trait]
-impl Journeys for Database {
-    async fn record(&self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.begin().await?;
+impl StitchUnit for Stitching {
+    async fn insert_events(&mut self, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
         // The first statement writes, so SQLite takes its write lock up front.
         let mut fresh = Vec::with_capacity(events.len());
         for chunk in events.chunks(CHUNK) {
-            fresh.extend(insert_events(&mut tx, chunk).await?);
+            fresh.extend(insert_events(&mut self.tx, chunk).await?);
         }
-        let is_new: HashSet<(JourneyId, &str)> = fresh.iter().map(|(j, e)| (*j, e.as_str())).collect();
-        let mut by_journey: BTreeMap<JourneyId, Vec<&StoredEvent>> = BTreeMap::new();
-        for e in events.iter().filter(|e| is_new.contains(&(e.journey_id, e.event_id.as_str()))) {
-            by_journey.entry(e.journey_id).or_default().push(e);
-        }
-        // Sorted ids: instances lock rows in the same order, so they cannot deadlock.
-        let ids: Vec<JourneyId> = by_journey.keys().copied().collect();
-        let now = events.iter().map(|e| e.received_at).max().unwrap_or_default();
-        for chunk in ids.chunks(CHUNK) {
-            // The hours these journeys started in, before and after: their rollups change.
-            let mut hours = BTreeSet::new();
-            let (mut moved, mut kept) = (Vec::new(), Vec::new());
-            for mut j in lock_journeys(&mut tx, chunk, now).await? {
-                let before = (j.facts.events > 0).then(|| (j.facts.identifier.clone(), j.facts.started_at()));
-                if let Some((_, started_at)) = &before {
-                    hours.insert(hour_of(*started_at));
-                }
-                for e in by_journey.get(&j.journey_id).into_iter().flatten() {
-                    j.facts.fold(e);
-                }
-                let row = JourneyColumns::of(j.journey_id, &j.facts, j.finished_at);
-                hours.insert(hour_of(row.started_at));
-                match before {
-                    Some(keys) if keys == (row.identifier.clone(), row.started_at) => kept.push(row),
-                    _ => moved.push(row),
-                }
-            }
-            write_journeys(&mut tx, &moved, Rewrite::All).await?;
-            write_journeys(&mut tx, &kept, Rewrite::KeepKeys).await?;
-            mark_dirty(&mut tx, &hours).await?;
-        }
-        tx.commit().await?;
         Ok(fresh)
+    }
+
+    async fn lock_journeys(&mut self, ids: &[JourneyId], now: Millis) -> Result<Vec<JourneyRecord>> {
+        let mut locked = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            locked.extend(lock_journeys(&mut self.tx, chunk, now).await?);
+        }
+        Ok(locked)
+    }
+
+    async fn write_journeys(&mut self, rows: &[JourneyColumns], rewrite: Rewrite) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            write_journeys(&mut self.tx, chunk, rewrite).await?;
+        }
+        Ok(())
+    }
+
+    async fn mark_dirty(&mut self, hours: &BTreeSet<i64>) -> Result<()> {
+        mark_dirty(&mut self.tx, hours).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await
+    }
+}
+
+#[async_trait]
+impl Journeys for Database {
+    async fn begin_stitch(&self) -> Result<Box<dyn StitchUnit>> {
+        Ok(Box::new(Stitching { tx: self.begin().await? }))
     }
 
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64> {

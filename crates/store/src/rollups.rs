@@ -14,17 +14,10 @@ use std::sync::LazyLock;
 
 use handoff_core::clock::Millis;
 use handoff_core::error::Result;
+use handoff_core::observe::stitch::{HOUR, hour_of};
 
 use crate::sql::{Param, Row, Sql, Tx};
 use crate::{Backend, Database};
-
-/// Milliseconds per hour.
-pub const HOUR: i64 = 3_600_000;
-
-/// The hour a time falls in.
-pub fn hour_of(ms: Millis) -> i64 {
-    ms.div_euclid(HOUR)
-}
 
 /// Marks hours dirty (their rollups must be recomputed), in the writer's transaction.
 pub(crate) async fn mark_dirty(tx: &mut Tx, hours: &BTreeSet<i64>) -> Result<()> {
@@ -180,18 +173,5 @@ impl Part {
                 vec![from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX)],
             ),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hours_round_down_also_before_the_epoch() {
-        assert_eq!(hour_of(0), 0);
-        assert_eq!(hour_of(HOUR - 1), 0);
-        assert_eq!(hour_of(HOUR), 1);
-        assert_eq!(hour_of(-1), -1);
     }
 }

@@ -12,6 +12,7 @@ mod ingest;
 pub mod insights;
 mod journal;
 pub mod journey;
+pub mod stitch;
 
 pub use binding::JourneyBinder;
 pub use diagnosis::{Basis, CauseClass, Diagnosis, Outcome, Phase, RootCause, diagnose};
