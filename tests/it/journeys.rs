@@ -34,8 +34,10 @@ async fn journey(app: &TestApp, id: &str) -> Value {
     json_ok(operator_get(app, &format!("/api/v1/journeys/{id}")).await).await
 }
 
-/// Waits (up to 15 s) until the journey is finished.
+/// Moves the server's clock past the idle second, then waits (up to 15 s) for the janitor's
+/// next round to finish the journey.
 async fn finished_journey(app: &TestApp, id: &str) -> Value {
+    app.clock.advance(Duration::from_secs(2));
     journey_when(app, id, |j| j["state"] == "finished").await
 }
 

@@ -242,13 +242,12 @@ on_both_backends!(rotation_and_expiry, |backend| async move {
         "qr-wrong-state",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    app.clock.advance(Duration::from_millis(2300));
     let code = rotated["matchCode"].as_str().unwrap().to_owned();
     expect_error(phone.approve(&app, &rotated, &code).await, 410, "qr-expired").await;
     assert_eq!(desktop.state(&app, &qr).await, "expired");
     expect_error(desktop.redeem(&app, &qr).await, 410, "qr-expired").await;
-    // The janitor records the expiry, from the state it was in.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The janitor (each second) records the expiry, from the state it was in.
     let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
     let journey = handoff_core::domain::JourneyId::parse(qr["journeyId"].as_str().unwrap()).unwrap();
     let events = settled_events(&db, journey, "qr.expired").await;
@@ -263,7 +262,7 @@ on_both_backends!(approval_needs_a_fresh_verification, |backend| async move {
     let desktop = Desktop::new(&app);
     let qr = desktop.create(&app).await;
     json_ok(phone.claim(&app, &qr).await).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.clock.advance(Duration::from_millis(1200));
     let code = qr["matchCode"].as_str().unwrap();
     expect_error(phone.approve(&app, &qr, code).await, 401, "reauth-required").await;
     assert_eq!(desktop.state(&app, &qr).await, "scanned", "still waiting for a verified approval");
@@ -499,7 +498,7 @@ on_both_backends!(a_phone_that_verifies_again_keeps_its_claim, |backend| async m
     let desktop = Desktop::new(&app);
     let qr = desktop.create(&app).await;
     json_ok(phone.claim(&app, &qr).await).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.clock.advance(Duration::from_millis(1200));
     let code = qr["matchCode"].as_str().unwrap();
     expect_error(phone.approve(&app, &qr, code).await, 401, "reauth-required").await;
     // Confirm with the passkey again (as the phone page does), then approve.

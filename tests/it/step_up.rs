@@ -149,7 +149,7 @@ on_both_backends!(a_passkey_sign_in_is_a_step_up_until_the_window_ends, |backend
     let session = json_ok(send(&http, &app, reqwest::Method::GET, "/api/v1/session", None).await).await;
     assert_eq!(session["method"], "passkey");
     assert!(session["stepUpUntil"].is_string());
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_millis(1100));
     expect_error(add_passkey(&app, &http, "bo@example.com").await, 401, "reauth-required").await;
     let passkeys = json_ok(send(&http, &app, reqwest::Method::GET, "/api/v1/passkeys", None).await).await;
     let delete_path = format!("/api/v1/passkeys/{}", passkeys["passkeys"][0]["credentialId"].as_str().unwrap());

@@ -1,10 +1,52 @@
 //! Time as the domain sees it: milliseconds since the Unix epoch, in one place so that
 //! storage, expiry checks and API timestamps agree, and RFC 3339 rendering for the API.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
+
+/// Where a running server takes the time from: the system clock, or (for tests of expiry
+/// and time windows) the system clock moved forward by [`Clock::advance`], so a test of a
+/// 2-minute window does not wait 2 minutes. A cheap handle: clones share one offset. The
+/// services that decide expiry (ceremonies, sessions and step-up, QR attempts) and the
+/// server's janitors take it; rate-limit windows and logs stay on the system clock.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    ahead: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// The system clock, movable forward with [`Clock::advance`].
+    pub fn adjustable() -> Self {
+        Self { ahead: Some(Arc::new(AtomicI64::new(0))) }
+    }
+
+    /// The current time.
+    pub fn now_ms(&self) -> Millis {
+        let ahead = self.ahead.as_ref().map_or(0, |a| a.load(Ordering::Relaxed));
+        now_ms().saturating_add(ahead)
+    }
+
+    /// Moves an adjustable clock forward (a no-op on the system clock; returns whether it
+    /// moved).
+    pub fn advance(&self, by: Duration) -> bool {
+        match &self.ahead {
+            Some(ahead) => {
+                ahead.fetch_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX), Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 /// The current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> Millis {
@@ -51,6 +93,18 @@ pub fn parse_time_or_age(s: &str, now: Millis) -> Option<Millis> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adjustable_clock_moves_forward_and_the_system_clock_does_not() {
+        let clock = Clock::adjustable();
+        let copy = clock.clone();
+        let before = clock.now_ms();
+        assert!(clock.advance(Duration::from_secs(3600)));
+        assert!(copy.now_ms() >= before + 3_600_000, "clones share the offset");
+        let system = Clock::system();
+        assert!(!system.advance(Duration::from_secs(3600)));
+        assert!(system.now_ms() < before + 3_600_000);
+    }
 
     #[test]
     fn renders_rfc3339_in_utc() {

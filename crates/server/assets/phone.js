@@ -7,6 +7,8 @@
  * answers 401 `reauth-required`) runs the passkey sign-in again and retries the approval.
  *
  * Why it is built this way:
+ * - Claim, approve and deny are the SDK's calls (`claimQr`, `approveQr`, `denyQr`), so every
+ *   error is the SDK's `HandoffError` with the server's code.
  * - The token is read from `location.pathname` and only ever sent in JSON bodies, never in
  *   a query string or a Referer (the page sets `no-referrer`).
  * - Approve and Deny have the same size; the match number is a real radio group; each
@@ -21,7 +23,6 @@
  */
 import { Handoff, HandoffError } from '/sdk/handoff.js';
 
-const API = '/api/v1';
 /**
  * The server wants a user-verified passkey sign-in within the last 2 minutes before an
  * approval. A session older than this is verified again *before* claiming, because the
@@ -54,35 +55,9 @@ const token = decodeURIComponent((location.pathname.match(/^\/q\/([^/?#]+)/) ?? 
 let claim = null; // the claim response
 let expiresTimer = 0;
 
-class ApiError extends Error {
-  constructor(code, message, status) {
-    super(message);
-    this.code = code;
-    this.status = status;
-  }
-}
-
-async function post(path, body) {
-  let res;
-  try {
-    res = await fetch(API + path, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError('network-error', 'Could not reach the server. Check your connection and try again.', 0);
-  }
-  let json = null;
-  try {
-    json = await res.json();
-  } catch {
-    // no JSON body
-  }
-  if (!res.ok) throw new ApiError(json?.error?.code ?? `http-${res.status}`, json?.error?.message ?? `The server answered ${res.status}.`, res.status);
-  return json;
-}
+/** This page's wording when the server cannot be reached (the SDK's own is about signing in). */
+const OFFLINE = 'Could not reach the server. Check your connection and try again.';
+const messageOf = (error) => (error?.code === 'network-error' ? OFFLINE : error?.message);
 
 // ---- screens ----
 
@@ -260,7 +235,7 @@ async function ensureFreshSession(session) {
 async function claimAndShow() {
   show('loading');
   try {
-    claim = await post('/qr/claim', { token });
+    claim = await handoff.claimQr(token);
     track('mobile.opened', {}, openedAt);
   } catch (error) {
     if (error.code === 'not-signed-in') {
@@ -271,7 +246,7 @@ async function claimAndShow() {
       });
     }
     if (resultForError(error)) return;
-    return showResult('error', error.message);
+    return showResult('error', messageOf(error));
   }
   renderClaim(claim);
 }
@@ -356,7 +331,7 @@ async function approve(matchCode, { reauthed = false } = {}) {
   say('Approving…');
   try {
     const allowPasskey = !$('grant-wrap').hidden && $('grant-passkey').checked;
-    await post('/qr/approve', { token, matchCode, allowPasskey });
+    await handoff.approveQr(token, { matchCode, allowPasskey });
     track('confirmation.completed', { action: 'approve', matchOk: true });
     handoff.endJourney(claim?.journeyId);
     showResult('approved');
@@ -380,7 +355,7 @@ async function approve(matchCode, { reauthed = false } = {}) {
     }
     if (resultForError(error)) return;
     buttons.forEach((b) => busy(b, false));
-    say(error.code === 'rate-limited' ? `Too many approvals: ${error.message}` : `Could not approve: ${error.message}`, 'error');
+    say(error.code === 'rate-limited' ? `Too many approvals: ${error.message}` : `Could not approve: ${messageOf(error)}`, 'error');
   }
 }
 
@@ -401,14 +376,14 @@ $('deny').addEventListener('click', async () => {
   buttons.forEach((b) => busy(b, true));
   say('Denying…');
   try {
-    await post('/qr/deny', { token });
+    await handoff.denyQr(token);
     track('confirmation.completed', { action: 'deny' });
     handoff.endJourney(claim?.journeyId);
     showResult('denied');
   } catch (error) {
     if (resultForError(error)) return;
     buttons.forEach((b) => busy(b, false));
-    say(`Could not deny: ${error.message}`, 'error');
+    say(`Could not deny: ${messageOf(error)}`, 'error');
   }
 });
 

@@ -4,11 +4,13 @@
  * phone approves — the person does nothing more on the computer.
  *
  * Why it is built this way:
+ * - Every request goes through the SDK's QR calls (`createQr`, `rotateQr`, `watchQr`,
+ *   `redeemQr`, `cancelQr`), so errors are the SDK's `HandoffError` with the server's code.
  * - The server draws the QR (an SVG with its quiet zone) and sets the redemption secret as
- *   an `HttpOnly; SameSite=Strict` cookie scoped to the attempt, so every request here uses
+ *   an `HttpOnly; SameSite=Strict` cookie scoped to the attempt, so every request uses
  *   `credentials: 'same-origin'` and this script never sees the secret.
  * - Changes arrive by server-sent events (`/events`). If the stream errors (a proxy that
- *   buffers or cuts it), the component switches on its own to long-polling
+ *   buffers or cuts it), the SDK's `watchQr` switches on its own to long-polling
  *   (`GET /qr/{id}?wait=25`) and keeps going; both paths feed the same `onState`.
  * - The displayed code is rotated shortly before `codeExpiresAt` while nobody has scanned
  *   it, so a photo of an old screen stops working. Times are corrected for the difference
@@ -27,7 +29,6 @@
 
 import { Handoff } from '/sdk/handoff.js';
 
-const API = '/api/v1';
 /** Rotate this long before the code stops working (or at 80 % of a very short code life). */
 const ROTATE_EARLY_MS = 10_000;
 /** Long-poll length (the server caps it at 30 s). */
@@ -35,8 +36,11 @@ const POLL_WAIT_S = 25;
 /** Final states: nothing changes after these. */
 const FINAL = new Set(['redeemed', 'denied', 'expired', 'cancelled', 'rejected']);
 
-/** Sends this flow's product events (PRODUCT.md §4.2) through the SDK's shared event queue. */
-const events = new Handoff();
+/** Talks to the server, and sends this flow's product events (PRODUCT.md §4.2) through the SDK's shared event queue. */
+const handoff = new Handoff();
+/** This page's wording when the server cannot be reached (the SDK's own is about signing in). */
+const OFFLINE = 'Could not reach the server. Check your connection.';
+const messageOf = (error) => (error?.code === 'network-error' ? OFFLINE : error?.message);
 
 /**
  * Product events of this flow, stored with the attempt's journey:
@@ -51,43 +55,7 @@ const events = new Handoff();
  * @param {Record<string, unknown>} [attrs]
  */
 function track(name, journeyId, attrs = {}) {
-  if (journeyId) events.track(name, { journeyId, device: 'desktop', flow: 'qr-approval', attrs });
-}
-
-class QrApiError extends Error {
-  constructor(code, message, status, retryAfter) {
-    super(message);
-    this.code = code;
-    this.status = status;
-    this.retryAfter = retryAfter;
-  }
-}
-
-async function api(method, path, body, signal) {
-  let res;
-  try {
-    res = await fetch(API + path, {
-      method,
-      credentials: 'same-origin',
-      headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-    });
-  } catch (error) {
-    if (error?.name === 'AbortError') throw error;
-    throw new QrApiError('network-error', 'Could not reach the server. Check your connection.', 0);
-  }
-  let json = null;
-  try {
-    json = await res.json();
-  } catch {
-    // empty or non-JSON body
-  }
-  if (!res.ok) {
-    const retryAfter = Number(res.headers.get('retry-after')) || undefined;
-    throw new QrApiError(json?.error?.code ?? `http-${res.status}`, json?.error?.message ?? `The server answered ${res.status}.`, res.status, retryAfter);
-  }
-  return json;
+  if (journeyId) handoff.track(name, { journeyId, device: 'desktop', flow: 'qr-approval', attrs });
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -177,8 +145,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
   let state = null;
   let rotations = 0;
   let skewMs = 0; // local clock minus server clock
-  let es = null;
-  let pollAbort = null;
+  let watcher = null; // the SDK's watchQr: SSE, then long-poll
   let rotateTimer = 0;
   let tickTimer = 0;
   let redeeming = false;
@@ -198,10 +165,8 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
 
   function stopAttempt() {
     stopped = true;
-    es?.close();
-    es = null;
-    pollAbort?.abort();
-    pollAbort = null;
+    watcher?.close();
+    watcher = null;
     clearTimeout(rotateTimer);
     clearInterval(tickTimer);
   }
@@ -247,7 +212,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
   async function rotate() {
     if (stopped || state !== 'created' || !attempt) return;
     try {
-      const code = await api('POST', `/qr/${attempt.qrId}/rotate`);
+      const code = await handoff.rotateQr(attempt.qrId);
       if (stopped || state !== 'created') return;
       rotations += 1;
       renderCode(code);
@@ -273,45 +238,13 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
   // ---- learning about changes: SSE, then long-poll ----
   function listen() {
     if (stopped || !attempt) return;
-    if (typeof EventSource !== 'function') return poll();
-    const id = attempt.qrId;
-    const source = new EventSource(`${API}/qr/${id}/events`, { withCredentials: true });
-    es = source;
-    source.addEventListener('state', (e) => {
-      try {
-        onState(JSON.parse(e.data), 'sse');
-      } catch {
-        // a malformed event: ignore, the next one (or the long-poll) carries the state
-      }
+    watcher = handoff.watchQr(attempt.qrId, {
+      wait: POLL_WAIT_S,
+      onState,
+      onTrouble: () => announce('Having trouble reaching the server. Still trying…', 'error'),
+      onLost: () =>
+        showEnd('This code can no longer be used', 'This browser lost track of the sign-in (its cookie is missing or the code was removed). Show a new code to try again.'),
     });
-    source.addEventListener('error', () => {
-      if (es !== source) return;
-      source.close();
-      es = null;
-      if (!stopped) poll(); // the stream failed or was cut: keep going by long-polling
-    });
-  }
-
-  async function poll() {
-    const id = attempt?.qrId;
-    let failures = 0;
-    while (!stopped && attempt?.qrId === id) {
-      const ctrl = new AbortController();
-      pollAbort = ctrl;
-      try {
-        const status = await api('GET', `/qr/${id}?wait=${POLL_WAIT_S}`, undefined, ctrl.signal);
-        failures = 0;
-        onState(status, 'poll');
-      } catch (error) {
-        if (stopped || error?.name === 'AbortError') return;
-        if (error.status === 403 || error.status === 404) {
-          return showEnd('This code can no longer be used', 'This browser lost track of the sign-in (its cookie is missing or the code was removed). Show a new code to try again.');
-        }
-        failures += 1;
-        if (failures === 3) announce('Having trouble reaching the server. Still trying…', 'error');
-        await new Promise((r) => setTimeout(r, Math.min(15_000, 1000 * 2 ** failures)));
-      }
-    }
   }
 
   function onState(status, via) {
@@ -371,8 +304,8 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     redeeming = true;
     announce('Approved on your phone — signing you in…');
     try {
-      const result = await api('POST', `/qr/${attempt.qrId}/redeem`);
-      events.endJourney(currentJourney); // signed in: hiding the page now says nothing about this journey
+      const result = await handoff.redeemQr(attempt.qrId);
+      handoff.endJourney(currentJourney); // signed in: hiding the page now says nothing about this journey
       stopAttempt();
       waiting.hidden = true;
       end.hidden = true;
@@ -383,7 +316,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     } catch (error) {
       redeeming = false;
       if (error.status === 410) return onState({ state: 'expired' }, 'redeem');
-      showEnd('Could not finish signing in', `${error.message} Show a new code to try again.`);
+      showEnd('Could not finish signing in', `${messageOf(error)} Show a new code to try again.`);
     }
   }
 
@@ -412,19 +345,16 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     trouble.open = false;
     qrBox.classList.remove('qr-faded');
     announce('Making a sign-in code…');
-    const body = {};
-    if (identifier) body.identifier = identifier;
-    if (currentJourney) body.journeyId = currentJourney;
     let code;
     try {
-      code = await api('POST', '/qr', body);
+      code = await handoff.createQr({ identifier, journeyId: currentJourney });
     } catch (error) {
       if (destroyed) return;
       if (error.status === 429) {
         const wait = error.retryAfter ? ` Try again in ${error.retryAfter} seconds.` : ' Try again in a minute.';
         return showEnd('Too many codes from this network', `For safety only a few codes can be made per minute.${wait}`);
       }
-      return showEnd('Could not make a sign-in code', error.message);
+      return showEnd('Could not make a sign-in code', messageOf(error));
     }
     if (destroyed) return;
     waiting.hidden = false;
@@ -441,7 +371,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     stopAttempt();
     if (id && !wasFinal) {
       try {
-        await api('POST', `/qr/${id}/cancel`);
+        await handoff.cancelQr(id);
       } catch {
         // already over on the server: nothing to cancel
       }
@@ -475,7 +405,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
 
 async function currentSession() {
   try {
-    return await api('GET', '/session');
+    return await handoff.session();
   } catch {
     return null;
   }
@@ -534,7 +464,7 @@ function mountLoginPage(form) {
 
   signOut.addEventListener('click', async () => {
     try {
-      await api('DELETE', '/session');
+      await handoff.signOut();
     } catch {
       // signed out already
     }

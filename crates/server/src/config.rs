@@ -262,6 +262,9 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where the time comes from (the system clock; tests move an adjustable one). Not a
+    /// setting an operator can change.
+    pub clock: handoff_core::clock::Clock,
     /// Where to listen.
     pub listen: SocketAddr,
     /// The data directory.
@@ -495,6 +498,7 @@ impl RawConfig {
             return Err(ConfigError("retention_days must be between 1 and 36500".into()));
         }
         Ok(Settings {
+            clock: handoff_core::clock::Clock::system(),
             session_idle,
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             limits,

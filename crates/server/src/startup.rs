@@ -106,7 +106,8 @@ impl Application {
             decoy_key.as_bytes(),
             journal.clone(),
         )
-        .map_err(StartError::Config)?;
+        .map_err(StartError::Config)?
+        .with_clock(settings.clock.clone());
         match passkeys.refresh_decoys().await {
             Ok(accounts) => tracing::debug!(accounts, "sampled account shapes for decoys"),
             Err(e) => tracing::warn!(error = %e, "could not sample account shapes for decoys; using the built-in one"),
@@ -116,8 +117,10 @@ impl Application {
             settings.session_ttl,
             settings.qr.fresh_verification,
             settings.session_idle,
-        );
-        let mut qr = QrService::new(storage.clone(), settings.qr.clone(), journal.clone());
+        )
+        .with_clock(settings.clock.clone());
+        let mut qr =
+            QrService::new(storage.clone(), settings.qr.clone(), journal.clone()).with_clock(settings.clock.clone());
         if let Some(path) = &settings.geoip_database {
             let locator = MaxMindLocator::open(path).map_err(StartError::Config)?;
             tracing::info!(
@@ -146,6 +149,7 @@ impl Application {
             journal,
             journeys: storage.journeys,
             journey_idle: settings.journey_idle,
+            clock: settings.clock.clone(),
             metrics: Arc::default(),
             http: Arc::new(HttpSettings {
                 secure_cookies: settings.secure_cookies(),
@@ -321,7 +325,7 @@ async fn purge_expired(db: Database, state: AppState) {
         if pruned > 0 {
             tracing::debug!(keys = pruned, "forgot past rate-limit windows");
         }
-        let now = now_ms();
+        let now = state.clock.now_ms();
         let idle_since = state.sessions.idle_since(now);
         match (Ceremonies::purge_expired(&db, now).await, Sessions::purge_expired(&db, now, idle_since).await) {
             (Ok(c), Ok(s)) if c + s > 0 => tracing::debug!(ceremonies = c, sessions = s, "purged expired rows"),
@@ -441,7 +445,7 @@ async fn finish_idle_journeys(state: AppState) {
     loop {
         tick.tick().await;
         loop {
-            let now = now_ms();
+            let now = state.clock.now_ms();
             match state.journeys.finish_idle(now.saturating_sub(idle_ms), now, 1_000).await {
                 Ok(0) => break,
                 Ok(n) => {

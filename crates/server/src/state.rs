@@ -55,6 +55,9 @@ pub struct Services {
     pub journeys: Arc<dyn Journeys>,
     /// Idle time after which an open journey is finished.
     pub journey_idle: Duration,
+    /// The time for expiry and windows (ceremonies, sessions, QR attempts, journeys); the
+    /// system clock except in tests.
+    pub clock: handoff_core::clock::Clock,
     /// Prometheus counters and histograms of this instance.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// HTTP-only settings.

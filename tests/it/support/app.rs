@@ -75,6 +75,9 @@ pub struct TestApp {
     pub port: u16,
     pub client: Client,
     pub database_url: String,
+    /// The server's clock: the system's, which a test moves forward with `advance` instead
+    /// of sleeping through an expiry or a time window.
+    pub clock: handoff_core::clock::Clock,
     _dir: tempfile::TempDir,
 }
 
@@ -114,12 +117,14 @@ impl TestApp {
             failures_before_fallback: options.failures_before_fallback,
             ..options.extra.clone()
         };
-        let settings = raw.into_settings().expect("test settings are valid");
+        let mut settings = raw.into_settings().expect("test settings are valid");
+        let clock = handoff_core::clock::Clock::adjustable();
+        settings.clock = clock.clone();
         let app = Application::build_on(settings, listener).await.expect("application builds");
         tokio::spawn(app.run_until(std::future::pending()));
         let client = Client::builder().cookie_store(true).timeout(Duration::from_secs(30)).build().expect("client");
         let base = Url::parse(&format!("http://127.0.0.1:{port}")).expect("base");
-        Self { base, origin, port, client, database_url, _dir: dir }
+        Self { base, origin, port, client, database_url, clock, _dir: dir }
     }
 
     /// A second client (another browser) against the same server.

@@ -13,7 +13,6 @@ use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential, UserVeri
 use super::model::{Account, PasskeyUse};
 use super::service::PasskeyService;
 use super::verify::map_webauthn_error;
-use crate::clock::now_ms;
 use crate::decision::{Decision, Reason, Verdict};
 use crate::device::{DeviceInfo, FormFactor};
 use crate::domain::{CeremonyId, CredentialId, Identifier, JourneyId, UserId};
@@ -143,7 +142,7 @@ impl PasskeyService {
     pub async fn start_login(&self, input: LoginStart) -> Result<LoginStarted> {
         // Server events go only into a journey this browser started.
         let journey_id = self.journey_for(input.journey_id, input.client.device_id.as_deref());
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let (user_id, outcome, prior_failures) = match &input.identifier {
             None => (None, Outcome { decision: usernameless_decision(), allow: Vec::new(), hints: Vec::new() }, 0),
             Some(identifier) => {
@@ -272,7 +271,7 @@ impl PasskeyService {
                 "webauthn.failed",
                 Some(flow_of(pending.verdict)),
                 json!({"errorName": input.error_name, "elapsedMs": input.elapsed_ms, "reportedTo": "login/failure"}),
-                now_ms(),
+                self.clock.now_ms(),
             )
         };
         self.journal.submit_server(vec![event]);
@@ -281,7 +280,7 @@ impl PasskeyService {
 
     /// The person declined to create a passkey on this device.
     pub async fn skip_append(&self, user: UserId, device_id: &str) -> Result<()> {
-        self.storage.append_offers.record_append(user, device_id, now_ms(), AppendAction::Skipped).await
+        self.storage.append_offers.record_append(user, device_id, self.clock.now_ms(), AppendAction::Skipped).await
     }
 
     /// Records a successful passkey sign-in's `server.verification` and `session.established`.
@@ -300,7 +299,7 @@ impl PasskeyService {
         let attempt = Attempt {
             identifier: identifier.clone(),
             device_id: device_id.clone(),
-            at: now_ms(),
+            at: self.clock.now_ms(),
             failed,
             detail: detail.map(str::to_owned),
         };
@@ -322,7 +321,7 @@ impl PasskeyService {
         if pending.verdict != Verdict::CrossDevice || !capable {
             return None;
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let policy = &self.config.append;
         let day_ago = now - 24 * 3600 * 1000;
         let history = match self.storage.append_offers.append_history(account.id, day_ago).await {
@@ -407,7 +406,7 @@ impl PasskeyService {
             counter: result.counter(),
             backup_state: result.backup_state(),
             backup_eligible: result.backup_eligible(),
-            at: now_ms(),
+            at: self.clock.now_ms(),
             on: input.device.clone(),
             device_id: input.device_id.clone(),
             credential,
@@ -437,7 +436,7 @@ impl PasskeyService {
                 "storedCounter": stored,
                 "presentedCounter": presented,
             }),
-            at: now_ms(),
+            at: self.clock.now_ms(),
             ip: input.ip.clone(),
             user_agent: input.user_agent.clone(),
         };

@@ -12,7 +12,6 @@ use super::authdata::RegistrationFacts;
 use super::model::{Account, PasskeyRecord, SessionUser};
 use super::service::PasskeyService;
 use super::verify::map_webauthn_error;
-use crate::clock::now_ms;
 use crate::device::DeviceInfo;
 use crate::domain::{CeremonyId, CredentialId, DisplayName, Identifier, UserId};
 use crate::error::{DomainError, Result, VerificationFailure};
@@ -100,7 +99,7 @@ impl PasskeyService {
             Some((account, session)) => {
                 // Adding a passkey is sensitive (PRODUCT §8): a fresh passkey ceremony on this
                 // device, or the one-time grant chosen on the phone for a QR approval.
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 if !session.stepped_up(now) && !session.may_add_passkey(now) {
                     return Err(DomainError::ReauthRequired);
                 }
@@ -171,7 +170,7 @@ impl PasskeyService {
             .as_ref()
             .map(|ts| ts.iter().filter_map(|t| serde_json::to_value(t).ok()?.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if let Some(session) = adding_to
             && !session.stepped_up(now)
             && !self.storage.sessions.take_passkey_grant(&session.session_digest, now).await?

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 use webauthn_rs_core::WebauthnCore;
 
-use crate::clock::{Millis, now_ms};
+use crate::clock::{Clock, Millis};
 use crate::domain::{CeremonyId, JourneyId};
 use crate::error::{DomainError, Result};
 use crate::intelligence::DecisionRules;
@@ -89,6 +89,7 @@ pub struct PasskeyService {
     pub(crate) journal: Journal,
     pub(crate) journeys: JourneyBinder,
     pub(crate) decoys: Arc<super::decoy::DecoyShapes>,
+    pub(crate) clock: Clock,
 }
 
 impl PasskeyService {
@@ -121,7 +122,14 @@ impl PasskeyService {
             journal,
             journeys,
             decoys: Arc::default(),
+            clock: Clock::system(),
         })
+    }
+
+    /// Takes the time from `clock` (tests move it forward instead of waiting).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Samples real accounts' inventories again, so that decoys for unknown identifiers
@@ -167,7 +175,7 @@ impl PasskeyService {
     /// Deletes one passkey of the signed-in user; needs a step-up (PRODUCT §8).
     #[tracing::instrument(skip_all, fields(user = %user.user_id))]
     pub async fn delete_passkey(&self, user: &super::SessionUser, id: &crate::domain::CredentialId) -> Result<()> {
-        user.require_step_up(now_ms())?;
+        user.require_step_up(self.clock.now_ms())?;
         if self.storage.accounts.delete_passkey(user.user_id, id).await? {
             tracing::info!(credential = %id.to_base64url(), "passkey deleted");
             Ok(())
@@ -179,7 +187,7 @@ impl PasskeyService {
     /// Stores server-side product events; a storage failure is logged, never fatal to the
     /// sign-in it describes.
     pub(crate) async fn emit(&self, journey: JourneyId, flow: Option<&str>, events: &[(&str, serde_json::Value)]) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let stored =
             events.iter().map(|(name, attrs)| StoredEvent::server(journey, name, flow, attrs.clone(), now)).collect();
         self.journal.submit_server(stored);
@@ -192,7 +200,7 @@ impl PasskeyService {
     /// Stores ceremony state and returns its id.
     pub(crate) async fn put_ceremony<T: Serialize>(&self, kind: CeremonyKind, payload: &T) -> Result<CeremonyId> {
         let id = CeremonyId::new();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let payload = serde_json::to_string(payload)
             .map_err(|e| DomainError::Internal(format!("cannot serialise ceremony state: {e}")))?;
         let record = CeremonyRecord { id, kind, payload, created_at: now, expires_at: now + self.ttl_ms() };
@@ -204,7 +212,7 @@ impl PasskeyService {
     /// expired ones.
     pub(crate) async fn take_ceremony<T: DeserializeOwned>(&self, id: CeremonyId, kind: CeremonyKind) -> Result<T> {
         let record = self.storage.ceremonies.take(id, kind).await?.ok_or(DomainError::CeremonyNotFound)?;
-        if record.expires_at <= now_ms() {
+        if record.expires_at <= self.clock.now_ms() {
             return Err(DomainError::CeremonyExpired);
         }
         serde_json::from_str(&record.payload)

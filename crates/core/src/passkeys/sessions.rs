@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::clock::{Millis, now_ms};
+use crate::clock::{Clock, Millis};
 use crate::domain::{SecretToken, UserId};
 use crate::error::Result;
 use crate::passkeys::{SessionMethod, SessionUser};
@@ -20,6 +20,7 @@ pub struct SessionService {
     ttl: Duration,
     step_up: Duration,
     idle: Duration,
+    clock: Clock,
 }
 
 /// How stale `last_seen_at` may be before a request writes it again: the idle timeout is
@@ -54,7 +55,18 @@ impl SessionService {
     /// Sessions last `ttl`, and end after `idle` without use; a passkey ceremony allows
     /// sensitive actions for `step_up`.
     pub fn new(storage: Storage, ttl: Duration, step_up: Duration, idle: Duration) -> Self {
-        Self { storage, ttl, step_up, idle }
+        Self { storage, ttl, step_up, idle, clock: Clock::system() }
+    }
+
+    /// Takes the time from `clock` (tests move it forward instead of waiting).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time, as this service sees it.
+    pub fn now_ms(&self) -> Millis {
+        self.clock.now_ms()
     }
 
     /// The oldest last use a live session can have at `now`.
@@ -71,7 +83,7 @@ impl SessionService {
     /// when `method` ran a passkey ceremony in this browser.
     pub async fn start(&self, new: NewSession) -> Result<SecretToken> {
         let token = SecretToken::generate()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let record = SessionRecord {
             token_digest: token.digest(),
             user_id: new.user_id,
@@ -91,7 +103,7 @@ impl SessionService {
     /// The user behind a token, if the session is live: not expired, and used within the
     /// idle timeout (a use moves that on).
     pub async fn resolve(&self, token: &SecretToken) -> Result<Option<SessionUser>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let Some(s) = self.storage.sessions.find(&token.digest(), now).await? else { return Ok(None) };
         if s.last_seen_at < self.idle_since(now) {
             self.storage.sessions.revoke(&s.token_digest).await?;
@@ -115,12 +127,12 @@ impl SessionService {
     /// the session stays (so what it started, like a QR claim, carries on) and counts as
     /// freshly verified. Returns false when the session is not live.
     pub async fn reverify(&self, token: &SecretToken) -> Result<bool> {
-        self.storage.sessions.mark_verified(&token.digest(), now_ms()).await
+        self.storage.sessions.mark_verified(&token.digest(), self.clock.now_ms()).await
     }
 
     /// The user's live sessions (signed-in devices), newest first.
     pub async fn of_user(&self, user: UserId) -> Result<Vec<SessionRecord>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut live = self.storage.sessions.of_user(user, now).await?;
         live.retain(|s| s.last_seen_at >= self.idle_since(now));
         Ok(live)
@@ -130,7 +142,7 @@ impl SessionService {
     /// everywhere"); needs a step-up, since it ends other devices' sessions. Returns how
     /// many ended.
     pub async fn end_all(&self, user: &SessionUser) -> Result<u64> {
-        user.require_step_up(now_ms())?;
+        user.require_step_up(self.clock.now_ms())?;
         self.storage.sessions.revoke_all(user.user_id).await
     }
 
@@ -146,7 +158,7 @@ impl SessionService {
             ));
         }
         if !user.session_digest.starts_with(id) {
-            user.require_step_up(now_ms())?;
+            user.require_step_up(self.clock.now_ms())?;
         }
         self.storage.sessions.revoke_for_user(user.user_id, id).await
     }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::model::{QrAttempt, QrState, Requester};
-use crate::clock::{Millis, now_ms};
+use crate::clock::{Clock, Millis};
 use crate::domain::{Identifier, JourneyId, SecretToken, UserId};
 use crate::error::{DomainError, Result};
 use crate::geo::{Locator, Place, Separation, Whereabouts, separation};
@@ -160,12 +160,19 @@ pub struct QrService {
     config: QrConfig,
     journal: Journal,
     locator: Option<Arc<dyn Locator>>,
+    clock: Clock,
 }
 
 impl QrService {
     /// The service.
     pub fn new(storage: Storage, config: QrConfig, journal: Journal) -> Self {
-        Self { storage, config, journal, locator: None }
+        Self { storage, config, journal, locator: None, clock: Clock::system() }
+    }
+
+    /// Takes the time from `clock` (tests move it forward instead of waiting).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Places addresses with this GeoIP database (shown to the phone, used for the
@@ -202,7 +209,7 @@ impl QrService {
     }
 
     async fn emit(&self, attempt: &QrAttempt, name: &str, attrs: serde_json::Value) {
-        let event = StoredEvent::server(attempt.journey_id, name, Some("qr-approval"), attrs, now_ms());
+        let event = StoredEvent::server(attempt.journey_id, name, Some("qr-approval"), attrs, self.clock.now_ms());
         self.journal.submit_server(vec![event]);
     }
 
@@ -219,7 +226,7 @@ impl QrService {
         }
         let token = SecretToken::generate()?;
         let redeem_secret = SecretToken::generate()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let attempt = QrAttempt {
             id: Uuid::new_v4(),
             journey_id: journey.unwrap_or_default(),
@@ -258,7 +265,7 @@ impl QrService {
         if redeem_secret.map(digest).as_deref() != Some(attempt.redeem_digest.as_str()) {
             return Err(DomainError::RedeemRefused);
         }
-        if !attempt.state.is_final() && attempt.expires_at <= now_ms() {
+        if !attempt.state.is_final() && attempt.expires_at <= self.clock.now_ms() {
             attempt.state = QrState::Expired;
         }
         Ok(attempt)
@@ -273,7 +280,7 @@ impl QrService {
             other => return Err(DomainError::QrWrongState(other.as_str())),
         }
         let token = SecretToken::generate()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let until = (now + Self::ms(self.config.code_ttl)).min(attempt.expires_at);
         if !self.storage.qr.qr_rotate(id, &token.digest(), until, now).await? {
             return Err(DomainError::QrWrongState("no longer waiting for a scan"));
@@ -309,7 +316,7 @@ impl QrService {
             from,
             to,
             guard,
-            now: now_ms(),
+            now: self.clock.now_ms(),
             claim,
             reason: reason.map(str::to_owned),
             allow_passkey: None,
@@ -319,7 +326,7 @@ impl QrService {
     /// Finds the attempt behind a displayed token, telling expired and unknown apart.
     async fn by_token(&self, token: &str) -> Result<QrAttempt> {
         let attempt = self.storage.qr.qr_by_token(&digest(token)).await?.ok_or(DomainError::QrNotFound)?;
-        if attempt.expires_at <= now_ms() && !attempt.state.is_final() {
+        if attempt.expires_at <= self.clock.now_ms() && !attempt.state.is_final() {
             return Err(DomainError::QrExpired);
         }
         Ok(attempt)
@@ -342,7 +349,7 @@ impl QrService {
             }
         };
         if attempt.state == QrState::Created {
-            if attempt.token_expires_at <= now_ms() {
+            if attempt.token_expires_at <= self.clock.now_ms() {
                 return Err(DomainError::QrExpired);
             }
             let claim = Some((phone.session_digest.clone(), phone.user_id, phone.ip.clone()));
@@ -415,7 +422,7 @@ impl QrService {
             kind: format!("qr-{why}"),
             user_id: Some(phone.user_id),
             detail: json!({"qrId": attempt.id.to_string(), "journeyId": attempt.journey_id.to_string()}),
-            at: now_ms(),
+            at: self.clock.now_ms(),
             ip: phone.ip.clone(),
             user_agent: phone.user_agent.clone(),
         };
@@ -447,7 +454,7 @@ impl QrService {
         if attempt.state != QrState::Scanned {
             return Err(DomainError::QrWrongState(attempt.state.as_str()));
         }
-        if now_ms().saturating_sub(phone.verified_at) > Self::ms(self.config.fresh_verification) {
+        if self.clock.now_ms().saturating_sub(phone.verified_at) > Self::ms(self.config.fresh_verification) {
             return Err(DomainError::ReauthRequired);
         }
         let guard = QrGuard::Session(phone.session_digest.clone());
@@ -526,7 +533,7 @@ impl QrService {
 
     /// Expires every attempt whose time ran out; returns them (for notifications).
     pub async fn expire_due(&self) -> Result<Vec<QrAttempt>> {
-        let expired = self.storage.qr.qr_expire_due(now_ms()).await?;
+        let expired = self.storage.qr.qr_expire_due(self.clock.now_ms()).await?;
         for a in &expired {
             self.emit(a, "qr.expired", json!({"from": a.reason})).await;
         }

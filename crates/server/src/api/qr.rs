@@ -149,6 +149,7 @@ fn code_response(
     token: &str,
 ) -> Result<QrCodeResponse, ApiError> {
     let url = format!("{}/q/{token}", public_origin(state, headers));
+    let now = state.clock.now_ms();
     Ok(QrCodeResponse {
         qr_id: a.id.to_string(),
         journey_id: a.journey_id.to_string(),
@@ -157,7 +158,7 @@ fn code_response(
         match_code: format!("{:02}", a.match_code),
         expires_at: rfc3339(a.expires_at),
         code_expires_at: rfc3339(a.token_expires_at),
-        expires_in: ((a.expires_at - handoff_core::clock::now_ms()) / 1000).max(0),
+        expires_in: ((a.expires_at - now) / 1000).max(0),
     })
 }
 
@@ -226,7 +227,7 @@ pub async fn status(
     let _slot = state.streams.acquire(client_ip(&client), id)?;
     let deadline = tokio::time::Instant::now()
         + wait.min(Duration::from_millis(
-            u64::try_from((first.expires_at - handoff_core::clock::now_ms()).max(0)).unwrap_or(0) + 1000,
+            u64::try_from((first.expires_at - state.clock.now_ms()).max(0)).unwrap_or(0) + 1000,
         ));
     loop {
         match tokio::time::timeout_at(deadline, sub.changed()).await {
@@ -243,8 +244,8 @@ pub async fn status(
 
 /// When a stream waiting on an attempt that ends at `expires_at` looks on its own: a
 /// second after the end.
-fn deadline_of(expires_at: handoff_core::clock::Millis) -> tokio::time::Instant {
-    let left = expires_at.saturating_sub(handoff_core::clock::now_ms()).clamp(0, 600_000);
+fn deadline_of(expires_at: handoff_core::clock::Millis, now: handoff_core::clock::Millis) -> tokio::time::Instant {
+    let left = expires_at.saturating_sub(now).clamp(0, 600_000);
     tokio::time::Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0) + 1_000)
 }
 
@@ -278,7 +279,7 @@ pub async fn events(
     // A waiting desktop costs nothing until its attempt changes: every change is published
     // (the janitor publishes expiries), so the stream reads the database only when woken,
     // and once at the attempt's end in case that publication was missed.
-    let expiry = deadline_of(first.expires_at);
+    let expiry = deadline_of(first.expires_at, state.clock.now_ms());
     let stream = futures_util::stream::unfold(
         (Some(initial), sub, first.state, done, state, secret, expiry),
         move |(pending, mut sub, last, done, state, secret, mut wake_by)| async move {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
-use handoff_core::clock::{now_ms, rfc3339};
+use handoff_core::clock::rfc3339;
 use handoff_core::passkeys::SessionMethod;
 
 use super::dto::{PasskeyView, SessionResponse};
@@ -125,6 +125,7 @@ pub async fn current(
     let account = state.passkeys.account(user.user_id).await?;
     let passkeys = state.passkeys.passkeys(user.user_id).await?;
     let catalog = state.passkeys.catalog();
+    let now = state.clock.now_ms();
     Ok(Json(SessionResponse {
         user_id: account.id.to_string(),
         identifier: account.identifier.to_string(),
@@ -133,8 +134,8 @@ pub async fn current(
         signed_in_at: rfc3339(user.created_at),
         method: user.method,
         recovery: user.method.is_recovery(),
-        step_up_until: user.step_up_until.filter(|&until| until > now_ms()).map(rfc3339),
-        may_add_passkey: user.stepped_up(now_ms()) || user.may_add_passkey(now_ms()),
+        step_up_until: user.step_up_until.filter(|&until| until > now).map(rfc3339),
+        may_add_passkey: user.stepped_up(now) || user.may_add_passkey(now),
         passkeys: passkeys.into_iter().map(|p| PasskeyView::of(p, catalog)).collect(),
     }))
 }
