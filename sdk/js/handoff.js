@@ -78,8 +78,9 @@ export class HandoffError extends Error {
   /**
    * @param {string} code stable, machine-readable code (see the class doc)
    * @param {string} message human-readable sentence
-   * @param {{status?: number, cause?: unknown, decision?: Decision, journeyId?: string, ceremonyId?: string, elapsedMs?: number, timedOut?: boolean}} [details]
-   *   `status`: HTTP status of a server error; `cause`: the underlying
+   * @param {{status?: number, retryAfter?: number, cause?: unknown, decision?: Decision, journeyId?: string, ceremonyId?: string, elapsedMs?: number, timedOut?: boolean}} [details]
+   *   `status`: HTTP status of a server error; `retryAfter`: the seconds of
+   *   its `Retry-After` header (e.g. on `rate-limited`); `cause`: the underlying
    *   exception; `decision`/`journeyId`/`ceremonyId`: the server's login
    *   decision and attempt, when the error happened during a sign-in;
    *   `elapsedMs`: how long the WebAuthn dialog was open; `timedOut`: the
@@ -93,6 +94,8 @@ export class HandoffError extends Error {
     this.code = code;
     /** @type {number|undefined} */
     this.status = details.status;
+    /** @type {number|undefined} */
+    this.retryAfter = details.retryAfter;
     /** @type {Decision|undefined} */
     this.decision = details.decision;
     /** @type {string|undefined} */
@@ -171,6 +174,43 @@ export class HandoffError extends Error {
  * @property {string} userId
  * @property {string} credentialId the new passkey (base64url)
  * @property {{name: string, aaguid: string}} provider where the passkey lives
+ */
+
+/**
+ * A displayed QR code of an attempt (from {@link Handoff#createQr} / {@link Handoff#rotateQr}).
+ *
+ * @typedef {object} QrCode
+ * @property {string} qrId the attempt
+ * @property {string} journeyId
+ * @property {string} svg the QR code as SVG markup
+ * @property {string} url what the QR encodes (for typing on the phone)
+ * @property {string} matchCode the two-digit number the phone must pick
+ * @property {string} expiresAt RFC 3339: the attempt's end
+ * @property {number} expiresIn seconds until `expiresAt`, measured by the server when it answered
+ * @property {string} codeExpiresAt RFC 3339: this code's end (rotate before it)
+ */
+
+/**
+ * @typedef {object} QrStatus
+ * @property {'created'|'scanned'|'approved'|'redeemed'|'denied'|'expired'|'cancelled'|'rejected'} state
+ * @property {string} [reason] e.g. `wrong-number`, `timeout`
+ * @property {string} [codeExpiresAt]
+ */
+
+/**
+ * What the phone sees after {@link Handoff#claimQr}.
+ *
+ * @typedef {object} QrClaim
+ * @property {string} journeyId
+ * @property {{identifier: string, displayName?: string}} account who this phone approves as
+ * @property {string} [requestedIdentifier] what was typed on the computer
+ * @property {{browser: string, os: string, formFactor: string, ip?: string, place?: string, requestedAt: string}} requester
+ * @property {string[]} matchChoices the numbers to offer
+ * @property {boolean} [farApart]
+ * @property {number} [distanceKm]
+ * @property {boolean} [passkeyGrantOffered]
+ * @property {'wrong-account'|'far-apart'} [refusal] the operator refuses this approval: offer only Deny
+ * @property {string} expiresAt
  */
 
 /**
@@ -721,6 +761,186 @@ export class Handoff {
     return body?.ended ?? 0;
   }
 
+  // ---- QR approval (PRODUCT.md: sign in on a computer by approving on a signed-in phone) ----
+
+  /**
+   * Desktop: start a QR approval attempt. The server answers with the code to show (an SVG
+   * with its quiet zone, the URL it encodes, the two-digit match number) and sets the
+   * redemption secret as an `HttpOnly` cookie scoped to the attempt, which this SDK never sees.
+   *
+   * @param {{identifier?: string, journeyId?: string}} [params] `identifier`: what the person
+   *   typed (the phone warns on a mismatch); `journeyId`: the journey this attempt continues
+   * @returns {Promise<QrCode>}
+   * @throws {HandoffError} `rate-limited` (see `error.retryAfter`), `network-error`, …
+   */
+  async createQr({ identifier, journeyId } = {}) {
+    const body = {};
+    if (identifier) body.identifier = identifier;
+    if (journeyId) body.journeyId = journeyId;
+    return this._post('/qr', body);
+  }
+
+  /**
+   * Desktop: replace the displayed code of an attempt nobody has scanned yet (the attempt,
+   * its `qrId` and its journey stay the same), so a photo of an old screen stops working.
+   *
+   * @param {string} qrId
+   * @returns {Promise<QrCode>}
+   * @throws {HandoffError} status 409 (scanned meanwhile), 410 (expired), …
+   */
+  async rotateQr(qrId) {
+    return this._request('POST', `/qr/${encodeURIComponent(qrId)}/rotate`);
+  }
+
+  /**
+   * Desktop: the attempt's state. With `wait` (seconds; the server caps it at 30) this is a
+   * long-poll: the server answers when the state changes or the time is up.
+   *
+   * @param {string} qrId
+   * @param {{wait?: number, signal?: AbortSignal}} [options]
+   * @returns {Promise<QrStatus>}
+   * @throws {HandoffError} status 403 (this browser lacks the attempt's cookie), 404, `AbortError`, …
+   */
+  async qrStatus(qrId, { wait, signal } = {}) {
+    const query = wait ? `?wait=${wait}` : '';
+    return this._request('GET', `/qr/${encodeURIComponent(qrId)}${query}`, undefined, signal);
+  }
+
+  /**
+   * Desktop: follow an attempt's state changes. Uses server-sent events
+   * (`GET /qr/{id}/events`); when the stream errors (a proxy that buffers or cuts it) or the
+   * browser has no `EventSource`, it switches on its own to long-polling
+   * ({@link Handoff#qrStatus} with `wait`), backing off after failures. Both paths call the
+   * same `onState`.
+   *
+   * @param {string} qrId
+   * @param {object} handlers
+   * @param {(status: QrStatus, via: 'sse'|'poll') => void} handlers.onState every state received
+   *   (the same state may arrive more than once)
+   * @param {(failures: number) => void} [handlers.onTrouble] the long-poll failed 3 times in a
+   *   row; it keeps trying
+   * @param {(error: HandoffError) => void} [handlers.onLost] the attempt can no longer be
+   *   followed from this browser (403: its cookie is missing; 404: removed); watching stops
+   * @param {number} [handlers.wait=25] long-poll length in seconds
+   * @returns {{close: () => void}} stops watching (closes the stream, aborts the poll)
+   */
+  watchQr(qrId, { onState, onTrouble, onLost, wait = 25 } = {}) {
+    let closed = false;
+    let source = null;
+    let pollAbort = null;
+    const close = () => {
+      closed = true;
+      source?.close();
+      source = null;
+      pollAbort?.abort();
+      pollAbort = null;
+    };
+    const poll = async () => {
+      let failures = 0;
+      while (!closed) {
+        const ctrl = new AbortController();
+        pollAbort = ctrl;
+        try {
+          const status = await this.qrStatus(qrId, { wait, signal: ctrl.signal });
+          failures = 0;
+          if (!closed) onState?.(status, 'poll');
+        } catch (error) {
+          if (closed || error?.code === 'AbortError') return;
+          if (error.status === 403 || error.status === 404) {
+            close();
+            onLost?.(error);
+            return;
+          }
+          failures += 1;
+          if (failures === 3) onTrouble?.(failures);
+          await new Promise((r) => setTimeout(r, Math.min(15_000, 1000 * 2 ** failures)));
+        }
+      }
+    };
+    if (typeof EventSource !== 'function') {
+      poll();
+    } else {
+      const es = new EventSource(`${this.baseUrl}${API}/qr/${encodeURIComponent(qrId)}/events`, { withCredentials: true });
+      source = es;
+      es.addEventListener('state', (e) => {
+        if (closed) return;
+        try {
+          onState?.(JSON.parse(e.data), 'sse');
+        } catch {
+          // a malformed event: ignore, the next one (or the long-poll) carries the state
+        }
+      });
+      es.addEventListener('error', () => {
+        if (source !== es) return;
+        es.close();
+        source = null;
+        if (!closed) poll(); // the stream failed or was cut: keep going by long-polling
+      });
+    }
+    return { close };
+  }
+
+  /**
+   * Desktop: finish an approved attempt. Sends the attempt's cookie; the server sets the
+   * session cookie, so this browser is signed in.
+   *
+   * @param {string} qrId
+   * @returns {Promise<{userId: string, identifier: string, journeyId: string, flow: string}>}
+   * @throws {HandoffError} status 410 (expired), …
+   */
+  async redeemQr(qrId) {
+    return this._request('POST', `/qr/${encodeURIComponent(qrId)}/redeem`);
+  }
+
+  /**
+   * Desktop: end an attempt (the person chose another method or wants a new code).
+   *
+   * @param {string} qrId
+   * @returns {Promise<void>}
+   * @throws {HandoffError} when it is already over on the server
+   */
+  async cancelQr(qrId) {
+    await this._request('POST', `/qr/${encodeURIComponent(qrId)}/cancel`);
+  }
+
+  /**
+   * Phone: claim a scanned code for this phone's (signed-in) session. The answer says who is
+   * asking, as which account this phone would approve, and which numbers to offer.
+   *
+   * @param {string} token the token from the scanned URL (`/q/{token}`); sent in the body only
+   * @returns {Promise<QrClaim>}
+   * @throws {HandoffError} `not-signed-in`, `qr-not-found`, `qr-expired`, `qr-already-scanned`,
+   *   `qr-wrong-state`, …
+   */
+  async claimQr(token) {
+    return this._post('/qr/claim', { token });
+  }
+
+  /**
+   * Phone: approve a claimed code with the number the person picked.
+   *
+   * @param {string} token
+   * @param {{matchCode: string, allowPasskey?: boolean}} params `allowPasskey`: let the computer
+   *   save a passkey without asking again (honoured only when the claim offered it)
+   * @returns {Promise<void>}
+   * @throws {HandoffError} `reauth-required` (verify with a passkey, then approve again),
+   *   `wrong-number`, `wrong-account`, `far-apart`, `rate-limited`, `qr-*`, …
+   */
+  async approveQr(token, { matchCode, allowPasskey } = {}) {
+    await this._post('/qr/approve', { token, matchCode, allowPasskey });
+  }
+
+  /**
+   * Phone: deny a claimed code; nobody is signed in on the computer.
+   *
+   * @param {string} token
+   * @returns {Promise<void>}
+   * @throws {HandoffError} `qr-*`, …
+   */
+  async denyQr(token) {
+    await this._post('/qr/deny', { token });
+  }
+
   /**
    * Records a product event of a journey (PRODUCT.md §4.2), e.g. `qr.shown` or
    * `confirmation.completed`. It is queued and sent in a batch with the others (see
@@ -819,7 +1039,8 @@ export class Handoff {
       const code = typeof err?.code === 'string' ? err.code : `http-${response.status}`;
       const message =
         typeof err?.message === 'string' ? err.message : `The server answered ${response.status} ${response.statusText}`.trim();
-      throw new HandoffError(code, message, { ...details, status: response.status });
+      const retryAfter = Number(response.headers?.get?.('retry-after')) || undefined;
+      throw new HandoffError(code, message, { ...details, status: response.status, retryAfter });
     }
     return json;
   }
