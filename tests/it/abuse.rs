@@ -59,6 +59,7 @@ on_both_backends!(ipv6_clients_are_limited_by_their_64, |backend| async move {
         ..RawConfig::default()
     };
     let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    app.at_the_start_of_a_minute();
     let create = |from: String| {
         let client = app.new_browser();
         let url = app.url("/api/v1/qr");
@@ -83,6 +84,7 @@ on_both_backends!(sign_in_and_sign_up_starts_are_limited_per_client_and_identifi
         ..RawConfig::default()
     };
     let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    app.at_the_start_of_a_minute();
     let post = |path: &'static str, from: &'static str, body: serde_json::Value| {
         let client = app.new_browser();
         let url = app.url(path);
@@ -149,6 +151,7 @@ async fn postgres_instances_share_their_limits() {
     }
     let dir = tempfile::tempdir().unwrap();
     let options = TestOptions {
+        clock: Some(handoff_core::clock::Clock::adjustable()),
         database_url: Some(fresh_database(Backend::Postgres, &dir).await),
         public_origin: Some("http://localhost:8443".into()),
         extra: RawConfig { login_start_per_identifier: Some(4), ..RawConfig::default() },
@@ -156,6 +159,7 @@ async fn postgres_instances_share_their_limits() {
     };
     let a = TestApp::spawn_with(Backend::Postgres, options.clone()).await;
     let b = TestApp::spawn_with(Backend::Postgres, options).await;
+    a.at_the_start_of_a_minute();
     let mut statuses = Vec::new();
     for i in 0..8 {
         let app = if i % 2 == 0 { &a } else { &b };
@@ -168,6 +172,7 @@ async fn postgres_instances_share_their_limits() {
 
 on_both_backends!(wrong_operator_tokens_are_throttled, |backend| async move {
     let app = TestApp::spawn(backend).await;
+    app.at_the_start_of_a_minute();
     let client = app.new_browser();
     for _ in 0..20 {
         let resp = client.get(app.url("/api/v1/insights")).bearer_auth("guess-guess-guess-guess").send().await.unwrap();

@@ -271,6 +271,7 @@ on_both_backends!(approval_needs_a_fresh_verification, |backend| async move {
 on_both_backends!(rate_limits_and_csrf, |backend| async move {
     let extra = RawConfig { qr_create_per_minute: Some(3), qr_approve_per_minute: Some(2), ..RawConfig::default() };
     let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    app.at_the_start_of_a_minute();
     let phone = Phone::signed_up(&app, "uma@example.com").await;
     let desktop = Desktop::new(&app);
     let mut codes = Vec::new();

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::http::StatusCode;
-use handoff_core::clock::{Millis, now_ms};
+use handoff_core::clock::{Clock, Millis};
 use handoff_core::storage::RateCounters;
 use sha2::{Digest, Sha256};
 
@@ -43,6 +43,8 @@ enum Counts {
 /// The counters behind every limit of this instance.
 pub struct RateLimits {
     counts: Counts,
+    /// Whose minute the windows follow (the system clock except in tests).
+    clock: Clock,
 }
 
 /// The key of a client: its IPv4 address or IPv6 /64; unknown clients share one.
@@ -63,12 +65,18 @@ fn window_of(now: Millis) -> Millis {
 impl RateLimits {
     /// Counts kept in this process (one instance: SQLite).
     pub fn local() -> Self {
-        Self { counts: Counts::Local(Mutex::new(HashMap::new())) }
+        Self { counts: Counts::Local(Mutex::new(HashMap::new())), clock: Clock::system() }
     }
 
     /// Counts kept in the database, shared by every instance (PostgreSQL).
     pub fn shared(counters: Arc<dyn RateCounters>) -> Self {
-        Self { counts: Counts::Shared(counters) }
+        Self { counts: Counts::Shared(counters), clock: Clock::system() }
+    }
+
+    /// Windows follow `clock` (tests move it to the start of a minute).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Counts one request under `key`; 429 `rate-limited` (with `Retry-After`) when the
@@ -80,7 +88,7 @@ impl RateLimits {
     /// Counts one request under each limit and its key, at once (one statement on
     /// PostgreSQL); refused by the first limit its window already held.
     pub async fn check_all(&self, limits: &[(&Limit, String)]) -> Result<(), ApiError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let window = window_of(now);
         let keys: Vec<String> = limits.iter().map(|(limit, key)| format!("{}:{key}", limit.name)).collect();
         let counted = self.hit(&keys, window).await?;
@@ -93,7 +101,7 @@ impl RateLimits {
     /// `Ok` while `key` has fewer than `limit.per_minute` counted in this window, without
     /// counting; for limits that count only failures (wrong operator tokens).
     pub async fn peek(&self, limit: &Limit, key: &str) -> Result<(), ApiError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let window = window_of(now);
         let key = format!("{}:{key}", limit.name);
         let hits = match &self.counts {
@@ -108,7 +116,7 @@ impl RateLimits {
 
     /// Counts one failure under `key` (see [`RateLimits::peek`]).
     pub async fn record(&self, limit: &Limit, key: &str) -> Result<(), ApiError> {
-        self.hit(&[format!("{}:{key}", limit.name)], window_of(now_ms())).await.map(|_| ())
+        self.hit(&[format!("{}:{key}", limit.name)], window_of(self.clock.now_ms())).await.map(|_| ())
     }
 
     /// Counts one request under each key; returns each window's count, in order.
@@ -132,7 +140,7 @@ impl RateLimits {
 
     /// Forgets the counts of past windows; returns how many were dropped.
     pub async fn prune(&self) -> u64 {
-        let current = window_of(now_ms());
+        let current = window_of(self.clock.now_ms());
         match &self.counts {
             Counts::Local(map) => {
                 let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);

@@ -242,7 +242,7 @@ async fn report(args: ReportArgs) -> ExitCode {
     }
     let by = match &args.by {
         None => None,
-        Some(b) => match handoff_server::api::funnels::parse_segment(b) {
+        Some(b) => match handoff_core::observe::views::parse_segment(b) {
             Some(s) => Some(s),
             None => return fail("--by must be os, browser, formFactor, appVersion, mobileOs or mobileBrowser".into()),
         },
@@ -281,7 +281,7 @@ async fn report(args: ReportArgs) -> ExitCode {
 
 fn print_report(
     request: &handoff_server::report::ReportRequest,
-    funnels: &[handoff_server::api::funnels::FunnelResponse],
+    funnels: &[handoff_core::observe::views::FunnelResponse],
     insights: &[handoff_core::observe::insights::Insight],
     json: bool,
 ) -> ExitCode {

@@ -3,6 +3,7 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
+use handoff_core::observe::views;
 use utoipa::OpenApi;
 
 use crate::api::{dto, events, funnels, insights, journeys, login, passkeys, qr, session};
@@ -23,11 +24,11 @@ use crate::state::AppState;
         dto::LoginStartResponse, dto::LoginFinishResponse, dto::LoginFailureRequest, dto::UserAgentData,
         handoff_core::passkeys::AppendOffer, qr::QrCreateRequest, qr::QrCodeResponse, qr::QrStatusResponse,
         session::SessionView, session::SessionList, session::EndedSessions, handoff_core::passkeys::SessionMethod, events::EventBatch, events::EventBatchResult, events::RejectedEvent, qr::QrTokenRequest, qr::QrClaimResponse, qr::RequesterView, qr::AccountView, handoff_core::qr::QrState, dto::PasskeyView, dto::PasskeyList, dto::SessionResponse,
-        journeys::JourneyView, journeys::JourneyPage, journeys::EventView, journeys::Segments, journeys::SegmentView,
+        views::JourneyView, views::JourneyPage, views::EventView, views::Segments, views::SegmentView,
         handoff_core::observe::Phase, handoff_core::observe::RootCause, handoff_core::observe::Outcome,
         handoff_core::observe::Basis, handoff_core::observe::CauseClass,
-        funnels::FunnelResponse, funnels::FunnelStep, funnels::DropOff, funnels::SegmentFunnel,
-        insights::InsightList, handoff_core::observe::insights::Insight)),
+        views::FunnelResponse, views::FunnelStep, views::DropOff, views::SegmentFunnel,
+        views::InsightList, handoff_core::observe::insights::Insight)),
     modifiers(&OperatorAuth),
     tags((name = "passkeys", description = "Registration and the passkey record"),
          (name = "login", description = "Sign-in ceremonies and the method decision"),

@@ -11,7 +11,8 @@ use handoff_core::observe::FLOWS;
 use handoff_core::observe::insights::Insight;
 use handoff_core::storage::{FunnelQuery, Journeys, Segment};
 
-use crate::api::funnels::{FunnelResponse, build_funnel};
+use handoff_core::clock::now_ms;
+use handoff_core::observe::views::{self, FunnelResponse};
 
 /// What to report on.
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ pub async fn funnels(journeys: &dyn Journeys, r: &ReportRequest) -> Result<Vec<F
     let mut out = Vec::new();
     for flow in flows {
         let q = FunnelQuery { flow: flow.to_owned(), from: r.from, to: r.to, by: r.by };
-        let f = build_funnel(journeys, &q).await?;
+        let f = views::funnel(journeys, &q).await?;
         if f.journeys > 0 || r.flow.is_some() {
             out.push(f);
         }
@@ -101,7 +102,7 @@ pub async fn remote(
         }
     }
     let body = get("/api/v1/insights", window).await?;
-    let list: crate::api::insights::InsightList = serde_json::from_value(body)
+    let list: views::InsightList = serde_json::from_value(body)
         .map_err(|e| format!("the server's insights are not what this version reads: {e}"))?;
     Ok((funnels, list.insights))
 }
@@ -116,11 +117,11 @@ fn secs(ms: Option<Millis>) -> String {
 
 /// The top insights of the window (default: the last 7 days).
 pub async fn insights(journeys: &dyn Journeys, r: &ReportRequest) -> Result<Vec<Insight>, DomainError> {
-    let (from, to) = crate::api::insights::window(r.from, r.to);
+    let (from, to) = views::insight_window(r.from, r.to, now_ms());
     if from >= to {
         return Ok(Vec::new());
     }
-    crate::api::insights::compute(journeys, from, to).await
+    views::insights(journeys, from, to).await
 }
 
 /// The report as text for a terminal.

@@ -143,7 +143,8 @@ impl Application {
             rate: match db.backend() {
                 handoff_store::Backend::Sqlite => crate::limits::RateLimits::local(),
                 handoff_store::Backend::Postgres => crate::limits::RateLimits::shared(storage.rate_counters.clone()),
-            },
+            }
+            .with_clock(settings.clock.clone()),
             limits: settings.limits.clone(),
             streams: crate::connections::StreamSlots::new(settings.stream_caps),
             journal,

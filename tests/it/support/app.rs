@@ -64,6 +64,9 @@ pub struct TestOptions {
     pub public_origin: Option<String>,
     /// Failed attempts in one browser before passkeys are paused there (default 2).
     pub failures_before_fallback: Option<u32>,
+    /// The server's clock (default: a new adjustable one); instances that share a database
+    /// share one to count in the same rate-limit windows.
+    pub clock: Option<handoff_core::clock::Clock>,
     /// Any other settings (QR lifetimes and limits, …); the fields above win.
     pub extra: RawConfig,
 }
@@ -118,13 +121,20 @@ impl TestApp {
             ..options.extra.clone()
         };
         let mut settings = raw.into_settings().expect("test settings are valid");
-        let clock = handoff_core::clock::Clock::adjustable();
+        let clock = options.clock.clone().unwrap_or_else(handoff_core::clock::Clock::adjustable);
         settings.clock = clock.clone();
         let app = Application::build_on(settings, listener).await.expect("application builds");
         tokio::spawn(app.run_until(std::future::pending()));
         let client = Client::builder().cookie_store(true).timeout(Duration::from_secs(30)).build().expect("client");
         let base = Url::parse(&format!("http://127.0.0.1:{port}")).expect("base");
         Self { base, origin, port, client, database_url, clock, _dir: dir }
+    }
+
+    /// Moves the server's clock to just after the start of the next minute, so a test that
+    /// counts up to a per-minute limit does not straddle two windows.
+    pub fn at_the_start_of_a_minute(&self) {
+        let into = self.clock.now_ms().rem_euclid(60_000);
+        self.clock.advance(Duration::from_millis(u64::try_from(60_000 - into).unwrap_or(0) + 20));
     }
 
     /// A second client (another browser) against the same server.

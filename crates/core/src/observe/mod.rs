@@ -13,6 +13,7 @@ pub mod insights;
 mod journal;
 pub mod journey;
 pub mod stitch;
+pub mod views;
 
 pub use binding::JourneyBinder;
 pub use diagnosis::{Basis, CauseClass, Diagnosis, Outcome, Phase, RootCause, diagnose};

@@ -6,13 +6,11 @@
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use handoff_core::DomainError;
-use handoff_core::clock::Millis;
 use handoff_core::observe::FLOWS;
-use handoff_core::observe::diagnosis::{cause, steps_of};
-use handoff_core::storage::{FunnelCounts, FunnelQuery, Journeys, Segment};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use handoff_core::observe::views::{self, FunnelResponse, parse_segment};
+use handoff_core::storage::{FunnelQuery, Segment};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{invalid_query, time_query};
 use crate::error::{ApiError, ErrorBody};
@@ -35,100 +33,6 @@ pub struct FunnelParams {
     pub to: Option<String>,
     /// Break down by `os`, `browser`, `formFactor`, `appVersion`, `mobileOs` or `mobileBrowser`.
     pub by: Option<String>,
-}
-
-/// One step of the funnel.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FunnelStep {
-    /// Step name, e.g. `scanned`.
-    pub name: String,
-    /// Journeys that reached it (observed, or implied by a later step).
-    pub count: u64,
-    /// Share of the flow's journeys that reached it (0–1).
-    pub conversion: f64,
-    /// Share of the previous step's journeys that reached it (0–1).
-    pub step_conversion: f64,
-    /// Median time from the first event to this step, in ms (the session step only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub p50_ms: Option<Millis>,
-    /// 90th percentile of that time, in ms.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub p90_ms: Option<Millis>,
-    /// 99th percentile of that time, in ms.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub p99_ms: Option<Millis>,
-}
-
-/// Journeys that ended without a session, by root cause.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DropOff {
-    /// Root cause code.
-    pub root_cause: String,
-    /// Journeys.
-    pub count: u64,
-    /// Share of the flow's unsuccessful finished journeys (0–1).
-    pub share: f64,
-    /// The fix to test first.
-    pub action: Option<String>,
-}
-
-/// One segment's funnel.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SegmentFunnel {
-    /// The segment's value (`unknown` when no device reported it).
-    pub segment: String,
-    /// Journeys in it.
-    pub journeys: u64,
-    /// Its steps.
-    pub steps: Vec<FunnelStep>,
-}
-
-/// A flow's funnel.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FunnelResponse {
-    /// The flow.
-    pub flow: String,
-    /// Journeys of the flow in the window.
-    pub journeys: u64,
-    /// Its steps in order.
-    pub steps: Vec<FunnelStep>,
-    /// Unsuccessful journeys by root cause, most first.
-    pub drop_off: Vec<DropOff>,
-    /// Per segment, largest first, when `by` was given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub breakdown: Option<Vec<SegmentFunnel>>,
-}
-
-fn share(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0 }
-}
-
-/// Time-to-session percentiles the session step carries.
-const PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
-
-fn steps_view(flow: &str, counts: &FunnelCounts, times: [Option<Millis>; 3]) -> Vec<FunnelStep> {
-    let names = steps_of(Some(flow));
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            let count = counts.reached.get(i).copied().unwrap_or(0);
-            let previous = if i == 0 { counts.journeys } else { counts.reached.get(i - 1).copied().unwrap_or(0) };
-            let last = i + 1 == names.len();
-            FunnelStep {
-                name: step.name.to_owned(),
-                count,
-                conversion: share(count, counts.journeys),
-                step_conversion: share(count, previous),
-                p50_ms: if last { times[0] } else { None },
-                p90_ms: if last { times[1] } else { None },
-                p99_ms: if last { times[2] } else { None },
-            }
-        })
-        .collect()
 }
 
 /// A flow's funnel: steps, conversion, time to session, drop-off by root cause, breakdown.
@@ -156,52 +60,5 @@ pub async fn funnel(
     };
     let query =
         FunnelQuery { flow, from: time_query("from", p.from.as_deref())?, to: time_query("to", p.to.as_deref())?, by };
-    Ok(Json(build_funnel(state.journeys.as_ref(), &query).await?))
-}
-
-/// The segment with this query-string name (`os`, `browser`, …).
-pub fn parse_segment(name: &str) -> Option<Segment> {
-    Segment::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
-}
-
-/// A flow's funnel from the journey table (shared by the API and `handoff report`).
-pub async fn build_funnel(journeys: &dyn Journeys, q: &FunnelQuery) -> Result<FunnelResponse, DomainError> {
-    let flow = q.flow.clone();
-    let mut query = FunnelQuery { by: None, ..q.clone() };
-    let steps = steps_of(Some(&flow)).len();
-    let total = journeys.funnel(&query, steps).await?.pop().unwrap_or(FunnelCounts {
-        segment: None,
-        journeys: 0,
-        reached: vec![0; steps],
-    });
-    let times = journeys.time_to_session(&query, &PERCENTILES).await?;
-    let times = [0, 1, 2].map(|i| times.get(i).copied().flatten());
-    let drops = journeys.drop_offs(&query).await?;
-    let failed: u64 = drops.iter().map(|(_, n)| n).sum();
-    let drop_off = drops
-        .into_iter()
-        .map(|(code, count)| DropOff {
-            action: cause(&code).map(|c| c.action.to_owned()),
-            share: share(count, failed),
-            root_cause: code,
-            count,
-        })
-        .collect();
-    let breakdown = match q.by {
-        None => None,
-        Some(segment) => {
-            query.by = Some(segment);
-            let rows = journeys.funnel(&query, steps).await?;
-            Some(
-                rows.iter()
-                    .map(|r| SegmentFunnel {
-                        segment: r.segment.clone().unwrap_or_else(|| "unknown".into()),
-                        journeys: r.journeys,
-                        steps: steps_view(&flow, r, [None; 3]),
-                    })
-                    .collect(),
-            )
-        }
-    };
-    Ok(FunnelResponse { steps: steps_view(&flow, &total, times), journeys: total.journeys, flow, drop_off, breakdown })
+    Ok(Json(views::funnel(state.journeys.as_ref(), &query).await?))
 }

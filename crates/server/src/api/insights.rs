@@ -6,12 +6,10 @@
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use handoff_core::DomainError;
-use handoff_core::clock::{Millis, now_ms};
-use handoff_core::observe::insights::{Insight, baseline_drops, rank, segment_insights};
-use handoff_core::storage::{Journeys, Segment};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use handoff_core::clock::now_ms;
+use handoff_core::observe::views::{self, InsightList, insight_window};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{invalid_query, time_query};
 use crate::error::{ApiError, ErrorBody};
@@ -32,21 +30,6 @@ pub struct InsightParams {
     pub to: Option<String>,
 }
 
-/// Ranked insights.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InsightList {
-    /// Strongest first.
-    pub insights: Vec<Insight>,
-}
-
-const DAY: i64 = 86_400_000;
-
-/// The window insights read: `to` defaults to now, `from` to a week before `to`.
-pub fn window(from: Option<Millis>, to: Option<Millis>) -> (Millis, Millis) {
-    let to = to.unwrap_or_else(now_ms);
-    (from.unwrap_or(to - 7 * DAY), to)
-}
-
 /// Where a segment differs from the rest, and drops against a segment's own baseline.
 #[utoipa::path(get, path = "/api/v1/insights", tag = "journeys", params(InsightParams),
     security(("operator" = [])),
@@ -59,26 +42,10 @@ pub async fn insights(
     State(state): State<AppState>,
     Query(p): Query<InsightParams>,
 ) -> Result<Json<InsightList>, ApiError> {
-    let (from, to) = window(time_query("from", p.from.as_deref())?, time_query("to", p.to.as_deref())?);
+    let (from, to) =
+        insight_window(time_query("from", p.from.as_deref())?, time_query("to", p.to.as_deref())?, now_ms());
     if from >= to {
         return Err(invalid_query("from must be before to"));
     }
-    Ok(Json(InsightList { insights: compute(state.journeys.as_ref(), from, to).await? }))
-}
-
-/// Insights of journeys started in `[from, to)`; the baseline is the window of the same
-/// length just before (shared by the API and `handoff report`).
-pub async fn compute(journeys: &dyn Journeys, from: Millis, to: Millis) -> Result<Vec<Insight>, DomainError> {
-    let earlier_from = from - (to - from);
-    // Two scans (this window and the one before), seen along each segment dimension.
-    let now = journeys.outcome_counts(from, to).await?;
-    let before = journeys.outcome_counts(earlier_from, from).await?;
-    let mut found = Vec::new();
-    for (i, (name, _)) in Segment::ALL.iter().enumerate() {
-        let now: Vec<_> = now.iter().map(|c| c.along(i)).collect();
-        let before: Vec<_> = before.iter().map(|c| c.along(i)).collect();
-        found.extend(segment_insights(name, &now));
-        found.extend(baseline_drops(name, &now, &before));
-    }
-    Ok(rank(found))
+    Ok(Json(InsightList { insights: views::insights(state.journeys.as_ref(), from, to).await? }))
 }

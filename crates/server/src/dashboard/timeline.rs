@@ -3,7 +3,7 @@
 //! points to it, the evidence and the fix to test first), the flow's phases — each marked
 //! in words as observed, inferred (and from which later step) or not reached, never by
 //! colour alone — and every event in the order it happened. The journey is read through
-//! `api::journeys::journey_view`, the function behind `GET /api/v1/journeys/{id}`, so the
+//! `core::observe::views::journey_view`, the function behind `GET /api/v1/journeys/{id}`, so the
 //! page and the API cannot disagree; this module only arranges it for reading.
 
 use axum::extract::{Path, State};
@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::views::{duration, internal};
 use super::{Operator, render};
-use crate::api::journeys::{EventView, JourneyView, SegmentView, journey_view};
 use crate::state::AppState;
+use handoff_core::observe::views::{EventView, JourneyView, SegmentView, journey_view};
 
 /// Attributes shown per event (the API has them all).
 const MAX_ATTRS: usize = 12;

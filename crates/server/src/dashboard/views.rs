@@ -20,10 +20,11 @@ use super::auth::Access;
 use super::charts::{Bar, bar_chart};
 use super::render::{self, SignIn};
 use super::{Operator, timeline};
-use crate::api::funnels::{FunnelResponse, FunnelStep, parse_segment};
-use crate::api::journeys::{JourneySearch, JourneyView, search_page};
 use crate::report::{self, ReportRequest};
 use crate::state::AppState;
+use handoff_core::observe::views::{
+    FunnelResponse, FunnelStep, JourneySearch, JourneyView, journey_page, parse_segment,
+};
 
 /// The window the overview shows when none is given.
 const DEFAULT_FROM: &str = "7d";
@@ -498,7 +499,7 @@ pub async fn search(
         limit: Some(PAGE_SIZE),
         cursor: blank(&params.cursor).map(str::to_owned),
     };
-    match search_page(state.journeys.as_ref(), filters).await {
+    match journey_page(state.journeys.as_ref(), filters).await.map_err(crate::error::ApiError::from) {
         Ok(found) => {
             page.results = found.journeys.iter().map(result_row).collect();
             page.next = found.next.map(|cursor| {
