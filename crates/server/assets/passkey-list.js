@@ -3,6 +3,7 @@
  * device-bound), its provider's name and icon, how it connects, where it was created and
  * last used. Pure rendering: the page passes the elements and what a "Delete" click does.
  */
+import { el, formatDate } from '/assets/dom.js';
 
 const TRANSPORTS = {
   internal: 'this device',
@@ -37,13 +38,6 @@ function deviceText(device) {
   const ff = FORM_FACTORS[device.formFactor] ?? device.formFactor;
   if (ff && device.formFactor !== 'unknown') parts.push(ff);
   return parts.length ? parts.join(' · ') : 'an unknown device';
-}
-
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-
-export function formatDate(rfc3339) {
-  const date = new Date(rfc3339);
-  return Number.isNaN(date.getTime()) ? rfc3339 : dateFormat.format(date);
 }
 
 const AVATAR_COLORS = ['#3346c8', '#0f766e', '#9333ea', '#b45309', '#be123c', '#1d4ed8', '#4d7c0f'];
@@ -93,13 +87,6 @@ function safeImage(uri) {
   return typeof uri === 'string' && /^data:image\/(svg\+xml|png|webp|jpeg|gif)[;,]/i.test(uri) ? uri : '';
 }
 
-export function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 /** The provider's name for people; the server says "unknown" for AAGUIDs it has no name for. */
 export function providerName(provider) {
   const name = provider?.name?.trim();
@@ -115,32 +102,32 @@ export function renderPasskeys(list, empty, passkeys, { onDelete }) {
   empty.hidden = passkeys.length > 0;
   passkeys.forEach((passkey, index) => {
     const provider = providerName(passkey.provider);
-    const li = el('li', 'passkey');
+    const li = el('li', { class: 'passkey' });
     li.dataset.credentialId = passkey.credentialId;
     const headingId = `passkey-${index}-name`;
     li.setAttribute('aria-labelledby', headingId);
 
     li.append(providerIcon(passkey.provider));
 
-    const main = el('div', 'passkey-main');
-    const heading = el('h3', 'passkey-name', provider);
+    const main = el('div', { class: 'passkey-main' });
+    const heading = el('h3', { class: 'passkey-name', text: provider });
     heading.id = headingId;
     main.append(heading);
 
     const lives = where(passkey);
-    const badges = el('ul', 'badges');
+    const badges = el('ul', { class: 'badges' });
     badges.setAttribute('aria-label', 'Summary');
-    badges.append(el('li', `badge badge-${lives.kind}`, lives.badge));
-    if (passkey.authenticatorAttachment === 'platform') badges.append(el('li', 'badge', 'On-device'));
-    if (passkey.authenticatorAttachment === 'cross-platform') badges.append(el('li', 'badge', 'Roaming'));
+    badges.append(el('li', { class: `badge badge-${lives.kind}`, text: lives.badge }));
+    if (passkey.authenticatorAttachment === 'platform') badges.append(el('li', { class: 'badge', text: 'On-device' }));
+    if (passkey.authenticatorAttachment === 'cross-platform') badges.append(el('li', { class: 'badge', text: 'Roaming' }));
     if (passkey.credentialId && passkey.credentialId === safeLastCredential()) {
-      badges.append(el('li', 'badge', 'Used in this browser'));
+      badges.append(el('li', { class: 'badge', text: 'Used in this browser' }));
     }
     main.append(badges);
 
-    const dl = el('dl', 'details');
+    const dl = el('dl', { class: 'details' });
     const row = (term, value) => {
-      dl.append(el('dt', '', term), el('dd', '', value));
+      dl.append(el('dt', { text: term }), el('dd', { text: value }));
     };
     row('Where it lives', lives.text);
     row('Kind', attachmentText(passkey.authenticatorAttachment));
@@ -156,8 +143,8 @@ export function renderPasskeys(list, empty, passkeys, { onDelete }) {
     main.append(dl);
     li.append(main);
 
-    const actions = el('div', 'passkey-actions');
-    const del = el('button', 'button button-secondary button-small passkey-delete', 'Delete');
+    const actions = el('div', { class: 'passkey-actions' });
+    const del = el('button', { class: 'button button-secondary button-small passkey-delete', text: 'Delete' });
     del.type = 'button';
     del.setAttribute('aria-label', `Delete passkey from ${provider}, created ${formatDate(passkey.createdAt)}`);
     del.addEventListener('click', () => onDelete(passkey, passkeys.length, del));

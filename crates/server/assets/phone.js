@@ -22,6 +22,7 @@
  * @module phone
  */
 import { Handoff, HandoffError } from '/sdk/handoff.js';
+import { $, announce, busy, mmss, showOnly } from '/assets/dom.js';
 
 /**
  * The server wants a user-verified passkey sign-in within the last 2 minutes before an
@@ -49,7 +50,6 @@ function track(name, attrs = {}, ts = Date.now()) {
 }
 
 const handoff = new Handoff();
-const $ = (id) => document.getElementById(id);
 const token = decodeURIComponent((location.pathname.match(/^\/q\/([^/?#]+)/) ?? [])[1] ?? '');
 
 let claim = null; // the claim response
@@ -64,20 +64,14 @@ const messageOf = (error) => (error?.code === 'network-error' ? OFFLINE : error?
 const SCREENS = ['loading', 'signin', 'confirm', 'result'];
 
 function show(id) {
-  for (const s of SCREENS) $(s).hidden = s !== id;
+  showOnly(SCREENS.map($), $(id));
   const heading = $(id).querySelector('h1');
   if (heading) heading.focus();
 }
 
-function say(text, kind = 'info') {
-  const status = $('status');
-  status.className = `status${kind === 'ok' ? ' status-ok' : kind === 'error' ? ' status-error' : ''}`;
-  status.textContent = text;
-}
-
-function busy(button, on) {
-  button.disabled = on;
-  button.setAttribute('aria-busy', on ? 'true' : 'false');
+/** The page's status line; `kind` is `ok` or `error` (plain without). */
+function say(text, kind) {
+  announce($('status'), text, kind);
 }
 
 const RESULTS = {
@@ -196,8 +190,7 @@ function askToSignIn({ title, lead, then }) {
 }
 
 $('signin-passkey').addEventListener('click', async () => {
-  const button = $('signin-passkey');
-  busy(button, true);
+  const done = busy($('signin-passkey'));
   say('Waiting for your passkey…');
   try {
     await handoff.signInDiscoverable();
@@ -209,7 +202,7 @@ $('signin-passkey').addEventListener('click', async () => {
     const cancelled = error instanceof HandoffError && (error.code === 'NotAllowedError' || error.code === 'AbortError');
     say(cancelled ? 'The passkey sign-in was cancelled. Try again when you are ready.' : `Could not sign in: ${error.message}`, 'error');
   } finally {
-    busy(button, false);
+    done();
   }
 });
 
@@ -311,8 +304,7 @@ function renderClaim(c) {
 
   const ends = Date.parse(c.expiresAt ?? '');
   const tick = () => {
-    const left = Math.max(0, Math.ceil((ends - Date.now()) / 1000));
-    $('expires').textContent = `This request expires in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}.`;
+    $('expires').textContent = `This request expires in ${mmss(ends - Date.now())}.`;
   };
   clearInterval(expiresTimer);
   if (Number.isFinite(ends)) {
@@ -326,8 +318,8 @@ function renderClaim(c) {
 }
 
 async function approve(matchCode, { reauthed = false } = {}) {
-  const buttons = [$('approve'), $('deny')];
-  buttons.forEach((b) => busy(b, true));
+  const release = [$('approve'), $('deny')].map((b) => busy(b));
+  const done = () => release.forEach((r) => r());
   say('Approving…');
   try {
     const allowPasskey = !$('grant-wrap').hidden && $('grant-passkey').checked;
@@ -342,11 +334,11 @@ async function approve(matchCode, { reauthed = false } = {}) {
       try {
         await handoff.signInDiscoverable();
       } catch (e) {
-        buttons.forEach((b) => busy(b, false));
+        done();
         say(`Not approved: the passkey check did not finish (${e.message}). Try Approve again.`, 'error');
         return;
       }
-      buttons.forEach((b) => busy(b, false));
+      done();
       return approve(matchCode, { reauthed: true });
     }
     if (error.code === 'wrong-number') {
@@ -354,7 +346,7 @@ async function approve(matchCode, { reauthed = false } = {}) {
       handoff.endJourney(claim?.journeyId);
     }
     if (resultForError(error)) return;
-    buttons.forEach((b) => busy(b, false));
+    done();
     say(error.code === 'rate-limited' ? `Too many approvals: ${error.message}` : `Could not approve: ${messageOf(error)}`, 'error');
   }
 }
@@ -372,8 +364,8 @@ $('decide-form').addEventListener('submit', (e) => {
 });
 
 $('deny').addEventListener('click', async () => {
-  const buttons = [$('approve'), $('deny')];
-  buttons.forEach((b) => busy(b, true));
+  const release = [$('approve'), $('deny')].map((b) => busy(b));
+  const done = () => release.forEach((r) => r());
   say('Denying…');
   try {
     await handoff.denyQr(token);
@@ -382,7 +374,7 @@ $('deny').addEventListener('click', async () => {
     showResult('denied');
   } catch (error) {
     if (resultForError(error)) return;
-    buttons.forEach((b) => busy(b, false));
+    done();
     say(`Could not deny: ${messageOf(error)}`, 'error');
   }
 });

@@ -28,6 +28,7 @@
  */
 
 import { Handoff } from '/sdk/handoff.js';
+import { announce, el, mmss } from '/assets/dom.js';
 
 /** Rotate this long before the code stops working (or at 80 % of a very short code life). */
 const ROTATE_EARLY_MS = 10_000;
@@ -56,23 +57,6 @@ const messageOf = (error) => (error?.code === 'network-error' ? OFFLINE : error?
  */
 function track(name, journeyId, attrs = {}) {
   if (journeyId) handoff.track(name, { journeyId, device: 'desktop', flow: 'qr-approval', attrs });
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
-
-function mmss(ms) {
-  const s = Math.max(0, Math.ceil(ms / 1000));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
 let instances = 0;
@@ -153,11 +137,6 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
   let destroyed = false;
   let currentJourney = journeyId;
   let fallbackTracked = !journeyId; // a QR started for a journey already under way is a method chosen instead
-
-  function announce(text, kind = 'info') {
-    live.className = `status${kind === 'ok' ? ' status-ok' : kind === 'error' ? ' status-error' : ''}`;
-    live.textContent = text;
-  }
 
   function localTime(rfc3339) {
     return Date.parse(rfc3339) + skewMs;
@@ -241,7 +220,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     watcher = handoff.watchQr(attempt.qrId, {
       wait: POLL_WAIT_S,
       onState,
-      onTrouble: () => announce('Having trouble reaching the server. Still trying…', 'error'),
+      onTrouble: () => announce(live, 'Having trouble reaching the server. Still trying…', 'error'),
       onLost: () =>
         showEnd('This code can no longer be used', 'This browser lost track of the sign-in (its cookie is missing or the code was removed). Show a new code to try again.'),
     });
@@ -256,13 +235,13 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     switch (state) {
       case 'created':
         qrBox.classList.remove('qr-faded');
-        announce('Waiting for your phone to scan the code.');
+        announce(live, 'Waiting for your phone to scan the code.');
         break;
       case 'scanned':
         clearTimeout(rotateTimer);
         qrBox.classList.add('qr-faded');
         trouble.hidden = true;
-        announce('Scanned on a phone — confirm there. Pick the number shown here.');
+        announce(live, 'Scanned on a phone — confirm there. Pick the number shown here.');
         tick();
         break;
       case 'approved':
@@ -302,7 +281,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
   async function redeem() {
     if (redeeming) return;
     redeeming = true;
-    announce('Approved on your phone — signing you in…');
+    announce(live, 'Approved on your phone — signing you in…');
     try {
       const result = await handoff.redeemQr(attempt.qrId);
       handoff.endJourney(currentJourney); // signed in: hiding the page now says nothing about this journey
@@ -311,7 +290,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
       end.hidden = true;
       doneText.textContent = `Signed in as ${result.identifier}.`;
       done.hidden = false;
-      announce(`Signed in as ${result.identifier}.`, 'ok');
+      announce(live, `Signed in as ${result.identifier}.`, 'ok');
       onSignedIn?.(result);
     } catch (error) {
       redeeming = false;
@@ -327,7 +306,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     endTitle.textContent = heading;
     endText.textContent = text;
     end.hidden = false;
-    announce(heading + '.', 'error');
+    announce(live, heading + '.', 'error');
     endTitle.focus();
   }
 
@@ -344,7 +323,7 @@ export function showQrApproval(container, { identifier, journeyId, onSignedIn, o
     trouble.hidden = false;
     trouble.open = false;
     qrBox.classList.remove('qr-faded');
-    announce('Making a sign-in code…');
+    announce(live, 'Making a sign-in code…');
     let code;
     try {
       code = await handoff.createQr({ identifier, journeyId: currentJourney });

@@ -12,6 +12,11 @@ use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
+const SIGNIN_JS: &str = include_str!("../assets/signin.js");
+const CROSS_DEVICE_JS: &str = include_str!("../assets/cross-device.js");
+const APPEND_JS: &str = include_str!("../assets/append.js");
+const ACCOUNT_JS: &str = include_str!("../assets/account.js");
+const DOM_JS: &str = include_str!("../assets/dom.js");
 const PASSKEY_LIST_JS: &str = include_str!("../assets/passkey-list.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
 const PHONE_HTML: &str = include_str!("../assets/phone.html");
@@ -45,6 +50,11 @@ fn page(html: &'static str) -> Response {
 async fn asset(Path(name): Path<String>) -> Response {
     match name.as_str() {
         "app.js" => text("text/javascript; charset=utf-8", APP_JS),
+        "signin.js" => text("text/javascript; charset=utf-8", SIGNIN_JS),
+        "cross-device.js" => text("text/javascript; charset=utf-8", CROSS_DEVICE_JS),
+        "append.js" => text("text/javascript; charset=utf-8", APPEND_JS),
+        "account.js" => text("text/javascript; charset=utf-8", ACCOUNT_JS),
+        "dom.js" => text("text/javascript; charset=utf-8", DOM_JS),
         "passkey-list.js" => text("text/javascript; charset=utf-8", PASSKEY_LIST_JS),
         "style.css" => text("text/css; charset=utf-8", STYLE_CSS),
         "phone.js" => text("text/javascript; charset=utf-8", PHONE_JS),
