@@ -116,7 +116,13 @@ impl Driver {
     }
 }
 
-async fn tokio_statement(client: &tokio_postgres::Client, statement: &tokio_postgres::Statement, which: usize, id: &str, at: i64) {
+async fn tokio_statement(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    which: usize,
+    id: &str,
+    at: i64,
+) {
     if which == 0 {
         client.execute(statement, &[&id, &"{}", &at]).await.expect("tokio-postgres insert");
     } else {
