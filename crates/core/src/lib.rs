@@ -11,6 +11,7 @@ pub mod error;
 pub mod geo;
 pub mod intelligence;
 pub mod observe;
+pub mod oidc;
 pub mod passkeys;
 pub mod provider;
 pub mod qr;

@@ -7,7 +7,7 @@
  */
 import { busy, el, formatDate } from '/assets/dom.js';
 import { providerName, renderPasskeys as renderPasskeyList } from '/assets/passkey-list.js';
-import { els, explain, handoff, setStatus, showView, state } from '/assets/app.js';
+import { continueUrl, els, explain, handoff, setStatus, showView, state } from '/assets/app.js';
 import { stopTimer } from '/assets/cross-device.js';
 import { showSignedOut } from '/assets/signin.js';
 
@@ -23,6 +23,12 @@ export async function enterAccount(message) {
   if (!state.session) {
     setStatus('Signing in did not stick: the server has no session for this browser. Are cookies blocked?', 'error');
     showSignedOut();
+    return;
+  }
+  const next = continueUrl();
+  if (next) {
+    setStatus('Signed in. Returning to the application…', 'ok');
+    location.assign(next);
     return;
   }
   renderAccount();

@@ -80,6 +80,8 @@ export const els = {
   status: $('status'),
   unsupported: $('unsupported'),
   signedOut: $('signed-out'),
+  oidcBanner: $('oidc-banner'),
+  oidcClient: $('oidc-client'),
   signinTitle: $('signin-title'),
   signinForm: $('signin-form'),
   identifier: $('identifier'),
@@ -139,6 +141,22 @@ export const els = {
  * }}
  */
 export const state = { session: null, flow: null };
+
+/**
+ * An application's sign-in (OpenID Connect) that sent the browser here: `/?request=…`
+ * names the waiting authorization request; once anyone is signed in, the page hands the
+ * browser back to `/oauth2/authorize/continue`, which asks for consent or returns to the
+ * application. `client` is the application's name for the banner (text only).
+ */
+const query = new URLSearchParams(location.search);
+export const authorization = query.get('request')
+  ? { request: query.get('request'), client: query.get('client') ?? 'an application', loginHint: query.get('login_hint') ?? '' }
+  : null;
+
+/** Where the browser goes once signed in during an application's sign-in, else null. */
+export function continueUrl() {
+  return authorization ? `/oauth2/authorize/continue?request=${encodeURIComponent(authorization.request)}` : null;
+}
 export const webauthnSupported = typeof window.PublicKeyCredential !== 'undefined' && !!navigator.credentials;
 
 // ---- status line -------------------------------------------------------------
@@ -224,6 +242,15 @@ async function init() {
   } catch (error) {
     setStatus(explain(error, 'load'), 'error');
     state.session = null;
+  }
+  if (authorization) {
+    // The server sends a browser here only when a sign-in is needed (none yet, or the
+    // application asked for a fresh one), so the form shows even with a session.
+    els.oidcClient.textContent = authorization.client;
+    els.oidcBanner.hidden = false;
+    if (authorization.loginHint) els.identifier.value = authorization.loginHint;
+    showSignedOut();
+    return;
   }
   if (state.session) renderAccount();
   else showSignedOut();

@@ -196,6 +196,14 @@ pub struct RawConfig {
     /// client (default: none; every connection's own address is the client).
     #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
     pub trusted_proxies: Option<Vec<String>>,
+    /// The OpenID Connect issuer (`iss`), an https URL or an http one to loopback (default:
+    /// the first origin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Relying parties declared in the configuration file (`[[clients]]`), registered or
+    /// updated at every start (PRODUCT §6.1).
+    #[serde(default, skip_serializing)]
+    pub clients: Vec<handoff_core::oidc::ConfiguredClient>,
 }
 
 /// Every configuration key (TOML key; `HANDOFF_<KEY>` in the environment).
@@ -244,6 +252,7 @@ pub const KEYS: &[&str] = &[
     "streams_per_ip",
     "streams_total",
     "trusted_proxies",
+    "issuer",
 ];
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -267,6 +276,10 @@ pub struct Settings {
     pub clock: handoff_core::clock::Clock,
     /// Where to listen.
     pub listen: SocketAddr,
+    /// The OpenID Connect issuer, without a trailing slash.
+    pub issuer: String,
+    /// `[[clients]]` from the configuration file.
+    pub clients: Vec<handoff_core::oidc::ConfiguredClient>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// The database URL.
@@ -372,6 +385,22 @@ impl RawConfig {
         if origins.is_empty() {
             return Err(ConfigError("origin: at least one origin is required".into()));
         }
+        let issuer = match self.issuer {
+            None => origins[0].origin().ascii_serialization(),
+            Some(raw) => {
+                let url = Url::parse(&raw).map_err(|e| ConfigError(format!("issuer {raw:?} is not a URL: {e}")))?;
+                let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+                if !(url.scheme() == "https" || (url.scheme() == "http" && loopback))
+                    || url.query().is_some()
+                    || url.fragment().is_some()
+                {
+                    return Err(ConfigError(format!(
+                        "issuer {raw:?} must be an https URL without query or fragment (http only to localhost)"
+                    )));
+                }
+                raw.trim_end_matches('/').to_owned()
+            }
+        };
         let operator_token = match self.operator_token {
             Some(t) if t.trim().len() < 16 => {
                 return Err(ConfigError("operator_token must be at least 16 characters".into()));
@@ -499,6 +528,8 @@ impl RawConfig {
         }
         Ok(Settings {
             clock: handoff_core::clock::Clock::system(),
+            issuer,
+            clients: self.clients,
             session_idle,
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             limits,

@@ -13,6 +13,7 @@ pub mod geoip;
 pub mod limits;
 pub mod metrics;
 pub mod notify;
+pub mod oidc;
 pub mod openapi;
 pub mod pages;
 pub mod report;
@@ -21,5 +22,6 @@ pub mod simulate;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod templates;
 
 pub use startup::{Application, router};

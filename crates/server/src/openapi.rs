@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use handoff_core::observe::views;
 use utoipa::OpenApi;
 
-use crate::api::{dto, events, funnels, insights, journeys, login, passkeys, qr, session};
+use crate::api::{clients, dto, events, funnels, insights, journeys, login, passkeys, qr, session};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
@@ -18,7 +18,8 @@ use crate::state::AppState;
     paths(passkeys::start, passkeys::finish, passkeys::list, passkeys::remove, passkeys::skip_append,
           login::start, login::finish, login::failure, session::current, session::sign_out, session::list, session::end, session::end_all,
           qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, events::ingest,
-          journeys::one, journeys::search, funnels::funnel, insights::insights),
+          journeys::one, journeys::search, funnels::funnel, insights::insights,
+          session::proof, session::verify_proof, clients::list, clients::add, clients::remove, clients::rotate_keys),
     components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
         dto::RegistrationFinishResponse, dto::ProviderView, dto::ClientEnvironment, dto::LoginStartRequest,
         dto::LoginStartResponse, dto::LoginFinishResponse, dto::LoginFailureRequest, dto::UserAgentData,
@@ -28,14 +29,18 @@ use crate::state::AppState;
         handoff_core::observe::Phase, handoff_core::observe::RootCause, handoff_core::observe::Outcome,
         handoff_core::observe::Basis, handoff_core::observe::CauseClass,
         views::FunnelResponse, views::FunnelStep, views::DropOff, views::SegmentFunnel,
-        views::InsightList, handoff_core::observe::insights::Insight)),
+        views::InsightList, handoff_core::observe::insights::Insight,
+        session::ProofRequest, session::ProofResponse, session::VerifyProofRequest, session::VerifiedProof,
+        clients::ClientView, clients::ClientList, clients::Registration, clients::Rotated, handoff_core::oidc::ClientSpec,
+        handoff_core::oidc::SigningAlg, handoff_core::oidc::model::ClientSource)),
     modifiers(&OperatorAuth),
     tags((name = "passkeys", description = "Registration and the passkey record"),
          (name = "login", description = "Sign-in ceremonies and the method decision"),
          (name = "session", description = "The signed-in user"),
          (name = "qr", description = "Handoff QR approval: a signed-in phone approves a desktop sign-in"),
          (name = "events", description = "Product events from browsers and phones"),
-         (name = "journeys", description = "Sign-in journeys with their diagnosis (operator token)"))
+         (name = "journeys", description = "Sign-in journeys with their diagnosis (operator token)"),
+         (name = "provider", description = "The identity provider's clients and keys (operator token); the OIDC endpoints themselves are in /.well-known/openid-configuration"))
 )]
 pub struct ApiDoc;
 

@@ -134,8 +134,10 @@ impl Application {
         let notifier = QrNotifier::start(db.clone())
             .await
             .map_err(|e| StartError::Config(format!("cannot LISTEN for QR notifications: {e}")))?;
+        let oidc = provider(&settings, &storage).await?;
         let origins = settings.origins.iter().map(|o| o.origin().ascii_serialization()).collect();
         let state = AppState::new(Services {
+            oidc,
             passkeys,
             sessions,
             qr,
@@ -216,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::router())
         .merge(crate::pages::router())
         .merge(crate::dashboard::router())
+        .merge(crate::oidc::router())
         .route("/metrics", axum::routing::get(crate::metrics::serve_metrics))
         // After routing, so the timeout knows the streaming routes and the latency is
         // labelled with the route pattern.
@@ -308,6 +311,28 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
+/// The identity provider: signing keys made on the first start, the configuration file's
+/// clients registered.
+async fn provider(
+    settings: &Settings,
+    storage: &handoff_core::storage::Storage,
+) -> Result<handoff_core::oidc::OidcService, StartError> {
+    use handoff_core::oidc::{KeyRing, OidcService, OidcSettings};
+    let oidc_settings = OidcSettings::new(settings.issuer.clone());
+    let keys = KeyRing::new(storage.signing_keys.clone(), settings.clock.clone(), oidc_settings.longest_signed());
+    keys.ensure().await.map_err(|e| StartError::Config(format!("cannot load or create the signing keys: {e}")))?;
+    let oidc = OidcService::new(oidc_settings, storage, keys, settings.clock.clone());
+    let configured = oidc
+        .clients()
+        .sync_configured(settings.clients.clone())
+        .await
+        .map_err(|e| StartError::Config(format!("[[clients]] in the configuration file: {e}")))?;
+    if configured > 0 {
+        tracing::info!(clients = configured, "registered the configuration file's clients");
+    }
+    Ok(oidc)
+}
+
 /// Deletes expired ceremonies and sessions and forgets past rate-limit windows, once a
 /// minute; samples account shapes for decoys again every ten minutes.
 async fn purge_expired(db: Database, state: AppState) {
@@ -328,6 +353,9 @@ async fn purge_expired(db: Database, state: AppState) {
         }
         let now = state.clock.now_ms();
         let idle_since = state.sessions.idle_since(now);
+        if let Err(e) = state.oidc.purge().await {
+            tracing::warn!(error = %e, "purging expired authorization codes and tokens failed");
+        }
         match (Ceremonies::purge_expired(&db, now).await, Sessions::purge_expired(&db, now, idle_since).await) {
             (Ok(c), Ok(s)) if c + s > 0 => tracing::debug!(ceremonies = c, sessions = s, "purged expired rows"),
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),

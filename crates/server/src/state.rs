@@ -41,6 +41,8 @@ pub struct Services {
     pub sessions: SessionService,
     /// QR approval.
     pub qr: QrService,
+    /// The identity provider (OIDC, sign-in proofs).
+    pub oidc: handoff_core::oidc::OidcService,
     /// Wakes desktops waiting on QR attempts.
     pub notifier: QrNotifier,
     /// The rate-limit counters.

@@ -104,7 +104,10 @@ impl Database {
             append_offers: this.clone(),
             qr: this.clone(),
             rate_counters: this.clone(),
-            retention: this,
+            retention: this.clone(),
+            oidc_clients: this.clone(),
+            signing_keys: this.clone(),
+            grants: this,
         }
     }
 

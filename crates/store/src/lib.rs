@@ -10,6 +10,7 @@ mod ceremonies;
 mod db;
 mod decisions;
 mod journeys;
+mod oidc;
 mod qr;
 mod rate;
 mod retention;

@@ -1,6 +1,7 @@
 //! The public HTTP API v1 (PRODUCT.md §5), one router per area, merged under `/api/v1`.
 //! Unknown paths get a JSON 404 so integrators never parse an HTML error page.
 
+pub mod clients;
 pub mod dto;
 pub mod events;
 pub mod funnels;
@@ -43,6 +44,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router() -> Router<AppState> {
     let v1 = Router::new()
         .merge(passkeys::router())
+        .merge(clients::router())
         .merge(login::router())
         .merge(session::router())
         .merge(qr::router())

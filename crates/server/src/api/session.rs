@@ -19,6 +19,95 @@ pub fn router() -> Router<AppState> {
         .route("/session", get(current).delete(sign_out))
         .route("/sessions", get(list).delete(end_all))
         .route("/sessions/{session_id}", axum::routing::delete(end))
+        .route("/session/token", axum::routing::post(proof))
+        .route("/session/token/verify", axum::routing::post(verify_proof))
+}
+
+/// `POST /session/token`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProofRequest {
+    /// The application the proof is for (its `aud`).
+    pub client_id: String,
+}
+
+/// A sign-in proof.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofResponse {
+    /// A JWT (`typ` `handoff-proof+jwt`) signed with the provider's keys: `iss`, `sub`,
+    /// `aud` (the client), `amr`, `auth_time`, `sid`, `iat`, `exp` (≤ 2 min), `jti`.
+    pub token: String,
+    /// When it expires (RFC 3339).
+    pub expires_at: String,
+}
+
+/// A signed proof of who is signed in, for the application's backend (PRODUCT §6.3).
+#[utoipa::path(post, path = "/api/v1/session/token", tag = "session", request_body = ProofRequest,
+    responses((status = 200, body = ProofResponse), (status = 400, description = "unknown-client", body = ErrorBody),
+              (status = 401, description = "not-signed-in", body = ErrorBody)))]
+pub async fn proof(
+    State(state): State<AppState>,
+    SignedIn(user): SignedIn,
+    crate::extract::ApiJson(request): crate::extract::ApiJson<ProofRequest>,
+) -> Result<Json<ProofResponse>, ApiError> {
+    let (token, exp) = state.oidc.session_proof(&user, &request.client_id).await?;
+    Ok(Json(ProofResponse { token, expires_at: rfc3339(exp.saturating_mul(1000)) }))
+}
+
+/// `POST /session/token/verify`: the application's backend, with its client credentials
+/// (HTTP Basic, or `clientId` and `clientSecret` in the body).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyProofRequest {
+    /// The proof from `POST /session/token`.
+    pub token: String,
+    /// The client, when not in `Authorization: Basic`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Its secret, when not in `Authorization: Basic`.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+/// A proof that checked out.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct VerifiedProof {
+    /// Always true (a refused proof is a 400 `invalid-proof`).
+    pub valid: bool,
+    /// The proof's claims.
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Checks a sign-in proof for the authenticated client and uses up its `jti`: a second
+/// check of the same proof is refused (`replayed`).
+#[utoipa::path(post, path = "/api/v1/session/token/verify", tag = "session", request_body = VerifyProofRequest,
+    responses((status = 200, body = VerifiedProof),
+              (status = 400, description = "invalid-proof: the message names why (bad-signature, not-a-proof, wrong-issuer, wrong-audience, expired, replayed)", body = ErrorBody),
+              (status = 401, description = "invalid-client", body = ErrorBody)))]
+pub async fn verify_proof(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    crate::extract::ApiJson(request): crate::extract::ApiJson<VerifyProofRequest>,
+) -> Result<Json<VerifiedProof>, ApiError> {
+    use handoff_core::oidc::tokens::ClientCredentials;
+    let basic = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ClientCredentials::parse_basic);
+    let creds = ClientCredentials { basic, client_id: request.client_id, client_secret: request.client_secret };
+    let client = match state.oidc.authenticate(&creds).await {
+        Ok(client) if client.confidential() => client,
+        Ok(_) | Err(handoff_core::oidc::OAuthError { internal: None, .. }) => {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid-client", "client authentication failed (a confidential client's id and secret are needed)"));
+        }
+        Err(handoff_core::oidc::OAuthError { internal: Some(e), .. }) => return Err(e.into()),
+    };
+    match state.oidc.verify_proof(&client, &request.token).await? {
+        Ok(claims) => Ok(Json(VerifiedProof { valid: true, claims })),
+        Err(reason) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-proof", format!("the proof is refused: {reason}"))),
+    }
 }
 
 /// One signed-in device.

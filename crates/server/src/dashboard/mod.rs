@@ -9,7 +9,7 @@
 //! journey table's counts, never raw events) and the journey lookups of `api::journeys`.
 //! Access is the operator token, as a bearer header or a signed cookie (`auth`).
 
-mod auth;
+pub(crate) mod auth;
 mod charts;
 mod render;
 mod timeline;

@@ -1,30 +1,18 @@
-//! Turning a page's data into an HTTP response: the embedded templates (one minijinja
-//! environment, built once; names end in `.html`, so everything printed is HTML-escaped
-//! unless a template marks a server-drawn chart `safe`), the page headers (strict
+//! Turning a page's data into an HTTP response: the templates (`crate::templates`; names
+//! end in `.html`, so everything printed is HTML-escaped unless a template marks a
+//! server-drawn chart `safe`), the page headers (strict
 //! Content-Security-Policy, no caching of operator data, `Referrer-Policy: same-origin` so
 //! the browser names our origin on form posts), and the pages every route may need: the
 //! sign-in form and a message page for errors.
-
-use std::sync::LazyLock;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::value::{Serde, Value};
-use minijinja::{Environment, UndefinedBehavior, context};
+use minijinja::context;
 use serde::Serialize;
 
 use super::auth::Access;
-
-const TEMPLATES: &[(&str, &str)] = &[
-    ("layout.html", include_str!("../../assets/dashboard/layout.html")),
-    ("sign_in.html", include_str!("../../assets/dashboard/sign_in.html")),
-    ("message.html", include_str!("../../assets/dashboard/message.html")),
-    ("overview.html", include_str!("../../assets/dashboard/overview.html")),
-    ("search_form.html", include_str!("../../assets/dashboard/search_form.html")),
-    ("journeys.html", include_str!("../../assets/dashboard/journeys.html")),
-    ("timeline.html", include_str!("../../assets/dashboard/timeline.html")),
-];
 
 const CSS: &str = include_str!("../../assets/dashboard/dashboard.css");
 
@@ -33,22 +21,9 @@ const CSS: &str = include_str!("../../assets/dashboard/dashboard.css");
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
-static ENV: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    // A misspelt variable fails loudly (tests render every page) instead of printing nothing.
-    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-    for (name, source) in TEMPLATES {
-        env.add_template(name, source).map_err(|e| format!("dashboard template {name}: {e}"))?;
-    }
-    Ok(env)
-});
-
 /// Renders `template` with `ctx` (plus `title` and whether the operator is signed in).
 pub fn page<T: Serialize>(status: StatusCode, template: &str, title: &str, signed_in: bool, ctx: &T) -> Response {
-    let rendered = ENV.as_ref().map_err(Clone::clone).and_then(|env| {
-        let ctx = context! { title => title, signed_in => signed_in, ..Value::from(Serde(ctx)) };
-        env.get_template(template).and_then(|t| t.render(ctx)).map_err(|e| format!("{template}: {e:#}"))
-    });
+    let rendered = crate::templates::render(template, context! { title => title, signed_in => signed_in, ..Value::from(Serde(ctx)) });
     match rendered {
         Ok(html) => html_response(status, html),
         Err(e) => {
@@ -130,11 +105,6 @@ pub fn css() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_template_compiles() {
-        assert!(ENV.as_ref().is_ok(), "{:?}", ENV.as_ref().err());
-    }
 
     #[tokio::test]
     async fn printed_values_are_escaped() {

@@ -13,6 +13,9 @@ use crate::error::Result;
 use crate::intelligence::FailureHistory;
 use crate::passkeys::{Account, PasskeyRecord, PasskeySummary, PasskeyUse};
 
+mod oidc;
+pub use oidc::{Grants, OidcClients, SigningKeyRecord, SigningKeys};
+
 /// Accounts and their passkeys.
 #[async_trait]
 pub trait Accounts: Send + Sync {
@@ -555,6 +558,12 @@ pub struct Storage {
     pub rate_counters: Arc<dyn RateCounters>,
     /// Purging what is older than the retention period.
     pub retention: Arc<dyn Retention>,
+    /// The identity provider's clients and consents.
+    pub oidc_clients: Arc<dyn OidcClients>,
+    /// The identity provider's signing keys.
+    pub signing_keys: Arc<dyn SigningKeys>,
+    /// The identity provider's requests, grants, codes and tokens.
+    pub grants: Arc<dyn Grants>,
 }
 
 /// What one retention batch deleted, per kind of row.
