@@ -2,6 +2,7 @@
 //! and the SDK asset, the operator dashboard, the error mapping, and the application
 //! builder that the `handoff` binary and the integration tests both start.
 
+pub mod admin;
 pub mod api;
 pub mod client_addr;
 pub mod config;

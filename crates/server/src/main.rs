@@ -55,6 +55,11 @@ Handoff QR approval:
   geoip_database                 MaxMind DB file (GeoLite2 City/Country): the phone sees
                                  where the computer is; far apart is judged by distance
 
+Identity provider (OpenID Connect, PRODUCT §6):
+  issuer                         the issuer (iss) of ID tokens and the discovery document
+                                 [the first origin]; clients come from `handoff clients`
+                                 or [[clients]] tables in the TOML file
+
 Sessions:
   session_idle                   a session unused this long ends, in seconds [259200]
 
@@ -96,6 +101,12 @@ enum Command {
     /// the ground truth; `--score` checks the server's diagnosis against it; `--demo` fills
     /// a fresh instance for the dashboard.
     Simulate(handoff_server::simulate::SimulateArgs),
+    /// The applications that sign in through Handoff (OpenID Connect clients): add, list,
+    /// remove. Works on the configured database, or a running server with --url.
+    Clients(handoff_server::admin::ClientsArgs),
+    /// The provider's signing keys: `rotate` adds new ones and keeps the old ones published
+    /// until what they signed has expired.
+    Keys(handoff_server::admin::KeysArgs),
 }
 
 #[derive(Args)]
@@ -213,6 +224,8 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Report(args) => report(args).await,
         Command::Simulate(args) => handoff_server::simulate::run(args).await,
+        Command::Clients(args) => handoff_server::admin::clients(args).await,
+        Command::Keys(args) => handoff_server::admin::keys(args).await,
     }
 }
 

@@ -72,7 +72,10 @@ struct Loaded {
 impl Loaded {
     fn from_record(r: &SigningKeyRecord) -> Result<Self> {
         let pair = Jwk::from_bytes(r.private_jwk.as_bytes()).map_err(jose("stored signing key does not parse"))?;
-        let public = pair.to_public_key().map_err(jose("public half of a signing key"))?;
+        let mut public = pair.to_public_key().map_err(jose("public half of a signing key"))?;
+        public.set_key_id(r.kid.clone());
+        public.set_algorithm(r.alg.as_str());
+        public.set_key_use("sig");
         let (signer, verifier): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) = match r.alg {
             SigningAlg::Rs256 => (
                 Box::new(RS256.signer_from_jwk(&pair).map_err(jose("RS256 signer"))?),
@@ -270,6 +273,8 @@ mod tests {
             let record = generate(alg, 1).unwrap();
             let loaded = Loaded::from_record(&record).unwrap();
             assert_eq!(loaded.public.parameter("d"), None, "the public JWK holds no private part");
+            assert_eq!(loaded.public.key_id(), Some(record.kid.as_str()));
+            assert_eq!(loaded.public.algorithm(), Some(alg.as_str()));
             let mut header = JwsHeader::new();
             header.set_key_id(loaded.kid.clone());
             let mut payload = JwtPayload::new();
