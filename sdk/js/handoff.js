@@ -225,8 +225,10 @@ export class Handoff {
   /**
    * @param {object} [options]
    * @param {string} [options.baseUrl=''] URL prefix of the Handoff server; ''
-   *   means this page's origin. Requests use `credentials: 'same-origin'`, so
-   *   the session cookie only flows when the server is on the page's origin.
+   *   means this page's origin. On the page's origin requests use
+   *   `credentials: 'same-origin'`; with another origin (an application's page
+   *   calling its Handoff server, PRODUCT §6.3) `credentials: 'include'`, which
+   *   the server allows only from a client's registered `allowedOrigins`.
    * @param {typeof fetch} [options.fetch] fetch implementation (for tests or
    *   instrumentation); defaults to the global `fetch`. Product events use it
    *   too (then this instance keeps its own event queue).
@@ -237,6 +239,9 @@ export class Handoff {
   constructor({ baseUrl = '', fetch: fetchImpl, events = true } = {}) {
     /** @type {string} */
     this.baseUrl = baseUrl.replace(/\/+$/, '');
+    /** @private */
+    const here = globalThis.location?.origin;
+    this._credentials = this.baseUrl && here && new URL(this.baseUrl, here).origin !== here ? 'include' : 'same-origin';
     this._fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
     const eventsUrl = `${this.baseUrl}${API}/events`;
     /** @private @type {EventQueue|null} */
@@ -491,6 +496,20 @@ export class Handoff {
   }
 
   /**
+   * A signed proof of who is signed in, for the application's backend (PRODUCT §6.3):
+   * `{token, expiresAt}`, a JWT for `clientId` that lives at most two minutes. The
+   * backend checks it with the JWKS (any JOSE library) or with
+   * `POST /api/v1/session/token/verify`, which also refuses a proof used before.
+   *
+   * @param {string} clientId the application's client id (the token's `aud`)
+   * @returns {Promise<{token: string, expiresAt: string}>}
+   * @throws {HandoffError} `not-signed-in` (401), `unknown-client` (400)
+   */
+  async signedProof(clientId) {
+    return this._post('/session/token', { clientId });
+  }
+
+  /**
    * The signed-in user, with their passkeys, or `null` when nobody is signed in.
    *
    * @returns {Promise<Session|null>}
@@ -710,7 +729,7 @@ export class Handoff {
     try {
       sent = this._fetch(`${this.baseUrl}${API}/login/failure`, {
         method: 'POST',
-        credentials: 'same-origin',
+        credentials: this._credentials,
         keepalive: true,
         headers: { accept: 'application/json', 'content-type': 'application/json' },
         body: JSON.stringify(body),
@@ -1005,7 +1024,7 @@ export class Handoff {
   async _request(method, path, body, signal, details = {}) {
     const init = {
       method,
-      credentials: 'same-origin',
+      credentials: this._credentials,
       headers: { accept: 'application/json' },
     };
     if (body !== undefined) {

@@ -215,7 +215,10 @@ pub fn router(state: AppState) -> Router {
     // Browsers honour HSTS only over https; an http origin (local development) sends none.
     let hsts = state.http.https.then(|| HeaderValue::from_static("max-age=31536000"));
     Router::new()
-        .merge(crate::api::router())
+        .merge(crate::api::router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::api::cors::allow_client_origins,
+        )))
         .merge(crate::pages::router())
         .merge(crate::dashboard::router())
         .merge(crate::oidc::router())
@@ -311,8 +314,28 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
+/// The client id of the example application (`examples/node-rp`) that a server on
+/// `http://localhost` registers for its demo.
+pub const DEMO_CLIENT: &str = "demo-app";
+
+/// The demo's relying party: a public client (PKCE, no secret) on http://localhost:3000.
+fn demo_client() -> handoff_core::oidc::ConfiguredClient {
+    handoff_core::oidc::ConfiguredClient {
+        id: DEMO_CLIENT.into(),
+        secret: None,
+        name: "Example app (demo)".into(),
+        redirect_uris: vec!["http://localhost:3000/callback".into()],
+        post_logout_redirect_uris: vec!["http://localhost:3000/".into()],
+        allowed_origins: vec!["http://localhost:3000".into()],
+        public: true,
+        first_party: false,
+        id_token_alg: None,
+        device: false,
+    }
+}
+
 /// The identity provider: signing keys made on the first start, the configuration file's
-/// clients registered.
+/// clients registered (and on http://localhost, the demo's example application).
 async fn provider(
     settings: &Settings,
     storage: &handoff_core::storage::Storage,
@@ -322,9 +345,14 @@ async fn provider(
     let keys = KeyRing::new(storage.signing_keys.clone(), settings.clock.clone(), oidc_settings.longest_signed());
     keys.ensure().await.map_err(|e| StartError::Config(format!("cannot load or create the signing keys: {e}")))?;
     let oidc = OidcService::new(oidc_settings, storage, keys, settings.clock.clone());
+    let mut clients = settings.clients.clone();
+    let local_demo = settings.origins.iter().all(|o| o.scheme() == "http" && o.host_str() == Some("localhost"));
+    if local_demo && !clients.iter().any(|c| c.id == DEMO_CLIENT) {
+        clients.push(demo_client());
+    }
     let configured = oidc
         .clients()
-        .sync_configured(settings.clients.clone())
+        .sync_configured(clients)
         .await
         .map_err(|e| StartError::Config(format!("[[clients]] in the configuration file: {e}")))?;
     if configured > 0 {

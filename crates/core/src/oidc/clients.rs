@@ -79,7 +79,19 @@ impl ConfiguredClient {
 pub struct ClientRegistry {
     storage: Arc<dyn OidcClients>,
     clock: Clock,
+    origins: Arc<std::sync::RwLock<OriginCache>>,
 }
+
+/// Every client's allowed origins, read again after [`ORIGINS_FRESH_FOR`] (a client added by
+/// another instance or the CLI is seen that much later) and at once after a change here.
+#[derive(Default)]
+struct OriginCache {
+    read_at: Option<crate::clock::Millis>,
+    origins: Arc<std::collections::HashSet<String>>,
+}
+
+/// How long the allowed-origin list is trusted.
+pub const ORIGINS_FRESH_FOR: crate::clock::Millis = 30_000;
 
 /// A registration's result: the client and, for a confidential one, its secret (shown once).
 #[derive(Debug)]
@@ -93,7 +105,35 @@ pub struct Registered {
 impl ClientRegistry {
     /// A registry over `storage`.
     pub fn new(storage: Arc<dyn OidcClients>, clock: Clock) -> Self {
-        Self { storage, clock }
+        Self { storage, clock, origins: Arc::default() }
+    }
+
+    /// True when some client lists `origin` among its allowed origins (cross-origin SDK
+    /// calls with credentials, PRODUCT §6.3).
+    pub async fn allows_origin(&self, origin: &str) -> Result<bool> {
+        let now = self.clock.now_ms();
+        let cached = self.origins.read().ok().and_then(|c| {
+            c.read_at.filter(|at| now.saturating_sub(*at) < ORIGINS_FRESH_FOR).map(|_| c.origins.clone())
+        });
+        let origins = match cached {
+            Some(origins) => origins,
+            None => {
+                let all: std::collections::HashSet<String> =
+                    self.storage.clients().await?.into_iter().flat_map(|c| c.allowed_origins).collect();
+                let all = Arc::new(all);
+                if let Ok(mut cache) = self.origins.write() {
+                    *cache = OriginCache { read_at: Some(now), origins: all.clone() };
+                }
+                all
+            }
+        };
+        Ok(origins.contains(origin))
+    }
+
+    fn forget_origins(&self) {
+        if let Ok(mut cache) = self.origins.write() {
+            cache.read_at = None;
+        }
     }
 
     /// Registers a client with a generated id and, unless public, a generated secret.
@@ -102,6 +142,7 @@ impl ClientRegistry {
         let id = format!("client-{}", &SecretToken::generate()?.digest()[..20]);
         let client = spec.into_client(id, secret.as_ref().map(SecretToken::expose), ClientSource::Operator, self.clock.now_ms())?;
         self.storage.add_client(&client).await?;
+        self.forget_origins();
         tracing::info!(client = %client.id, name = %client.name, "registered a client");
         Ok(Registered { client, secret })
     }
@@ -114,6 +155,7 @@ impl ClientRegistry {
             let client = configured.into_client(now)?;
             self.storage.put_client(&client).await?;
         }
+        self.forget_origins();
         Ok(count)
     }
 
@@ -133,6 +175,7 @@ impl ClientRegistry {
     /// Removes a client; false when there was none.
     pub async fn remove(&self, id: &str) -> Result<bool> {
         let removed = self.storage.remove_client(id).await?;
+        self.forget_origins();
         if removed {
             tracing::info!(client = %id, "removed a client");
         }

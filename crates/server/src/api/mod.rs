@@ -2,6 +2,7 @@
 //! Unknown paths get a JSON 404 so integrators never parse an HTML error page.
 
 pub mod clients;
+pub mod cors;
 pub mod dto;
 pub mod events;
 pub mod funnels;
