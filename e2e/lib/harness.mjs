@@ -10,7 +10,7 @@
  *
  * Nothing here calls the SDK: tests type and click like a person.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -45,7 +45,8 @@ export function serverBinary() {
   return found;
 }
 
-function freePort() {
+/** A free TCP port on loopback. */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -62,7 +63,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * Start `handoff serve` on a free port with a fresh data dir.
  * @param {{name?: string, env?: Record<string,string>}} [options] `name` labels the log file in artifacts/
- * @returns {Promise<{baseUrl: string, port: number, dataDir: string, log: () => string, stop: () => Promise<void>}>}
+ * @returns {Promise<{baseUrl: string, port: number, dataDir: string, env: Record<string,string>, log: () => string, stop: () => Promise<void>}>}
+ *   `env` is the server's environment, for {@link runHandoff} (same data dir, so the same database)
  */
 export async function startServer({ name = 'server', env = {} } = {}) {
   const bin = serverBinary();
@@ -70,19 +72,17 @@ export async function startServer({ name = 'server', env = {} } = {}) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'handoff-e2e-'));
   const baseUrl = `http://localhost:${port}`;
   let output = '';
-  const child = spawn(bin, ['serve'], {
-    env: {
-      ...process.env,
-      HANDOFF_DATA_DIR: dataDir,
-      HANDOFF_LISTEN: `127.0.0.1:${port}`,
-      HANDOFF_ORIGIN: baseUrl,
-      HANDOFF_RP_ID: 'localhost',
-      RUST_LOG: process.env.RUST_LOG ?? 'info',
-      NO_COLOR: '1',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const serverEnv = {
+    ...process.env,
+    HANDOFF_DATA_DIR: dataDir,
+    HANDOFF_LISTEN: `127.0.0.1:${port}`,
+    HANDOFF_ORIGIN: baseUrl,
+    HANDOFF_RP_ID: 'localhost',
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+    NO_COLOR: '1',
+    ...env,
+  };
+  const child = spawn(bin, ['serve'], { env: serverEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   let exited = null;
@@ -122,7 +122,79 @@ export async function startServer({ name = 'server', env = {} } = {}) {
     }
     await sleep(100);
   }
-  return { baseUrl, port, dataDir, log: () => output, stop };
+  return { baseUrl, port, dataDir, env: serverEnv, log: () => output, stop };
+}
+
+/**
+ * Run the `handoff` CLI (e.g. `clients add … --json`) with a running server's environment, so it
+ * writes the same database. Returns its standard output; throws with its output if it fails.
+ * @param {{env: Record<string,string>}} server from {@link startServer}
+ * @param {string[]} args
+ */
+export function runHandoff(server, args) {
+  try {
+    return execFileSync(serverBinary(), args, { env: { ...server.env, RUST_LOG: 'warn' }, encoding: 'utf8', timeout: 30_000 });
+  } catch (error) {
+    throw new Error(`handoff ${args.join(' ')} failed (exit ${error.status}):\n${error.stdout ?? ''}${error.stderr ?? ''}`);
+  }
+}
+
+/** The example relying party (examples/node-rp), with its npm dependencies installed once. */
+export const NODE_RP_DIR = path.join(REPO_DIR, 'examples', 'node-rp');
+
+/** `npm ci` in examples/node-rp unless its dependencies are already there (idempotent). */
+export function installNodeRp() {
+  if (existsSync(path.join(NODE_RP_DIR, 'node_modules', 'openid-client', 'package.json'))) return;
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: NODE_RP_DIR, stdio: 'inherit', timeout: 300_000 });
+}
+
+/**
+ * Start examples/node-rp (`node server.mjs`) on `port` and wait for its "listening" line.
+ * @param {{port: number, issuer: string, clientId: string, clientSecret?: string, name?: string}} options
+ *   `name` labels the log file in artifacts/
+ * @returns {Promise<{url: string, log: () => string, stop: () => Promise<void>}>}
+ */
+export async function startNodeRp({ port, issuer, clientId, clientSecret, name = 'node-rp' }) {
+  installNodeRp();
+  const url = `http://localhost:${port}`;
+  const env = { ...process.env, HANDOFF_ISSUER: issuer, CLIENT_ID: clientId, PORT: String(port), APP_URL: url };
+  if (clientSecret) env.CLIENT_SECRET = clientSecret;
+  else delete env.CLIENT_SECRET;
+  const child = spawn(process.execPath, ['server.mjs'], { cwd: NODE_RP_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let exited = null;
+  const exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => resolve((exited = { code, signal }))));
+  const saveLog = () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    writeFileSync(path.join(ARTIFACTS, `${name}.log`), output);
+  };
+  const stop = async () => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      await exitPromise;
+    }
+    saveLog();
+  };
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node-rp did not start within 15 s:\n${output}`)), 15_000);
+    const onData = (d) => {
+      output += d;
+      if (output.includes(`node-rp listening on ${url}`)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    exitPromise.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`node-rp exited early (${JSON.stringify(exited)}):\n${output}`));
+    });
+  }).catch(async (error) => {
+    await stop();
+    throw error;
+  });
+  return { url, log: () => output, stop };
 }
 
 /** Chromium flags for this machine: root (no sandbox), no GPU, closed network. */

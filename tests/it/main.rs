@@ -17,6 +17,7 @@ mod funnels;
 mod journal;
 mod journeys;
 mod metrics;
+mod oidc;
 mod passkeys;
 mod qr;
 mod retention;

@@ -115,13 +115,16 @@ fn fail(command: &str, message: impl std::fmt::Display) -> ExitCode {
 
 /// What a command acts on, resolved.
 enum Resolved {
-    Database(handoff_store::Database, crate::config::Settings),
+    Database(handoff_store::Database, Box<crate::config::Settings>),
     Server(reqwest::Client, url::Url, String),
 }
 
 async fn resolve(target: &Target) -> Result<Resolved, String> {
-    let overrides =
-        RawConfig { data_dir: target.data_dir.clone(), database_url: target.database_url.clone(), ..RawConfig::default() };
+    let overrides = RawConfig {
+        data_dir: target.data_dir.clone(),
+        database_url: target.database_url.clone(),
+        ..RawConfig::default()
+    };
     let settings = RawConfig::load(target.config.as_deref(), &overrides)
         .and_then(RawConfig::into_settings)
         .map_err(|e| e.to_string())?;
@@ -147,7 +150,7 @@ async fn resolve(target: &Target) -> Result<Resolved, String> {
     let db = handoff_store::Database::connect(&settings.database_url)
         .await
         .map_err(|e| format!("cannot open the database: {e}"))?;
-    Ok(Resolved::Database(db, settings))
+    Ok(Resolved::Database(db, Box::new(settings)))
 }
 
 /// Calls the operator API; the answer's JSON, or the server's error message.
@@ -155,7 +158,11 @@ async fn call(http: &reqwest::Client, request: reqwest::RequestBuilder, what: &s
     let _ = http;
     let response = request.send().await.map_err(|e| format!("{what}: {e}"))?;
     let status = response.status();
-    let body: Value = if status == reqwest::StatusCode::NO_CONTENT { json!({}) } else { response.json().await.unwrap_or(Value::Null) };
+    let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
+        json!({})
+    } else {
+        response.json().await.unwrap_or(Value::Null)
+    };
     if status.is_success() {
         Ok(body)
     } else {
@@ -202,7 +209,14 @@ pub async fn clients(args: ClientsArgs) -> ExitCode {
                     }
                     Resolved::Server(http, url, token) => {
                         let body = serde_json::to_value(SpecBody(&spec)).map_err(|e| e.to_string())?;
-                        let answer = call(&http, http.post(url.join("/api/v1/clients").map_err(|e| e.to_string())?).bearer_auth(token).json(&body), "registering the client").await?;
+                        let answer = call(
+                            &http,
+                            http.post(url.join("/api/v1/clients").map_err(|e| e.to_string())?)
+                                .bearer_auth(token)
+                                .json(&body),
+                            "registering the client",
+                        )
+                        .await?;
                         (
                             answer["clientId"].as_str().unwrap_or_default().to_owned(),
                             answer["clientSecret"].as_str().map(str::to_owned),
@@ -218,7 +232,9 @@ pub async fn clients(args: ClientsArgs) -> ExitCode {
                 } else {
                     println!("client id:     {id}");
                     match &secret {
-                        Some(secret) => println!("client secret: {secret}\n(shown this once; only its digest is stored)"),
+                        Some(secret) => {
+                            println!("client secret: {secret}\n(shown this once; only its digest is stored)")
+                        }
                         None => println!("public client: no secret; it must use PKCE (S256)"),
                     }
                 }
@@ -233,7 +249,12 @@ pub async fn clients(args: ClientsArgs) -> ExitCode {
                         clients?.iter().map(client_json).collect()
                     }
                     Resolved::Server(http, url, token) => {
-                        let answer = call(&http, http.get(url.join("/api/v1/clients").map_err(|e| e.to_string())?).bearer_auth(token), "listing clients").await?;
+                        let answer = call(
+                            &http,
+                            http.get(url.join("/api/v1/clients").map_err(|e| e.to_string())?).bearer_auth(token),
+                            "listing clients",
+                        )
+                        .await?;
                         answer["clients"].as_array().cloned().unwrap_or_default()
                     }
                 };
@@ -249,7 +270,10 @@ pub async fn clients(args: ClientsArgs) -> ExitCode {
                             c["name"].as_str().unwrap_or_default(),
                             if c["public"].as_bool() == Some(true) { "public" } else { "confidential" },
                             if c["firstParty"].as_bool() == Some(true) { ", first-party" } else { "" },
-                            c["redirectUris"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default(),
+                            c["redirectUris"]
+                                .as_array()
+                                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+                                .unwrap_or_default(),
                         );
                     }
                 }
@@ -264,8 +288,17 @@ pub async fn clients(args: ClientsArgs) -> ExitCode {
                         removed?
                     }
                     Resolved::Server(http, url, token) => {
-                        let path = format!("/api/v1/clients/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>());
-                        match call(&http, http.delete(url.join(&path).map_err(|e| e.to_string())?).bearer_auth(token), "removing the client").await {
+                        let path = format!(
+                            "/api/v1/clients/{}",
+                            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+                        );
+                        match call(
+                            &http,
+                            http.delete(url.join(&path).map_err(|e| e.to_string())?).bearer_auth(token),
+                            "removing the client",
+                        )
+                        .await
+                        {
                             Ok(_) => true,
                             Err(e) if e.contains("404") => false,
                             Err(e) => return Err(e),
@@ -319,7 +352,10 @@ pub async fn keys(args: KeysArgs) -> ExitCode {
         Ok(Resolved::Server(http, url, token)) => match url.join("/api/v1/keys/rotate") {
             Err(e) => Err(e.to_string()),
             Ok(endpoint) => call(&http, http.post(endpoint).bearer_auth(token), "rotating keys").await.map(|answer| {
-                answer["kids"].as_array().map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+                answer["kids"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default()
             }),
         },
     };

@@ -215,10 +215,10 @@ pub fn router(state: AppState) -> Router {
     // Browsers honour HSTS only over https; an http origin (local development) sends none.
     let hsts = state.http.https.then(|| HeaderValue::from_static("max-age=31536000"));
     Router::new()
-        .merge(crate::api::router().layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::api::cors::allow_client_origins,
-        )))
+        .merge(
+            crate::api::router()
+                .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::cors::allow_client_origins)),
+        )
         .merge(crate::pages::router())
         .merge(crate::dashboard::router())
         .merge(crate::oidc::router())

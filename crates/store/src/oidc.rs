@@ -66,7 +66,8 @@ fn client_params(c: &Client) -> Vec<Param> {
     ]
 }
 
-const GRANT_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.amr, g.sid, g.nonce, g.created_at, g.expires_at";
+const GRANT_COLUMNS: &str =
+    "g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.amr, g.sid, g.nonce, g.created_at, g.expires_at";
 
 fn grant_from_row(r: &dyn Row, at: usize) -> Result<GrantRecord> {
     Ok(GrantRecord {
@@ -93,7 +94,10 @@ impl OidcClients for Database {
             ))
         });
         if self.execute(&SQL, client_params(client)).await? == 0 {
-            return Err(DomainError::invalid("client-exists", format!("a client with id {:?} exists already", client.id)));
+            return Err(DomainError::invalid(
+                "client-exists",
+                format!("a client with id {:?} exists already", client.id),
+            ));
         }
         Ok(())
     }
@@ -184,9 +188,8 @@ impl SigningKeys for Database {
     }
 
     async fn rotate_signing_key(&self, key: &SigningKeyRecord, now: Millis) -> Result<()> {
-        static RETIRE: LazyLock<Sql> = LazyLock::new(|| {
-            Sql::new("UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL")
-        });
+        static RETIRE: LazyLock<Sql> =
+            LazyLock::new(|| Sql::new("UPDATE signing_keys SET retired_at = $2 WHERE alg = $1 AND retired_at IS NULL"));
         let mut tx = self.begin().await?;
         tx.execute(&RETIRE, &[key.alg.as_str().into(), now.into()]).await?;
         tx.execute(&INSERT_KEY, &key_params(key)).await?;
@@ -269,8 +272,9 @@ impl Grants for Database {
                  RETURNING grant_id, redirect_uri, code_challenge, expires_at",
             )
         });
-        static USED: LazyLock<Sql> =
-            LazyLock::new(|| Sql::new("SELECT grant_id FROM oidc_codes WHERE digest = $1 AND client_id = $2 AND used_at > 0"));
+        static USED: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new("SELECT grant_id FROM oidc_codes WHERE digest = $1 AND client_id = $2 AND used_at > 0")
+        });
         let used = self
             .returning(&USE, vec![digest.into(), client_id.into(), now.into()], |r| {
                 Ok((r.text(0)?, r.text(1)?, r.opt_text(2)?, r.int(3)?))
@@ -337,7 +341,9 @@ impl Grants for Database {
             )
         });
         static ROTATED: LazyLock<Sql> = LazyLock::new(|| {
-            Sql::new("SELECT grant_id FROM oidc_tokens WHERE digest = $1 AND client_id = $2 AND kind = 'refresh' AND rotated_at > 0")
+            Sql::new(
+                "SELECT grant_id FROM oidc_tokens WHERE digest = $1 AND client_id = $2 AND kind = 'refresh' AND rotated_at > 0",
+            )
         });
         let used = self.returning(&USE, vec![digest.into(), client_id.into(), now.into()], |r| r.text(0)).await?;
         let Some(grant_id) = used.into_iter().next() else {
@@ -409,7 +415,9 @@ fn token_insert(rows: usize) -> Sql {
 impl Database {
     async fn live_grant(&self, id: &str, now: Millis) -> Result<Option<GrantRecord>> {
         static SQL: LazyLock<Sql> = LazyLock::new(|| {
-            Sql::new(format!("SELECT {GRANT_COLUMNS} FROM oidc_grants g WHERE g.id = $1 AND g.revoked_at = 0 AND g.expires_at > $2"))
+            Sql::new(format!(
+                "SELECT {GRANT_COLUMNS} FROM oidc_grants g WHERE g.id = $1 AND g.revoked_at = 0 AND g.expires_at > $2"
+            ))
         });
         self.optional(&SQL, &[id.into(), now.into()], |r| grant_from_row(r, 0)).await
     }

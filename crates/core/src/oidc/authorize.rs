@@ -49,6 +49,9 @@ pub enum Next {
 
 /// Builds `redirect_uri` with the answer's parameters (query response mode).
 pub fn answer_url(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    if params.is_empty() {
+        return redirect_uri.to_owned();
+    }
     let mut url = match url::Url::parse(redirect_uri) {
         Ok(url) => url,
         Err(_) => return redirect_uri.to_owned(),
@@ -84,7 +87,10 @@ impl OidcService {
 
     /// Checks an authorization request's parameters (query or form, in order, repeats
     /// included so that they can be refused).
-    pub async fn check_request(&self, params: &[(String, String)]) -> Result<Result<(AuthRequest, Client), AuthorizeError>> {
+    pub async fn check_request(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<Result<(AuthRequest, Client), AuthorizeError>> {
         let one = |name: &str| -> std::result::Result<Option<&str>, String> {
             let mut values = params.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
             let first = values.next();
@@ -92,7 +98,9 @@ impl OidcService {
                 return Err(format!("parameter {name} is given more than once"));
             }
             match first {
-                Some(v) if v.len() > MAX_PARAM => Err(format!("parameter {name} is longer than {MAX_PARAM} characters")),
+                Some(v) if v.len() > MAX_PARAM => {
+                    Err(format!("parameter {name} is longer than {MAX_PARAM} characters"))
+                }
                 Some("") => Ok(None),
                 other => Ok(other),
             }
@@ -148,7 +156,10 @@ impl OidcService {
         match values["response_type"] {
             Some("code") => {}
             Some(other) => {
-                return fail("unsupported_response_type", format!("response_type {other:?} is not supported; use code"));
+                return fail(
+                    "unsupported_response_type",
+                    format!("response_type {other:?} is not supported; use code"),
+                );
             }
             None => return fail("invalid_request", "response_type is missing".into()),
         }
@@ -250,10 +261,13 @@ impl OidcService {
         };
         let scope = request.scope.join(" ");
         let needs_consent = !client.first_party
-            && (request.prompt.consent || !self.clients_storage.has_consent(session.user_id, &client.id, &scope).await?);
+            && (request.prompt.consent
+                || !self.clients_storage.has_consent(session.user_id, &client.id, &scope).await?);
         if needs_consent {
             if request.prompt.none {
-                return self.finish_with_error(&request, stored, "consent_required", "the person has not consented").await;
+                return self
+                    .finish_with_error(&request, stored, "consent_required", "the person has not consented")
+                    .await;
             }
             if !stored {
                 self.storage.put_request(&request, now.saturating_add(self.settings.request_ttl_ms())).await?;
@@ -271,7 +285,13 @@ impl OidcService {
         Ok(Next::Redirect(self.issue_code(&request, &client, session).await?))
     }
 
-    async fn finish_with_error(&self, request: &AuthRequest, stored: bool, error: &str, description: &str) -> Result<Next> {
+    async fn finish_with_error(
+        &self,
+        request: &AuthRequest,
+        stored: bool,
+        error: &str,
+        description: &str,
+    ) -> Result<Next> {
         if stored {
             self.storage.take_request(&request.id).await?;
         }

@@ -140,7 +140,12 @@ impl ClientRegistry {
     pub async fn add(&self, spec: ClientSpec) -> Result<Registered> {
         let secret = if spec.public { None } else { Some(SecretToken::generate()?) };
         let id = format!("client-{}", &SecretToken::generate()?.digest()[..20]);
-        let client = spec.into_client(id, secret.as_ref().map(SecretToken::expose), ClientSource::Operator, self.clock.now_ms())?;
+        let client = spec.into_client(
+            id,
+            secret.as_ref().map(SecretToken::expose),
+            ClientSource::Operator,
+            self.clock.now_ms(),
+        )?;
         self.storage.add_client(&client).await?;
         self.forget_origins();
         tracing::info!(client = %client.id, name = %client.name, "registered a client");

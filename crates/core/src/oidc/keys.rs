@@ -86,7 +86,15 @@ impl Loaded {
                 Box::new(ES256.verifier_from_jwk(&public).map_err(jose("ES256 verifier"))?),
             ),
         };
-        Ok(Self { kid: r.kid.clone(), alg: r.alg, created_at: r.created_at, retired_at: r.retired_at, public, signer, verifier })
+        Ok(Self {
+            kid: r.kid.clone(),
+            alg: r.alg,
+            created_at: r.created_at,
+            retired_at: r.retired_at,
+            public,
+            signer,
+            verifier,
+        })
     }
 }
 
@@ -182,7 +190,8 @@ impl KeyRing {
     /// Reads the keys from storage again.
     pub async fn reload(&self) -> Result<()> {
         let now = self.clock.now_ms();
-        let keep_since = now.saturating_sub(i64::try_from(self.publish_after_retirement.as_millis()).unwrap_or(i64::MAX));
+        let keep_since =
+            now.saturating_sub(i64::try_from(self.publish_after_retirement.as_millis()).unwrap_or(i64::MAX));
         let stored = self.storage.signing_keys().await?;
         let mut keys = Vec::with_capacity(stored.len());
         for record in stored.iter().filter(|k| k.retired_at.is_none_or(|at| at > keep_since)) {

@@ -125,11 +125,16 @@ impl OidcService {
     pub async fn authenticate(&self, creds: &ClientCredentials) -> OResult<Client> {
         let invalid = || OAuthError::new("invalid_client", "client authentication failed");
         match (&creds.basic, &creds.client_secret) {
-            (Some(_), Some(_)) => Err(OAuthError::new("invalid_request", "use one client authentication method, not two")),
+            (Some(_), Some(_)) => {
+                Err(OAuthError::new("invalid_request", "use one client authentication method, not two"))
+            }
             (Some((_, secret)), None) | (None, Some(secret)) => {
                 let id = match (&creds.basic, &creds.client_id) {
                     (Some((id, _)), Some(body_id)) if body_id != id => {
-                        return Err(OAuthError::new("invalid_request", "client_id differs from the authenticated client"));
+                        return Err(OAuthError::new(
+                            "invalid_request",
+                            "client_id differs from the authenticated client",
+                        ));
                     }
                     (Some((id, _)), _) => id.clone(),
                     (None, Some(id)) => id.clone(),
@@ -138,7 +143,10 @@ impl OidcService {
                 self.clients.authenticate(&id, secret).await?.ok_or_else(invalid)
             }
             (None, None) => {
-                let id = creds.client_id.as_deref().ok_or_else(|| OAuthError::new("invalid_client", "no client authentication"))?;
+                let id = creds
+                    .client_id
+                    .as_deref()
+                    .ok_or_else(|| OAuthError::new("invalid_client", "no client authentication"))?;
                 match self.clients.get(id).await? {
                     Some(client) if !client.confidential() => Ok(client),
                     _ => Err(invalid()),
@@ -153,7 +161,9 @@ impl OidcService {
         match request.grant_type.as_deref() {
             Some("authorization_code") => self.exchange_code(&client, request).await,
             Some("refresh_token") => self.refresh(&client, request).await,
-            Some(other) => Err(OAuthError::new("unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
+            Some(other) => {
+                Err(OAuthError::new("unsupported_grant_type", format!("grant_type {other:?} is not supported")))
+            }
             None => Err(OAuthError::new("invalid_request", "grant_type is missing")),
         }
     }
@@ -161,8 +171,11 @@ impl OidcService {
     async fn exchange_code(&self, client: &Client, request: &TokenRequest) -> OResult<TokenResponse> {
         let code = request.code.as_deref().ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
         let now = self.clock.now_ms();
-        let redemption =
-            if code.len() > 100 { CodeRedemption::Unknown } else { self.storage.redeem_code(&digest(code), &client.id, now).await? };
+        let redemption = if code.len() > 100 {
+            CodeRedemption::Unknown
+        } else {
+            self.storage.redeem_code(&digest(code), &client.id, now).await?
+        };
         let (record, grant) = match redemption {
             CodeRedemption::Fresh(record, grant) => (record, grant),
             CodeRedemption::Reused { grant_id } => {
@@ -185,7 +198,10 @@ impl OidcService {
             }
             (Some(_), None) => return Err(OAuthError::new("invalid_grant", "code_verifier is missing")),
             (None, Some(_)) => {
-                return Err(OAuthError::new("invalid_grant", "code_verifier given, but the request had no code_challenge"));
+                return Err(OAuthError::new(
+                    "invalid_grant",
+                    "code_verifier given, but the request had no code_challenge",
+                ));
             }
             (None, None) => {}
         }
@@ -193,8 +209,10 @@ impl OidcService {
     }
 
     async fn refresh(&self, client: &Client, request: &TokenRequest) -> OResult<TokenResponse> {
-        let token =
-            request.refresh_token.as_deref().ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing"))?;
+        let token = request
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing"))?;
         let now = self.clock.now_ms();
         let used = if token.len() > 100 {
             RefreshUse::Unknown
@@ -206,10 +224,16 @@ impl OidcService {
             RefreshUse::Reused { grant_id } => {
                 self.storage.revoke_grant(&grant_id, now).await?;
                 tracing::warn!(client = %client.id, grant = %grant_id, "a rotated refresh token was used again; its family is revoked");
-                return Err(OAuthError::new("invalid_grant", "the refresh token was already used; its family is revoked"));
+                return Err(OAuthError::new(
+                    "invalid_grant",
+                    "the refresh token was already used; its family is revoked",
+                ));
             }
             RefreshUse::Unknown => {
-                return Err(OAuthError::new("invalid_grant", "the refresh token is unknown, expired, revoked or not this client's"));
+                return Err(OAuthError::new(
+                    "invalid_grant",
+                    "the refresh token is unknown, expired, revoked or not this client's",
+                ));
             }
         };
         if let Some(scope) = request.scope.as_deref() {
@@ -294,7 +318,11 @@ impl OidcService {
         Ok(Some(claims))
     }
 
-    async fn find_token(&self, token: &str, hint: Option<&str>) -> crate::error::Result<Option<(TokenRecord, GrantRecord)>> {
+    async fn find_token(
+        &self,
+        token: &str,
+        hint: Option<&str>,
+    ) -> crate::error::Result<Option<(TokenRecord, GrantRecord)>> {
         if token.len() > 100 {
             return Ok(None);
         }
@@ -333,7 +361,12 @@ impl OidcService {
     }
 
     /// RFC 7662 for confidential clients: what a token of this client is.
-    pub async fn introspect(&self, creds: &ClientCredentials, token: Option<&str>, hint: Option<&str>) -> OResult<Value> {
+    pub async fn introspect(
+        &self,
+        creds: &ClientCredentials,
+        token: Option<&str>,
+        hint: Option<&str>,
+    ) -> OResult<Value> {
         let client = self.authenticate(creds).await?;
         if !client.confidential() {
             return Err(OAuthError::new("invalid_client", "introspection is for confidential clients"));
@@ -395,7 +428,11 @@ impl OidcService {
 
     /// Checks a sign-in proof for the authenticated client and uses up its `jti`. The
     /// answer is the claims, or why the proof is refused (a stable code).
-    pub async fn verify_proof(&self, client: &Client, token: &str) -> crate::error::Result<Result<Map<String, Value>, &'static str>> {
+    pub async fn verify_proof(
+        &self,
+        client: &Client,
+        token: &str,
+    ) -> crate::error::Result<Result<Map<String, Value>, &'static str>> {
         let Some((claims, typ)) = self.keys.verify(token).await? else { return Ok(Err("bad-signature")) };
         if typ.as_deref() != Some(PROOF_TYPE) {
             // An ID token carries most of the same claims; only a proof is typed this way.
@@ -431,7 +468,10 @@ mod tests {
 
     #[test]
     fn pkce_matches_rfc_7636_appendix_b() {
-        assert_eq!(pkce_s256("dBjftJeZ4CVP-mJ0kS7RtBkF5hXDh-AuyHLS2nDBhFLI"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mJ0kS7RtBkF5hXDh-AuyHLS2nDBhFLI"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::clock::Millis;
 use crate::domain::UserId;
 use crate::error::Result;
 use crate::oidc::keys::SigningAlg;
-use crate::oidc::model::{AuthRequest, Client, CodeRecord, CodeRedemption, GrantRecord, RefreshUse, TokenKind, TokenRecord};
+use crate::oidc::model::{
+    AuthRequest, Client, CodeRecord, CodeRedemption, GrantRecord, RefreshUse, TokenKind, TokenRecord,
+};
 
 /// Registered clients and the consents people gave them.
 #[async_trait]

@@ -119,11 +119,19 @@ pub async fn add(
 #[utoipa::path(delete, path = "/api/v1/clients/{clientId}", tag = "provider", security(("operator" = [])),
     params(("clientId" = String, Path, description = "the client id")),
     responses((status = 204, description = "removed"), (status = 404, description = "client-not-found", body = ErrorBody)))]
-pub async fn remove(_: Operator, State(state): State<AppState>, Path(client_id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if state.oidc.clients().remove(&client_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "client-not-found", format!("no client is registered as {client_id:?}")))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "client-not-found",
+            format!("no client is registered as {client_id:?}"),
+        ))
     }
 }
 

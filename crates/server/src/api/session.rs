@@ -100,13 +100,19 @@ pub async fn verify_proof(
     let client = match state.oidc.authenticate(&creds).await {
         Ok(client) if client.confidential() => client,
         Ok(_) | Err(handoff_core::oidc::OAuthError { internal: None, .. }) => {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid-client", "client authentication failed (a confidential client's id and secret are needed)"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-client",
+                "client authentication failed (a confidential client's id and secret are needed)",
+            ));
         }
         Err(handoff_core::oidc::OAuthError { internal: Some(e), .. }) => return Err(e.into()),
     };
     match state.oidc.verify_proof(&client, &request.token).await? {
         Ok(claims) => Ok(Json(VerifiedProof { valid: true, claims })),
-        Err(reason) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-proof", format!("the proof is refused: {reason}"))),
+        Err(reason) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-proof", format!("the proof is refused: {reason}")))
+        }
     }
 }
 

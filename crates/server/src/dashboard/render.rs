@@ -8,8 +8,8 @@
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use minijinja::value::{Serde, Value};
 use minijinja::context;
+use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
 use super::auth::Access;
@@ -23,7 +23,10 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; f
 
 /// Renders `template` with `ctx` (plus `title` and whether the operator is signed in).
 pub fn page<T: Serialize>(status: StatusCode, template: &str, title: &str, signed_in: bool, ctx: &T) -> Response {
-    let rendered = crate::templates::render(template, context! { title => title, signed_in => signed_in, ..Value::from(Serde(ctx)) });
+    let rendered = crate::templates::render(
+        template,
+        context! { title => title, signed_in => signed_in, ..Value::from(Serde(ctx)) },
+    );
     match rendered {
         Ok(html) => html_response(status, html),
         Err(e) => {

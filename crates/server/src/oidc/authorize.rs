@@ -14,7 +14,11 @@ use crate::extract::MaybeUser;
 use crate::state::AppState;
 
 /// `GET /oauth2/authorize`.
-pub async fn by_query(State(state): State<AppState>, MaybeUser(user): MaybeUser, RawQuery(query): RawQuery) -> Response {
+pub async fn by_query(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    RawQuery(query): RawQuery,
+) -> Response {
     authorize(&state, user.as_ref(), &pairs(query.unwrap_or_default().as_bytes())).await
 }
 
@@ -31,7 +35,9 @@ async fn authorize(state: &AppState, user: Option<&SessionUser>, params: &[(Stri
             return message(
                 StatusCode::BAD_REQUEST,
                 "This sign-in link is not valid",
-                &format!("{reason}. Go back to the application and try again; if it keeps happening, tell its operator."),
+                &format!(
+                    "{reason}. Go back to the application and try again; if it keeps happening, tell its operator."
+                ),
                 None,
             );
         }
@@ -58,16 +64,22 @@ async fn respond(state: &AppState, user: Option<&SessionUser>, next: Next) -> Re
         }
         Next::Consent { request, client } => {
             let Some(user) = user else {
-                return message(StatusCode::UNAUTHORIZED, "Sign in first", "Your sign-in ended; start again from the application.", None);
+                return message(
+                    StatusCode::UNAUTHORIZED,
+                    "Sign in first",
+                    "Your sign-in ended; start again from the application.",
+                    None,
+                );
             };
             let identifier = match state.passkeys.account(user.user_id).await {
                 Ok(account) => account.identifier.to_string(),
                 Err(e) => return internal(&e),
             };
-            let asks: Vec<&str> = request
-                .scope
+            // In the order of `SCOPES` (who you are first), not the stored alphabetical one.
+            let asks: Vec<&str> = handoff_core::oidc::authorize::SCOPES
                 .iter()
-                .map(|s| match s.as_str() {
+                .filter(|known| request.scope.iter().any(|s| s == *known))
+                .map(|s| match *s {
                     "openid" => "know it is you (a stable id for your account)",
                     "profile" => "see your username and display name",
                     "email" => "see your email address",
@@ -123,12 +135,27 @@ pub async fn resume(
 }
 
 /// `POST /oauth2/authorize/consent`: Allow or Deny, from our own page only.
-pub async fn consent(State(state): State<AppState>, MaybeUser(user): MaybeUser, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn consent(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !crate::dashboard::auth::same_origin(&headers, &state.http.origins) {
-        return message(StatusCode::FORBIDDEN, "Not allowed", "This answer did not come from this site's consent page.", None);
+        return message(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "This answer did not come from this site's consent page.",
+            None,
+        );
     }
     let Some(user) = user else {
-        return message(StatusCode::UNAUTHORIZED, "Sign in first", "Your sign-in ended before you answered; start again from the application.", None);
+        return message(
+            StatusCode::UNAUTHORIZED,
+            "Sign in first",
+            "Your sign-in ended before you answered; start again from the application.",
+            None,
+        );
     };
     let form = pairs(&body);
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());

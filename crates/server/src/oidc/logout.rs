@@ -34,7 +34,12 @@ async fn logout(state: &AppState, jar: CookieJar, params: &[(String, String)], c
         match state.oidc.logout_hint(hint).await {
             Ok(Some(found)) => client = Some(found),
             Ok(None) => {
-                return message(StatusCode::BAD_REQUEST, "This sign-out link is not valid", "The id_token_hint was not issued by this server.", None);
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-out link is not valid",
+                    "The id_token_hint was not issued by this server.",
+                    None,
+                );
             }
             Err(e) => return internal(&e),
         }
@@ -42,7 +47,12 @@ async fn logout(state: &AppState, jar: CookieJar, params: &[(String, String)], c
     if let Some(id) = get("client_id") {
         match (&client, state.oidc.clients().get(id).await) {
             (Some(hinted), _) if hinted.id != id => {
-                return message(StatusCode::BAD_REQUEST, "This sign-out link is not valid", "client_id and id_token_hint name different applications.", None);
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-out link is not valid",
+                    "client_id and id_token_hint name different applications.",
+                    None,
+                );
             }
             (Some(_), _) => {}
             (None, Ok(found)) => client = found,
@@ -75,7 +85,13 @@ async fn logout(state: &AppState, jar: CookieJar, params: &[(String, String)], c
             .cloned()
             .collect();
         let client_name = client.as_ref().map(|c| c.name.clone());
-        return page(StatusCode::OK, "provider/logout.html", "Sign out", "", minijinja::context! { client => client_name, fields });
+        return page(
+            StatusCode::OK,
+            "provider/logout.html",
+            "Sign out",
+            "",
+            minijinja::context! { client => client_name, fields },
+        );
     }
     if let Some(token) = token
         && let Err(e) = state.sessions.revoke(&token).await
@@ -86,6 +102,7 @@ async fn logout(state: &AppState, jar: CookieJar, params: &[(String, String)], c
     let jar = jar.add(cleared_session_cookie(state));
     match target {
         Some(url) => (jar, see_other(&url)).into_response(),
-        None => (jar, message(StatusCode::OK, "You are signed out", "This browser is no longer signed in.", None)).into_response(),
+        None => (jar, message(StatusCode::OK, "You are signed out", "This browser is no longer signed in.", None))
+            .into_response(),
     }
 }

@@ -10,7 +10,7 @@ mod token;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, PRAGMA};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, PRAGMA, REFERRER_POLICY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -92,9 +92,16 @@ pub(crate) fn no_store_json(status: StatusCode, body: serde_json::Value) -> Resp
 /// 303 to `location` (a client's redirect URI, or a page of ours).
 pub(crate) fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
-        Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value), (CACHE_CONTROL, HeaderValue::from_static("no-store"))])
-            .into_response(),
-        Err(_) => message(StatusCode::BAD_REQUEST, "This address cannot be opened", "The answer's address is not valid.", None),
+        Ok(value) => {
+            (StatusCode::SEE_OTHER, [(LOCATION, value), (CACHE_CONTROL, HeaderValue::from_static("no-store"))])
+                .into_response()
+        }
+        Err(_) => message(
+            StatusCode::BAD_REQUEST,
+            "This address cannot be opened",
+            "The answer's address is not valid.",
+            None,
+        ),
     }
 }
 
@@ -115,15 +122,25 @@ pub(crate) fn page(status: StatusCode, template: &str, title: &str, form_action:
                 .unwrap_or(HeaderValue::from_static("default-src 'none'; form-action 'self'"));
             (
                 status,
-                [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")), (CONTENT_SECURITY_POLICY, csp),
-                 (CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+                    (CONTENT_SECURITY_POLICY, csp),
+                    (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    // The server-wide `no-referrer` makes browsers post forms with
+                    // `Origin: null`, which the consent and sign-out forms' origin check refuses.
+                    (REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+                ],
                 html,
             )
                 .into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "rendering a provider page failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, [(CONTENT_TYPE, "text/plain; charset=utf-8")], "The page could not be drawn; the error has been logged.")
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "The page could not be drawn; the error has been logged.",
+            )
                 .into_response()
         }
     }

@@ -22,17 +22,19 @@ struct Form(Vec<(String, String)>);
 
 impl Form {
     fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
-        let form_type = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+        let form_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        });
         if !form_type {
             return Err(OAuthError::new("invalid_request", "the body must be application/x-www-form-urlencoded"));
         }
         let params = pairs(body);
         for (i, (name, value)) in params.iter().enumerate() {
             if value.len() > MAX_PARAM {
-                return Err(OAuthError::new("invalid_request", format!("parameter {name} is longer than {MAX_PARAM} characters")));
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    format!("parameter {name} is longer than {MAX_PARAM} characters"),
+                ));
             }
             if params[..i].iter().any(|(earlier, _)| earlier == name) {
                 return Err(OAuthError::new("invalid_request", format!("parameter {name} is given more than once")));
@@ -50,7 +52,9 @@ impl Form {
             None => None,
             Some(value) => {
                 let parsed = value.to_str().ok().and_then(ClientCredentials::parse_basic);
-                Some(parsed.ok_or_else(|| OAuthError::new("invalid_client", "the Authorization header is not HTTP Basic client credentials"))?)
+                Some(parsed.ok_or_else(|| {
+                    OAuthError::new("invalid_client", "the Authorization header is not HTTP Basic client credentials")
+                })?)
             }
         };
         Ok(ClientCredentials { basic, client_id: self.get("client_id"), client_secret: self.get("client_secret") })
@@ -61,13 +65,18 @@ impl Form {
 fn error_response(headers: &HeaderMap, e: OAuthError) -> Response {
     if let Some(internal) = &e.internal {
         tracing::error!(error = %internal, "the token endpoint could not answer");
-        return no_store_json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "server_error", "error_description": e.description}));
+        return no_store_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "server_error", "error_description": e.description}),
+        );
     }
     let body = json!({"error": e.error, "error_description": e.description});
     if e.error == "invalid_client" {
         let mut response = no_store_json(StatusCode::UNAUTHORIZED, body);
         if headers.contains_key(AUTHORIZATION) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Basic realm=\"handoff\""));
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Basic realm=\"handoff\""));
         }
         return response;
     }
@@ -141,7 +150,13 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: B
     });
     let token = match from_header {
         Some(Some(token)) => token.to_owned(),
-        Some(None) => return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", "the Authorization header is not a bearer token"),
+        Some(None) => {
+            return bearer_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the Authorization header is not a bearer token",
+            );
+        }
         None => match Form::parse(&headers, &body).ok().and_then(|f| f.get("access_token")) {
             Some(token) => token,
             None => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "no access token was sent"),
@@ -149,7 +164,9 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: B
     };
     match state.oidc.userinfo(&token).await {
         Ok(Some(claims)) => no_store_json(StatusCode::OK, serde_json::Value::Object(claims)),
-        Ok(None) => bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is unknown, expired or revoked"),
+        Ok(None) => {
+            bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is unknown, expired or revoked")
+        }
         Err(e) => {
             tracing::error!(error = %e, "userinfo could not answer");
             (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "server_error"}))).into_response()
