@@ -595,3 +595,37 @@ on_both_backends!(malformed_requests_get_oauth_errors_not_failures, |backend| as
     assert!(challenge.starts_with("Bearer"), "{challenge}");
     assert_eq!(userinfo_status(&app, "not-a-token").await, StatusCode::UNAUTHORIZED);
 });
+
+on_both_backends!(prompt_login_and_max_age_ask_for_a_fresh_sign_in, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let client = register(&app, json!({})).await;
+    let rp = relying_party(&app, &client).await;
+    let http = signed_in(&app, "livia@example.com").await;
+
+    // A session younger than max_age goes straight back; an older one is sent to sign in.
+    app.clock.advance(std::time::Duration::from_secs(120));
+    let mut pending = authorization(&rp, &[]);
+    pending.url.query_pairs_mut().append_pair("max_age", "600");
+    code_for(&app, &http, &pending).await;
+    let mut pending = authorization(&rp, &[]);
+    pending.url.query_pairs_mut().append_pair("max_age", "60");
+    let to_sign_in = see_other(&app, &http, &pending.url).await;
+    assert_eq!(to_sign_in.path(), "/", "{to_sign_in}");
+    let request = param(&to_sign_in, "request").expect("request id");
+
+    // prompt=login: the live session is not enough, even right after signing in; coming
+    // back without a new sign-in leads to the sign-in page again.
+    let mut pending = authorization(&rp, &[]);
+    pending.url.query_pairs_mut().append_pair("prompt", "login");
+    let to_sign_in = see_other(&app, &http, &pending.url).await;
+    let login_request = param(&to_sign_in, "request").expect("request id");
+    let resume = app.origin.join(&format!("/oauth2/authorize/continue?request={login_request}")).unwrap();
+    assert_eq!(see_other(&app, &http, &resume).await.path(), "/");
+
+    // After a new sign-in in this browser, both requests go on to the application.
+    let http = app.sign_up_in(&http, &mut SoftKey::new(&app.origin), "livia.two@example.com").await;
+    let callback = see_other(&app, &http, &resume).await;
+    code_of(&app, &callback, &pending);
+    let resume = app.origin.join(&format!("/oauth2/authorize/continue?request={request}")).unwrap();
+    assert!(param(&see_other(&app, &http, &resume).await, "code").is_some());
+});
