@@ -23,6 +23,20 @@
 # ($HOME/.cache/handoff-target), BENCH_OIDC_RESULTS (bench/out/oidc.jsonl, overwritten),
 # BENCH_QUIET_WAIT (180), BENCH_RETRIES (2), BENCH_MAX_OTHER (0.25) as in run.sh.
 #
+# Complete sign-ins (Handoff only; BENCH_OIDC_SIGNIN=1, the default; 0 skips them): per db and
+# alg, after the token-endpoint runs and on the same server, bench/oidc/signin.mjs signs
+# BENCH_OIDC_SIGNIN_USERS (200) people up with software passkeys (not measured), then measures
+# BENCH_OIDC_SIGNINS (2000) sign-ins per mode after BENCH_OIDC_SIGNIN_WARMUP (200) unmeasured,
+# round-robin over the people, BENCH_CONCURRENCY workers, a fresh cookie jar per sign-in:
+#   signin-plain  login/start + login/finish (the session cookie)
+#   signin-oidc   GET /oauth2/authorize (first-party client, PKCE, state, nonce, no session)
+#                 → 303 to the sign-in page; login/start + login/finish; GET
+#                 /oauth2/authorize/continue → 303 with a code; POST /oauth2/token; GET
+#                 /oauth2/userinfo — every step's answer checked
+# Their lines carry "grant": "signin-plain" / "signin-oidc", perSecond = sign-ins/s, the
+# latency of the whole sequence, and serverCpuMsPerSignIn (also as serverCpuMsPerExchange, the
+# column oidc_report.py renders). The sign-in rate limits are lifted for the server, as run.sh does.
+#
 # Each server runs in its own process group (setsid); the driver reads utime+stime of every
 # process in it from /proc/<pid>/stat at the exact edges of each measured window. The driver
 # shares the machine's 2 cores with the server, so server CPU per exchange is the fair measure.
@@ -47,6 +61,11 @@ RESULTS="${BENCH_OIDC_RESULTS:-$ROOT/bench/out/oidc.jsonl}"
 REDIRECT_URI="http://localhost:9/cb"
 CLK_TCK="$(getconf CLK_TCK)"
 DRIVER="$ROOT/bench/oidc/exchange.mjs"
+SIGNIN_DRIVER="$ROOT/bench/oidc/signin.mjs"
+SIGNIN="${BENCH_OIDC_SIGNIN:-1}"
+SIGNINS="${BENCH_OIDC_SIGNINS:-2000}"
+SIGNIN_WARMUP="${BENCH_OIDC_SIGNIN_WARMUP:-200}"
+SIGNIN_USERS="${BENCH_OIDC_SIGNIN_USERS:-200}"
 PEER_DIR="$ROOT/bench/oidc-peer"
 
 WORK="$(mktemp -d /tmp/handoff-oidc-bench.XXXXXX)"
@@ -180,10 +199,39 @@ handoff_session_cookie() {
 }
 
 # --- one server, one alg --------------------------------------------------------------------
+# measure_with_retries WHAT DIR RESULTS LOG PGID CMD...: runs the driver CMD (its JSON lines are
+# appended to RESULTS, its stderr goes to LOG), again up to BENCH_RETRIES times while a window
+# was disturbed (other processes used more than BENCH_MAX_OTHER cores; the last try is kept).
+# On failure: shows the logs, stops the server group and returns 1.
+measure_with_retries() {
+  local what=$1 dir=$2 results=$3 logfile=$4 pgid=$5
+  shift 5
+  local attempt other
+  for attempt in $(seq 0 "${BENCH_RETRIES:-2}"); do
+    log "$what, attempt $attempt: pgid $pgid, driver running"
+    if ! "$@" >"$dir/attempt.jsonl" 2>"$logfile"; then
+      log "driver failed: $what:"
+      cat "$logfile" >&2
+      tail -20 "$dir/server.log" >&2
+      stop_group "$pgid"
+      return 1
+    fi
+    other="$(jq -s 'map(.otherCpuCores // 0) | max' "$dir/attempt.jsonl")"
+    # Disturbed: something else used more than BENCH_MAX_OTHER cores during a window.
+    if awk -v o="$other" -v m="${BENCH_MAX_OTHER:-0.25}" 'BEGIN { exit !(o > m) }'; then
+      log "window disturbed (other processes used $other cores); $( [ "$attempt" -lt "${BENCH_RETRIES:-2}" ] && echo retrying || echo keeping it, marked)"
+      [ "$attempt" -lt "${BENCH_RETRIES:-2}" ] && { wait_quiet; continue; }
+    fi
+    break
+  done
+  cat "$dir/attempt.jsonl" >>"$results"
+  cat "$logfile" >&2
+}
+
 # run_one SERVER DB ALG ROUND
 run_one() {
   local server=$1 db=$2 alg=$3 round=$4
-  local dir="$WORK/$server-$db-$alg-$round" port pgid dbname="" impl
+  local dir="$WORK/$server-$db-$alg-$round" port pgid dbname="" impl client_id="" client_secret=""
   local args=(--alg "$alg" --server "$server" --exchanges "$EXCHANGES" --warmup "$WARMUP" --batch "$BATCH"
     --concurrency "$CONCURRENCY" --clk-tck "$CLK_TCK" --redirect-uri "$REDIRECT_URI")
   mkdir -p "$dir"
@@ -208,9 +256,10 @@ run_one() {
     local client cookie
     client="$(handoff_register_client "$alg")"
     cookie="$(handoff_session_cookie "$port")"
+    client_id="$(jq -r .clientId <<<"$client")"
+    client_secret="$(jq -r .clientSecret <<<"$client")"
     args+=(--discovery "http://127.0.0.1:$port/.well-known/openid-configuration"
-      --client-id "$(jq -r .clientId <<<"$client")" --client-secret "$(jq -r .clientSecret <<<"$client")"
-      --handoff-cookie "$cookie")
+      --client-id "$client_id" --client-secret "$client_secret" --handoff-cookie "$cookie")
     impl="handoff $("$HANDOFF" --version 2>/dev/null | awk '{print $NF}')"
   else
     local mint_port secret
@@ -228,25 +277,22 @@ run_one() {
     impl="oidc-provider $(jq -r .version "$PEER_DIR/node_modules/oidc-provider/package.json"), node $(node --version)"
   fi
   args+=(--server-pgid "$pgid")
-  local attempt other
-  for attempt in $(seq 0 "${BENCH_RETRIES:-2}"); do
-    log "$server ($db) $alg, round $round, attempt $attempt: pgid $pgid, driver running"
-    if ! node "$DRIVER" "${args[@]}" >"$dir/result.jsonl" 2>"$dir/driver.log"; then
-      log "driver failed against $server ($db) $alg:"
-      cat "$dir/driver.log" >&2
-      tail -20 "$dir/server.log" >&2
-      stop_group "$pgid"
+  if ! measure_with_retries "$server ($db) $alg, round $round" "$dir" "$dir/result.jsonl" "$dir/driver.log" "$pgid" \
+    node "$DRIVER" "${args[@]}"; then
+    return 1
+  fi
+  # Complete sign-ins on the same server (Handoff only): plain, then through the OIDC provider.
+  if [ "$server" = handoff ] && [ "$SIGNIN" = 1 ]; then
+    local signin_db=()
+    [ "$db" = postgres ] && signin_db=(--db-comm postgres)
+    if ! measure_with_retries "$server ($db) $alg sign-ins, round $round" "$dir" "$dir/result.jsonl" "$dir/signin.log" "$pgid" \
+      node "$SIGNIN_DRIVER" --url "http://127.0.0.1:$port" --origin "http://localhost:$port" --modes plain,oidc \
+      --alg "$alg" --server "$server" --client-id "$client_id" --client-secret "$client_secret" \
+      --redirect-uri "$REDIRECT_URI" --users "$SIGNIN_USERS" --signins "$SIGNINS" --warmup "$SIGNIN_WARMUP" \
+      --concurrency "$CONCURRENCY" --clk-tck "$CLK_TCK" --server-pgid "$pgid" "${signin_db[@]}"; then
       return 1
     fi
-    other="$(jq -s 'map(.otherCpuCores // 0) | max' "$dir/result.jsonl")"
-    # Disturbed: something else used more than BENCH_MAX_OTHER cores during a window.
-    if awk -v o="$other" -v m="${BENCH_MAX_OTHER:-0.25}" 'BEGIN { exit !(o > m) }'; then
-      log "window disturbed (other processes used $other cores); $( [ "$attempt" -lt "${BENCH_RETRIES:-2}" ] && echo retrying || echo keeping it, marked)"
-      [ "$attempt" -lt "${BENCH_RETRIES:-2}" ] && { wait_quiet; continue; }
-    fi
-    break
-  done
-  cat "$dir/driver.log" >&2
+  fi
   local rss
   rss="$(ps -o rss= -g "$pgid" | awk '{s+=$1} END {print s+0}')"
   stop_group "$pgid"

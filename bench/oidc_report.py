@@ -38,7 +38,11 @@ lines = [
     "exchanges per second, latency percentiles and the server's own CPU time per exchange "
     "(utime+stime of its process group over the measured window; the driver shares the 2 cores). "
     "Codes and refresh tokens are minted before each window and never count. The peer keeps "
-    "everything in memory; Handoff writes codes and tokens to its database.",
+    "everything in memory; Handoff writes codes and tokens to its database. "
+    "Rows signin-plain and signin-oidc (Handoff only, bench/oidc/signin.mjs) count whole passkey "
+    "sign-ins instead of exchanges: login/start + login/finish, and the same inside an OIDC "
+    "authorization (authorize → sign-in → authorize/continue → token → userinfo); their "
+    "columns are sign-ins/s, the latency of the whole sequence and server CPU ms per sign-in.",
     "",
     "| server | database | ID token | grant | exchanges/s | p50 ms | p99 ms | server CPU ms/exchange | errors |",
     "|---|---|---|---|---:|---:|---:|---:|---:|",

@@ -1,10 +1,12 @@
-// A minimal software passkey for the token-endpoint benchmark's setup (never measured):
+// A minimal software passkey for the OIDC benchmarks:
 // navigator.credentials.create() for one ES256 key, "none" attestation, user present and user
 // verified, answering the PublicKeyCredentialCreationOptionsJSON a server sends with the
 // RegistrationResponseJSON a browser would post back (the shape the `passkey` crate's client
-// produces for handoff-loadgen). Used by session.mjs to sign up once and get a session cookie.
+// produces for handoff-loadgen), and navigator.credentials.get() with that key, answering
+// PublicKeyCredentialRequestOptionsJSON with an AuthenticationResponseJSON. Used by session.mjs
+// to sign up (and get a session cookie) and by signin.mjs to sign in.
 
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 
 const b64u = (buf) => Buffer.from(buf).toString('base64url');
 
@@ -33,9 +35,17 @@ function cbor(v) {
   throw new TypeError(`cbor: unsupported ${typeof v}`);
 }
 
+const sha256 = (x) => createHash('sha256').update(x).digest();
+
+// Authenticator data flags: UP | UV | BE | BS, a user-verified, synced (backed-up) passkey.
+// Assertions must carry the same BE bit as the registration (WebAuthn §6.1.3: backup
+// eligibility never changes; webauthn-rs refuses a credential whose BE flips).
+const FLAGS = 0x01 | 0x04 | 0x08 | 0x10;
+
 /**
  * Creates a passkey for `publicKey` (creation options JSON) as a browser at `origin` would.
- * Returns { credential (RegistrationResponseJSON), privateKey, credentialId }.
+ * Returns { credential (RegistrationResponseJSON), privateKey, credentialId, rpId, userHandle }:
+ * keep it whole, it is what getAssertion signs with.
  */
 export function createCredential(publicKey, origin) {
   const algs = (publicKey.pubKeyCredParams || []).map((p) => p.alg);
@@ -54,9 +64,9 @@ export function createCredential(publicKey, origin) {
   const idLen = Buffer.alloc(2);
   idLen.writeUInt16BE(credentialId.length);
   const authData = Buffer.concat([
-    createHash('sha256').update(rpId).digest(),
-    // UP | UV | BE | BS | AT: a user-verified, synced (backed-up) passkey.
-    Buffer.from([0x01 | 0x04 | 0x08 | 0x10 | 0x40]),
+    sha256(rpId),
+    Buffer.from([FLAGS | 0x40]), // … | AT: attested credential data follows
+
     Buffer.alloc(4), // signCount 0
     Buffer.alloc(16), // AAGUID (none)
     idLen,
@@ -77,6 +87,8 @@ export function createCredential(publicKey, origin) {
   return {
     credentialId: b64u(credentialId),
     privateKey,
+    rpId,
+    userHandle: publicKey.user?.id,
     credential: {
       id: b64u(credentialId),
       rawId: b64u(credentialId),
@@ -89,5 +101,43 @@ export function createCredential(publicKey, origin) {
       authenticatorAttachment: 'platform',
       clientExtensionResults: {},
     },
+  };
+}
+
+/**
+ * Signs in with `credential` (what createCredential returned) for `publicKey` (request options
+ * JSON) as a browser at `origin` would: clientDataJSON of type webauthn.get, authenticator data
+ * rpIdHash | flags (UP, UV and the registration's BE/BS) | signCount 0, and an ES256 signature
+ * (DER, as WebAuthn carries it) over authenticatorData || SHA-256(clientDataJSON).
+ * Returns the AuthenticationResponseJSON for login/finish.
+ */
+export function getAssertion(publicKey, origin, credential) {
+  const rpId = publicKey.rpId || credential.rpId || new URL(origin).hostname;
+  const allowed = publicKey.allowCredentials || [];
+  if (allowed.length && !allowed.some((c) => c.id === credential.credentialId)) {
+    throw new Error(`the credential ${credential.credentialId} is not in allowCredentials`);
+  }
+  const authenticatorData = Buffer.concat([sha256(rpId), Buffer.from([FLAGS]), Buffer.alloc(4)]);
+  const clientDataJSON = Buffer.from(JSON.stringify({
+    type: 'webauthn.get',
+    challenge: publicKey.challenge,
+    origin,
+    crossOrigin: false,
+  }));
+  // node:crypto signs EC keys with a DER-encoded ECDSA signature by default.
+  const signature = sign('sha256', Buffer.concat([authenticatorData, sha256(clientDataJSON)]), credential.privateKey);
+  const response = {
+    clientDataJSON: b64u(clientDataJSON),
+    authenticatorData: b64u(authenticatorData),
+    signature: b64u(signature),
+  };
+  if (credential.userHandle) response.userHandle = credential.userHandle;
+  return {
+    id: credential.credentialId,
+    rawId: credential.credentialId,
+    type: 'public-key',
+    response,
+    authenticatorAttachment: 'platform',
+    clientExtensionResults: {},
   };
 }
