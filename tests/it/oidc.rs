@@ -414,6 +414,15 @@ on_both_backends!(a_third_party_client_asks_for_consent_once, |backend| async mo
     // From another site: refused, and the request is still open.
     let refused = consent(&request, "allow", "https://evil.example").send().await.unwrap();
     html_page(refused, 403).await;
+    // Without any Origin (no browser posts a form that way): refused too.
+    let unnamed = http
+        .post(app.url("/oauth2/authorize/consent"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("request={request}&decision=allow"))
+        .send()
+        .await
+        .unwrap();
+    html_page(unnamed, 403).await;
 
     let allowed = consent(&request, "allow", &ours).send().await.unwrap();
     assert_eq!(allowed.status(), StatusCode::SEE_OTHER);

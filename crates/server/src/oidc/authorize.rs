@@ -141,7 +141,10 @@ pub async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !crate::dashboard::auth::same_origin(&headers, &state.http.origins) {
+    // Browsers name the page's origin on every form post (our pages send
+    // `Referrer-Policy: same-origin`), so an answer without `Origin` did not come from one.
+    let named = headers.contains_key(axum::http::header::ORIGIN);
+    if !named || !crate::dashboard::auth::same_origin(&headers, &state.http.origins) {
         return message(
             StatusCode::FORBIDDEN,
             "Not allowed",
