@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::on_both_backends;
-use crate::support::app::{expect_error, json_ok};
+use crate::support::app::{expect_error, json_ok, settled_events};
 use crate::support::{SoftKey, TestApp};
 
 const OPERATOR: &str = "test-operator-token-0123456789";
@@ -637,4 +637,42 @@ on_both_backends!(prompt_login_and_max_age_ask_for_a_fresh_sign_in, |backend| as
     code_of(&app, &callback, &pending);
     let resume = app.origin.join(&format!("/oauth2/authorize/continue?request={request}")).unwrap();
     assert!(param(&see_other(&app, &http, &resume).await, "code").is_some());
+});
+
+on_both_backends!(the_journey_records_the_application_it_signed_in_to, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let client = register(&app, json!({})).await;
+    let rp = relying_party(&app, &client).await;
+    let http = browser();
+    let mut key = SoftKey::new(&app.origin);
+    app.sign_up_in(&http, &mut key, "iris@example.com").await;
+
+    // The application asks for a fresh sign-in; the sign-in page runs a passkey ceremony in
+    // its journey and hands that journey to the provider when it continues.
+    let mut pending = authorization(&rp, &[]);
+    pending.url.query_pairs_mut().append_pair("prompt", "login");
+    let request = param(&see_other(&app, &http, &pending.url).await, "request").expect("request id");
+    let post = |path: &str, body: Value| http.post(app.url(path)).json(&body).send();
+    let start = json_ok(post("/api/v1/login/start", json!({"identifier": "iris@example.com"})).await.unwrap()).await;
+    let journey = start["journeyId"].as_str().unwrap().to_owned();
+    let assertion = key.get(&start["publicKey"]).await;
+    json_ok(
+        post("/api/v1/login/finish", json!({"ceremonyId": start["ceremonyId"], "credential": assertion}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let resume = app.origin.join(&format!("/oauth2/authorize/continue?request={request}&journey={journey}")).unwrap();
+    code_of(&app, &see_other(&app, &http, &resume).await, &pending);
+
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
+    let id = handoff_core::domain::JourneyId::parse(&journey).unwrap();
+    settled_events(&db, id, "oidc.code_issued").await;
+    let operator = |path: String| app.client.get(app.url(&path)).bearer_auth(OPERATOR).send();
+    let view = json_ok(operator(format!("/api/v1/journeys/{journey}")).await.unwrap()).await;
+    assert_eq!(view["segments"]["client"].as_str(), Some(client.id.as_str()), "{view}");
+    let funnel = json_ok(operator("/api/v1/funnels?flow=passkey-local&by=client".into()).await.unwrap()).await;
+    let segments: Vec<&str> =
+        funnel["breakdown"].as_array().unwrap().iter().filter_map(|s| s["segment"].as_str()).collect();
+    assert!(segments.contains(&client.id.as_str()), "{funnel}");
 });

@@ -155,7 +155,10 @@ export const authorization = query.get('request')
 
 /** Where the browser goes once signed in during an application's sign-in, else null. */
 export function continueUrl() {
-  return authorization ? `/oauth2/authorize/continue?request=${encodeURIComponent(authorization.request)}` : null;
+  if (!authorization) return null;
+  // The journey of this sign-in, so that it records which application it signed in to.
+  const journey = state.flow?.journeyId ? `&journey=${encodeURIComponent(state.flow.journeyId)}` : '';
+  return `/oauth2/authorize/continue?request=${encodeURIComponent(authorization.request)}${journey}`;
 }
 export const webauthnSupported = typeof window.PublicKeyCredential !== 'undefined' && !!navigator.credentials;
 

@@ -129,7 +129,7 @@ struct ReportArgs {
     /// Journeys started before this time (RFC 3339, or e.g. 1h for "that long ago").
     #[arg(long, value_name = "TIME")]
     to: Option<String>,
-    /// Break each funnel down by os, browser, formFactor, appVersion, mobileOs or mobileBrowser.
+    /// Break each funnel down by os, browser, formFactor, appVersion, mobileOs, mobileBrowser or client.
     #[arg(long, value_name = "SEGMENT")]
     by: Option<String>,
     /// Print JSON (`{funnels: [the /api/v1/funnels answers], insights: [...]}`) instead of text.
@@ -257,7 +257,11 @@ async fn report(args: ReportArgs) -> ExitCode {
         None => None,
         Some(b) => match handoff_core::observe::views::parse_segment(b) {
             Some(s) => Some(s),
-            None => return fail("--by must be os, browser, formFactor, appVersion, mobileOs or mobileBrowser".into()),
+            None => {
+                return fail(
+                    "--by must be os, browser, formFactor, appVersion, mobileOs, mobileBrowser or client".into(),
+                );
+            }
         },
     };
     let request = handoff_server::report::ReportRequest { flow: args.flow.clone(), from, to, by };

@@ -134,7 +134,7 @@ impl Application {
         let notifier = QrNotifier::start(db.clone())
             .await
             .map_err(|e| StartError::Config(format!("cannot LISTEN for QR notifications: {e}")))?;
-        let oidc = provider(&settings, &storage).await?;
+        let oidc = provider(&settings, &storage).await?.with_journal(journal.clone());
         let origins = settings.origins.iter().map(|o| o.origin().ascii_serialization()).collect();
         let state = AppState::new(Services {
             oidc,

@@ -20,7 +20,7 @@ use handoff_core::storage::{
     FunnelCounts, FunnelQuery, JourneyQuery, JourneyRecord, Journeys, Segment, SegmentedOutcome, StoredEvent,
 };
 
-/// Rows per multi-row statement (events have 12 columns, journeys 19: well under both
+/// Rows per multi-row statement (events have 12 columns, journeys 20: well under both
 /// backends' parameter limits).
 const CHUNK: usize = 400;
 
@@ -65,7 +65,7 @@ fn padded<T>(items: &[T]) -> impl Iterator<Item = &T> {
 
 const JOURNEY_COLUMNS: &str = "journey_id, flow, identifier, state, outcome, root_cause, basis, started_at, \
                                last_at, finished_at, steps, convert_ms, desktop_os, desktop_browser, desktop_form, \
-                               mobile_os, mobile_browser, app_version, facts";
+                               mobile_os, mobile_browser, app_version, client, facts";
 
 async fn insert_events(tx: &mut Tx, events: &[StoredEvent]) -> Result<Vec<(JourneyId, String)>> {
     let sql = format!(
@@ -174,10 +174,10 @@ async fn write_journeys(tx: &mut Tx, rows: &[JourneyColumns], rewrite: Rewrite) 
          steps = excluded.steps, convert_ms = excluded.convert_ms, desktop_os = excluded.desktop_os, \
          desktop_browser = excluded.desktop_browser, desktop_form = excluded.desktop_form, \
          mobile_os = excluded.mobile_os, mobile_browser = excluded.mobile_browser, \
-         app_version = excluded.app_version, facts = excluded.facts",
-        placeholders(backend, statement_rows, 19)
+         app_version = excluded.app_version, client = excluded.client, facts = excluded.facts",
+        placeholders(backend, statement_rows, 20)
     );
-    let mut params = Vec::with_capacity(statement_rows * 19);
+    let mut params = Vec::with_capacity(statement_rows * 20);
     // PostgreSQL refuses to update one row twice in a statement: only SQLite is padded.
     for c in padded(rows).take(statement_rows) {
         params.extend([
@@ -199,6 +199,7 @@ async fn write_journeys(tx: &mut Tx, rows: &[JourneyColumns], rewrite: Rewrite) 
             c.mobile.os.clone().into(),
             c.mobile.browser.clone().into(),
             c.desktop.app_version.clone().or_else(|| c.mobile.app_version.clone()).into(),
+            c.client.clone().into(),
             c.facts_json.clone().into(),
         ]);
     }
@@ -214,6 +215,7 @@ fn segment_column(segment: Segment) -> &'static str {
         Segment::AppVersion => "app_version",
         Segment::MobileOs => "mobile_os",
         Segment::MobileBrowser => "mobile_browser",
+        Segment::Client => "client",
     }
 }
 

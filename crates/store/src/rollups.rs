@@ -39,7 +39,7 @@ pub(crate) async fn mark_dirty(tx: &mut Tx, hours: &BTreeSet<i64>) -> Result<()>
 /// The rollup key columns, as read from the journey table ('' for unknown).
 const KEY_FROM_JOURNEYS: &str = "COALESCE(flow, ''), state, COALESCE(outcome, ''), COALESCE(root_cause, ''), steps, \
      COALESCE(desktop_os, ''), COALESCE(desktop_browser, ''), COALESCE(desktop_form, ''), COALESCE(mobile_os, ''), \
-     COALESCE(mobile_browser, ''), COALESCE(app_version, '')";
+     COALESCE(mobile_browser, ''), COALESCE(app_version, ''), COALESCE(client, '')";
 
 impl Database {
     /// Recomputes up to `limit` dirty hours that ended before `settled_before`, oldest
@@ -52,10 +52,10 @@ impl Database {
         static RECOUNT: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(format!(
                 "INSERT INTO journey_rollups (flow, state, outcome, root_cause, steps, desktop_os, desktop_browser, \
-                 desktop_form, mobile_os, mobile_browser, app_version, hour, journeys) \
+                 desktop_form, mobile_os, mobile_browser, app_version, client, hour, journeys) \
                  SELECT {KEY_FROM_JOURNEYS}, $1, COUNT(*) FROM journeys \
                  WHERE started_at >= $2 AND started_at < $3 AND flow IS NOT NULL \
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
             ))
         });
         let hours =

@@ -32,6 +32,7 @@ pub const SERVER_ONLY: &[&str] = &[
     "qr.redeemed",
     "qr.expired",
     "qr.cancelled",
+    "oidc.code_issued",
 ];
 
 /// Clock offsets up to this size are not corrected (see [`JourneyFacts::corrected`]).
@@ -183,6 +184,10 @@ pub struct JourneyFacts {
     /// Per device, whether the page was hidden at its latest visibility change.
     #[serde(default)]
     pub hidden: BTreeMap<String, Latest<bool>>,
+    /// The application (OIDC client id) the sign-in was for, from the server's
+    /// `oidc.code_issued` (PRODUCT §6.1).
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 fn text(attrs: &Value, key: &str) -> Option<String> {
@@ -233,7 +238,8 @@ impl JourneyFacts {
             | "server.verification"
             | "qr.expired"
             | "confirmation.shown"
-            | "confirmation.completed" => e.attrs_value(),
+            | "confirmation.completed"
+            | "oidc.code_issued" => e.attrs_value(),
             _ => Value::Null,
         };
         self.note_attrs(e, &attrs);
@@ -255,6 +261,11 @@ impl JourneyFacts {
 
     fn note_attrs(&mut self, e: &StoredEvent, a: &Value) {
         match e.name.as_str() {
+            "oidc.code_issued" if e.device == "server" => {
+                if let Some(client) = text(a, "clientId") {
+                    self.client = Some(client);
+                }
+            }
             "decision.made" => {
                 if let Some(identifier) = text(a, "identifier") {
                     self.identifier = Some(identifier);

@@ -61,6 +61,8 @@ pub struct JourneyColumns {
     pub desktop: Environment,
     /// The phone's environment.
     pub mobile: Environment,
+    /// The application signed in to (OIDC client id), if any.
+    pub client: Option<String>,
     /// The facts as JSON.
     pub facts_json: String,
 }
@@ -90,6 +92,7 @@ impl JourneyColumns {
             convert_ms: facts.time_to_session(),
             desktop: env("desktop"),
             mobile: env("mobile"),
+            client: facts.client.clone(),
             facts_json: serde_json::to_string(facts).unwrap_or_else(|_| "{}".into()),
         }
     }

@@ -231,6 +231,10 @@ pub struct Segments {
     pub desktop: Option<SegmentView>,
     /// The phone.
     pub mobile: Option<SegmentView>,
+    /// The application (OIDC client id) the sign-in was for, when it came through the
+    /// provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// One event of a journey.
@@ -369,6 +373,7 @@ fn view(record: &JourneyRecord, events: Option<Vec<StoredEvent>>) -> JourneyView
         segments: Segments {
             desktop: segment(f.environment.get("desktop")),
             mobile: segment(f.environment.get("mobile")),
+            client: f.client.clone(),
         },
         events,
     }

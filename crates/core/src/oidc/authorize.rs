@@ -7,7 +7,7 @@
 use super::model::{AuthRequest, Client, CodeRecord, GrantRecord, Prompt, digest};
 use super::{OidcService, amr_of};
 use crate::clock::Millis;
-use crate::domain::SecretToken;
+use crate::domain::{JourneyId, SecretToken};
 use crate::error::Result;
 use crate::passkeys::SessionUser;
 
@@ -241,12 +241,15 @@ impl OidcService {
         client: Client,
         session: Option<&SessionUser>,
         stored: bool,
+        journey: Option<JourneyId>,
     ) -> Result<Next> {
         let now = self.clock.now_ms();
         let signed_in = session.filter(|s| {
             let at = Self::auth_time(s);
             let fresh_enough = request.max_age.is_none_or(|age| now.saturating_sub(at) <= age.saturating_mul(1000));
-            let after_request = !request.prompt.login || s.created_at >= request.created_at;
+            // A passkey ceremony in a browser already signed in re-verifies its session instead
+            // of starting one: the sign-in time is the later of the two.
+            let after_request = !request.prompt.login || at >= request.created_at;
             fresh_enough && after_request
         });
         let state = request.state.clone();
@@ -282,7 +285,7 @@ impl OidcService {
                 "this sign-in request was already answered",
             )));
         }
-        Ok(Next::Redirect(self.issue_code(&request, &client, session).await?))
+        Ok(Next::Redirect(self.issue_code(&request, &client, session, journey).await?))
     }
 
     async fn finish_with_error(
@@ -311,7 +314,13 @@ impl OidcService {
 
     /// The person's answer on the consent page. Allowing records the consent and issues
     /// a code; denying answers `access_denied`.
-    pub async fn consent(&self, request_id: &str, session: &SessionUser, allow: bool) -> Result<Option<String>> {
+    pub async fn consent(
+        &self,
+        request_id: &str,
+        session: &SessionUser,
+        allow: bool,
+        journey: Option<JourneyId>,
+    ) -> Result<Option<String>> {
         let Some((request, client)) = self.stored_request(request_id).await? else { return Ok(None) };
         if !self.storage.take_request(&request.id).await? {
             return Ok(None);
@@ -327,10 +336,18 @@ impl OidcService {
         }
         let now = self.clock.now_ms();
         self.clients_storage.add_consent(session.user_id, &client.id, &request.scope.join(" "), now).await?;
-        Ok(Some(self.issue_code(&request, &client, session).await?))
+        Ok(Some(self.issue_code(&request, &client, session, journey).await?))
     }
 
-    async fn issue_code(&self, request: &AuthRequest, client: &Client, session: &SessionUser) -> Result<String> {
+    /// Issues a code; when the sign-in page named its journey, records `oidc.code_issued`
+    /// there (the journey then says which application it signed in to).
+    async fn issue_code(
+        &self,
+        request: &AuthRequest,
+        client: &Client,
+        session: &SessionUser,
+        journey: Option<JourneyId>,
+    ) -> Result<String> {
         let now = self.clock.now_ms();
         let code = SecretToken::generate()?;
         let offline = request.scope.iter().any(|s| s == "offline_access");
@@ -356,6 +373,16 @@ impl OidcService {
         };
         self.storage.issue_code(&grant, &record).await?;
         tracing::info!(client = %client.id, user = %session.user_id, "issued an authorization code");
+        if let (Some(journey), Some(journal)) = (journey, &self.journal) {
+            let attrs = serde_json::json!({"clientId": client.id, "scope": grant.scope});
+            journal.submit_server(vec![crate::storage::StoredEvent::server(
+                journey,
+                "oidc.code_issued",
+                None,
+                attrs,
+                now,
+            )]);
+        }
         let mut params = vec![("code", code.expose())];
         if let Some(state) = &request.state {
             params.push(("state", state));

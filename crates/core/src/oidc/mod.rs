@@ -105,9 +105,16 @@ pub struct OidcService {
     accounts: Arc<dyn Accounts>,
     keys: KeyRing,
     clock: Clock,
+    journal: Option<crate::observe::Journal>,
 }
 
 impl OidcService {
+    /// Records `oidc.code_issued` in the sign-in's journey through `journal`.
+    pub fn with_journal(mut self, journal: crate::observe::Journal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
     /// The provider over `storage`, signing with `keys`.
     pub fn new(settings: OidcSettings, storage: &crate::storage::Storage, keys: KeyRing, clock: Clock) -> Self {
         Self {
@@ -118,6 +125,7 @@ impl OidcService {
             accounts: storage.accounts.clone(),
             keys,
             clock,
+            journal: None,
         }
     }
 

@@ -311,17 +311,20 @@ pub enum Segment {
     MobileOs,
     /// The phone's browser.
     MobileBrowser,
+    /// The application signed in to (OIDC client id).
+    Client,
 }
 
 impl Segment {
     /// Every segment with its query-string name.
-    pub const ALL: [(&'static str, Segment); 6] = [
+    pub const ALL: [(&'static str, Segment); 7] = [
         ("os", Segment::Os),
         ("browser", Segment::Browser),
         ("formFactor", Segment::FormFactor),
         ("appVersion", Segment::AppVersion),
         ("mobileOs", Segment::MobileOs),
         ("mobileBrowser", Segment::MobileBrowser),
+        ("client", Segment::Client),
     ];
 }
 

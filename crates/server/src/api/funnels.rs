@@ -31,7 +31,7 @@ pub struct FunnelParams {
     pub from: Option<String>,
     /// Journeys started before.
     pub to: Option<String>,
-    /// Break down by `os`, `browser`, `formFactor`, `appVersion`, `mobileOs` or `mobileBrowser`.
+    /// Break down by `os`, `browser`, `formFactor`, `appVersion`, `mobileOs`, `mobileBrowser` or `client` (the OIDC client signed in to).
     pub by: Option<String>,
 }
 

@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use handoff_core::domain::JourneyId;
 use handoff_core::oidc::{AuthorizeError, Next};
 use handoff_core::passkeys::SessionUser;
 
@@ -44,14 +45,14 @@ async fn authorize(state: &AppState, user: Option<&SessionUser>, params: &[(Stri
         Ok(Err(AuthorizeError::Redirect(url))) => return see_other(&url),
         Ok(Ok(checked)) => checked,
     };
-    match state.oidc.proceed(request, client, user, false).await {
-        Ok(next) => respond(state, user, next).await,
+    match state.oidc.proceed(request, client, user, false, None).await {
+        Ok(next) => respond(state, user, next, None).await,
         Err(e) => internal(&e),
     }
 }
 
 /// The response for the next step.
-async fn respond(state: &AppState, user: Option<&SessionUser>, next: Next) -> Response {
+async fn respond(state: &AppState, user: Option<&SessionUser>, next: Next, journey: Option<JourneyId>) -> Response {
     match next {
         Next::Redirect(url) => see_other(&url),
         Next::SignIn { request, client_name } => {
@@ -95,16 +96,22 @@ async fn respond(state: &AppState, user: Option<&SessionUser>, next: Next) -> Re
                 "provider/consent.html",
                 &format!("Allow {}", client.name),
                 &destination,
-                minijinja::context! { client => client.name, identifier, asks, destination => destination.clone(), request => request.id },
+                minijinja::context! {
+                    client => client.name, identifier, asks, destination => destination.clone(), request => request.id,
+                    journey => journey.map(|j| j.to_string()),
+                },
             )
         }
     }
 }
 
-/// `?request=` of the hand-back.
+/// `?request=` of the hand-back, and the sign-in page's journey (so that the journey
+/// records the application it signed in to).
 #[derive(serde::Deserialize)]
 pub struct Resume {
     request: String,
+    #[serde(default)]
+    journey: Option<String>,
 }
 
 fn gone() -> Response {
@@ -122,14 +129,15 @@ pub async fn resume(
     MaybeUser(user): MaybeUser,
     query: Result<Query<Resume>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(Resume { request })) = query else { return gone() };
+    let Ok(Query(Resume { request, journey })) = query else { return gone() };
+    let journey = journey.and_then(|j| JourneyId::parse(&j).ok());
     let (request, client) = match state.oidc.stored_request(&request).await {
         Ok(Some(found)) => found,
         Ok(None) => return gone(),
         Err(e) => return internal(&e),
     };
-    match state.oidc.proceed(request, client, user.as_ref(), true).await {
-        Ok(next) => respond(&state, user.as_ref(), next).await,
+    match state.oidc.proceed(request, client, user.as_ref(), true, journey).await {
+        Ok(next) => respond(&state, user.as_ref(), next, journey).await,
         Err(e) => internal(&e),
     }
 }
@@ -167,7 +175,8 @@ pub async fn consent(
         Some("deny") => false,
         _ => return message(StatusCode::BAD_REQUEST, "No answer", "Choose Allow or Deny.", None),
     };
-    match state.oidc.consent(field("request").unwrap_or_default(), &user, allow).await {
+    let journey = field("journey").and_then(|j| JourneyId::parse(j).ok());
+    match state.oidc.consent(field("request").unwrap_or_default(), &user, allow, journey).await {
         Ok(Some(url)) => see_other(&url),
         Ok(None) => gone(),
         Err(e) => internal(&e),
