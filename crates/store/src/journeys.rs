@@ -473,14 +473,14 @@ impl Journeys for Database {
         let columns: Vec<String> =
             Segment::ALL.iter().map(|(_, s)| format!("NULLIF({}, '')", segment_column(*s))).collect();
         let columns = columns.join(", ");
-        type Key = (String, String, Option<String>, [Option<String>; 6]);
+        type Key = (String, String, Option<String>, [Option<String>; 7]);
         let mut totals: HashMap<Key, u64> = HashMap::new();
         let rows = self
             .rows_per_part(Some(from), Some(to), None, |part, window| {
                 format!(
                     "SELECT flow, outcome, NULLIF(root_cause, ''), CAST(SUM({}) AS BIGINT), {columns} FROM {} \
                      WHERE state = 'finished' AND COALESCE(outcome, '') <> '' AND COALESCE(flow, '') <> '' AND {window} \
-                     GROUP BY 1, 2, 3, 5, 6, 7, 8, 9, 10",
+                     GROUP BY 1, 2, 3, 5, 6, 7, 8, 9, 10, 11",
                     part.weight(),
                     part.table()
                 )
@@ -490,7 +490,7 @@ impl Journeys for Database {
                     r.text(0)?,
                     r.text(1)?,
                     r.opt_text(2)?,
-                    [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?],
+                    [segment(0)?, segment(1)?, segment(2)?, segment(3)?, segment(4)?, segment(5)?, segment(6)?],
                 );
                 Ok((key, count(r, 3)?))
             })

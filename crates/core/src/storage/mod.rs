@@ -373,7 +373,7 @@ pub struct SegmentedOutcome {
     /// The flow.
     pub flow: String,
     /// The segment values, in the order of [`Segment::ALL`].
-    pub segments: [Option<String>; 6],
+    pub segments: [Option<String>; 7],
     /// `success`, `abandoned` or `failed`.
     pub outcome: String,
     /// Root cause, when not a success.
