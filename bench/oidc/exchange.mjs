@@ -45,9 +45,10 @@
 //     --handoff-cookie handoff_session=TOKEN --server-pgid PGID
 
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { formEncode, percentile, round2, round3, snapshotter } from './measure.mjs';
 
 const USAGE = `usage: exchange.mjs --server handoff|peer --alg RS256|ES256
   (--discovery URL | --token-url URL [--authorize-url URL])
@@ -151,7 +152,6 @@ const tokenPool = pool(tokenUrl.origin);
 const authorizePool = authorizeUrl && (authorizeUrl.origin === tokenUrl.origin ? tokenPool : pool(authorizeUrl.origin));
 
 // RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
-const formEncode = (s) => encodeURIComponent(s).replace(/%20/g, '+');
 const BASIC = `Basic ${Buffer.from(`${formEncode(opt['client-id'])}:${formEncode(opt['client-secret'])}`).toString('base64')}`;
 const TOKEN_HEADERS = {
   authorization: BASIC,
@@ -160,80 +160,7 @@ const TOKEN_HEADERS = {
   'user-agent': USER_AGENT,
 };
 
-// --- /proc --------------------------------------------------------------------------------------
-// (pid, ppid, pgrp, utime + stime) of one process, from /proc/<pid>/stat.
-function procStat(pid) {
-  let text;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const close = text.lastIndexOf(')');
-  // The command name (field 2) may contain spaces; fields after the last ')' are fixed:
-  // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
-  const f = text.slice(close + 2).split(' ');
-  return {
-    comm: text.slice(text.indexOf('(') + 1, close),
-    ppid: Number(f[1]),
-    pgrp: Number(f[2]),
-    ticks: Number(f[11]) + Number(f[12]),
-  };
-}
-function allProcs() {
-  const out = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const s = procStat(name);
-    if (s) out.set(Number(name), s);
-  }
-  return out;
-}
-// Server CPU ticks: every process of the group, or the process and its live descendants.
-function serverTicks(procs) {
-  if (SERVER_PGID !== undefined) {
-    let t = 0;
-    for (const s of procs.values()) if (s.pgrp === SERVER_PGID) t += s.ticks;
-    return t;
-  }
-  if (SERVER_PID !== undefined) {
-    const tree = new Set([SERVER_PID]);
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const [pid, s] of procs) {
-        if (!tree.has(pid) && tree.has(s.ppid)) {
-          tree.add(pid);
-          grew = true;
-        }
-      }
-    }
-    let t = 0;
-    for (const pid of tree) t += procs.get(pid)?.ticks ?? 0;
-    return t;
-  }
-  return undefined;
-}
-function commTicks(procs, comm) {
-  let t = 0;
-  for (const s of procs.values()) if (s.comm === comm) t += s.ticks;
-  return t;
-}
-// Busy ticks of the whole machine (everything but idle and iowait), from /proc/stat.
-function machineBusyTicks() {
-  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  return v.reduce((a, x, i) => (i === 3 || i === 4 ? a : a + x), 0);
-}
-function snapshot() {
-  const procs = allProcs();
-  return {
-    server: serverTicks(procs),
-    db: opt['db-comm'] ? commTicks(procs, opt['db-comm']) : undefined,
-    self: procs.get(process.pid)?.ticks ?? 0,
-    machine: machineBusyTicks(),
-    at: process.hrtime.bigint(),
-  };
-}
+const snapshot = snapshotter({ pgid: SERVER_PGID, pid: SERVER_PID, dbComm: opt['db-comm'] });
 
 // --- code sources (never inside a measured window) -----------------------------------------------
 const b64sha256 = (s) => createHash('sha256').update(s).digest('base64url');
@@ -432,13 +359,6 @@ async function source(grant, n) {
   return out;
 }
 
-function percentile(sorted, p) {
-  if (!sorted.length) return 0;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(Math.max(rank, 1), sorted.length) - 1] / 1000;
-}
-const round2 = (x) => Math.round(x * 100) / 100;
-const round3 = (x) => Math.round(x * 1000) / 1000;
 
 async function measure(grant) {
   const acc = { latencies: [], errors: 0, samples: new Map(), seconds: 0, server: 0, db: 0, self: 0, machine: 0, bytes: 0, setup: 0 };

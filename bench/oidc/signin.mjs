@@ -33,9 +33,9 @@
 //     --modes plain,oidc --signins 2000 --server-pgid PGID
 
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { formEncode, percentile, round2, round3, snapshotter } from './measure.mjs';
 import { signUp, USER_AGENT } from './session.mjs';
 import { getAssertion } from './softkey.mjs';
 
@@ -105,75 +105,7 @@ const pool = new Pool(BASE.origin, {
   keepAliveMaxTimeout: 600_000,
 });
 
-// --- /proc (as exchange.mjs) -------------------------------------------------------------------
-function procStat(pid) {
-  let text;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const close = text.lastIndexOf(')');
-  const f = text.slice(close + 2).split(' ');
-  return {
-    comm: text.slice(text.indexOf('(') + 1, close),
-    ppid: Number(f[1]),
-    pgrp: Number(f[2]),
-    ticks: Number(f[11]) + Number(f[12]),
-  };
-}
-function allProcs() {
-  const out = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const s = procStat(name);
-    if (s) out.set(Number(name), s);
-  }
-  return out;
-}
-function serverTicks(procs) {
-  if (SERVER_PGID !== undefined) {
-    let t = 0;
-    for (const s of procs.values()) if (s.pgrp === SERVER_PGID) t += s.ticks;
-    return t;
-  }
-  if (SERVER_PID !== undefined) {
-    const tree = new Set([SERVER_PID]);
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const [pid, s] of procs) {
-        if (!tree.has(pid) && tree.has(s.ppid)) {
-          tree.add(pid);
-          grew = true;
-        }
-      }
-    }
-    let t = 0;
-    for (const pid of tree) t += procs.get(pid)?.ticks ?? 0;
-    return t;
-  }
-  return undefined;
-}
-function commTicks(procs, comm) {
-  let t = 0;
-  for (const s of procs.values()) if (s.comm === comm) t += s.ticks;
-  return t;
-}
-function machineBusyTicks() {
-  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  return v.reduce((a, x, i) => (i === 3 || i === 4 ? a : a + x), 0);
-}
-function snapshot() {
-  const procs = allProcs();
-  return {
-    server: serverTicks(procs),
-    db: opt['db-comm'] ? commTicks(procs, opt['db-comm']) : undefined,
-    self: procs.get(process.pid)?.ticks ?? 0,
-    machine: machineBusyTicks(),
-    at: process.hrtime.bigint(),
-  };
-}
+const snapshot = snapshotter({ pgid: SERVER_PGID, pid: SERVER_PID, dbComm: opt['db-comm'] });
 
 // --- endpoints ---------------------------------------------------------------------------------
 // From the provider's metadata, rebased on --url (the issuer says http://localhost:PORT).
@@ -194,7 +126,6 @@ if (MODES.includes('oidc')) {
   tokenUrl = rebase(meta.token_endpoint);
   userinfoUrl = rebase(meta.userinfo_endpoint);
 }
-const formEncode = (s) => encodeURIComponent(s).replace(/%20/g, '+');
 const BASIC = opt['client-id']
   && `Basic ${Buffer.from(`${formEncode(opt['client-id'])}:${formEncode(opt['client-secret'])}`).toString('base64')}`;
 const REDIRECT = new URL(opt['redirect-uri']);
@@ -385,13 +316,6 @@ async function runLoop(mode, count) {
   return { latencies, errors, samples, stepTotals, requests };
 }
 
-function percentile(sorted, p) {
-  if (!sorted.length) return 0;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(Math.max(rank, 1), sorted.length) - 1] / 1000;
-}
-const round2 = (x) => Math.round(x * 100) / 100;
-const round3 = (x) => Math.round(x * 1000) / 1000;
 
 async function measure(mode) {
   if (WARMUP) {

@@ -154,8 +154,7 @@ async fn resolve(target: &Target) -> Result<Resolved, String> {
 }
 
 /// Calls the operator API; the answer's JSON, or the server's error message.
-async fn call(http: &reqwest::Client, request: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
-    let _ = http;
+async fn call(request: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
     let response = request.send().await.map_err(|e| format!("{what}: {e}"))?;
     let status = response.status();
     let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
@@ -210,7 +209,6 @@ pub async fn clients(args: ClientsArgs) -> ExitCode {
                     Resolved::Server(http, url, token) => {
                         let body = serde_json::to_value(SpecBody(&spec)).map_err(|e| e.to_string())?;
                         let answer = call(
-                            &http,
                             http.post(url.join("/api/v1/clients").map_err(|e| e.to_string())?)
                                 .bearer_auth(token)
                                 .json(&body),
@@ -250,7 +248,6 @@ pub async fn clients(args: ClientsArgs) -> ExitCode {
                     }
                     Resolved::Server(http, url, token) => {
                         let answer = call(
-                            &http,
                             http.get(url.join("/api/v1/clients").map_err(|e| e.to_string())?).bearer_auth(token),
                             "listing clients",
                         )
@@ -293,7 +290,6 @@ pub async fn clients(args: ClientsArgs) -> ExitCode {
                             url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
                         );
                         match call(
-                            &http,
                             http.delete(url.join(&path).map_err(|e| e.to_string())?).bearer_auth(token),
                             "removing the client",
                         )
@@ -351,7 +347,7 @@ pub async fn keys(args: KeysArgs) -> ExitCode {
         }
         Ok(Resolved::Server(http, url, token)) => match url.join("/api/v1/keys/rotate") {
             Err(e) => Err(e.to_string()),
-            Ok(endpoint) => call(&http, http.post(endpoint).bearer_auth(token), "rotating keys").await.map(|answer| {
+            Ok(endpoint) => call(http.post(endpoint).bearer_auth(token), "rotating keys").await.map(|answer| {
                 answer["kids"]
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())

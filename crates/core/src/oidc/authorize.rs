@@ -264,8 +264,7 @@ impl OidcService {
         };
         let scope = request.scope.join(" ");
         let needs_consent = !client.first_party
-            && (request.prompt.consent
-                || !self.clients_storage.has_consent(session.user_id, &client.id, &scope).await?);
+            && (request.prompt.consent || !self.clients.has_consent(session.user_id, &client.id, &scope).await?);
         if needs_consent {
             if request.prompt.none {
                 return self
@@ -334,8 +333,7 @@ impl OidcService {
                 "the person did not allow this application",
             )));
         }
-        let now = self.clock.now_ms();
-        self.clients_storage.add_consent(session.user_id, &client.id, &request.scope.join(" "), now).await?;
+        self.clients.add_consent(session.user_id, &client.id, &request.scope.join(" ")).await?;
         Ok(Some(self.issue_code(&request, &client, session, journey).await?))
     }
 

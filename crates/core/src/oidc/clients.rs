@@ -187,6 +187,16 @@ impl ClientRegistry {
         Ok(removed)
     }
 
+    /// True when `user` consented to exactly `scope` for `client_id`.
+    pub async fn has_consent(&self, user: crate::domain::UserId, client_id: &str, scope: &str) -> Result<bool> {
+        self.storage.has_consent(user, client_id, scope).await
+    }
+
+    /// Records that `user` consented to `scope` for `client_id`.
+    pub async fn add_consent(&self, user: crate::domain::UserId, client_id: &str, scope: &str) -> Result<()> {
+        self.storage.add_consent(user, client_id, scope, self.clock.now_ms()).await
+    }
+
     /// The confidential client `id` when `secret` is its secret.
     pub async fn authenticate(&self, id: &str, secret: &str) -> Result<Option<Client>> {
         let Some(client) = self.get(id).await? else { return Ok(None) };

@@ -159,10 +159,10 @@ impl KeyRing {
         let stored = self.storage.signing_keys().await?;
         for alg in SigningAlg::ALL {
             if !stored.iter().any(|k| k.alg == alg && k.retired_at.is_none()) {
-                let record = tokio::task::spawn_blocking(move || generate(alg, 0))
+                let now = self.clock.now_ms();
+                let record = tokio::task::spawn_blocking(move || generate(alg, now))
                     .await
                     .map_err(|e| DomainError::Internal(format!("key generation task: {e}")))??;
-                let record = SigningKeyRecord { created_at: self.clock.now_ms(), ..record };
                 self.storage.add_signing_key(&record).await?;
                 tracing::info!(kid = %record.kid, alg = alg.as_str(), "generated a signing key");
             }

@@ -22,7 +22,7 @@ pub use tokens::{OAuthError, TokenRequest, TokenResponse};
 
 use crate::clock::{Clock, Millis};
 use crate::passkeys::SessionMethod;
-use crate::storage::{Accounts, Grants, OidcClients};
+use crate::storage::{Accounts, Grants};
 
 /// Lifetimes and names of the provider.
 #[derive(Debug, Clone)]
@@ -100,7 +100,6 @@ pub fn amr_of(method: SessionMethod) -> &'static [&'static str] {
 pub struct OidcService {
     settings: Arc<OidcSettings>,
     clients: ClientRegistry,
-    clients_storage: Arc<dyn OidcClients>,
     storage: Arc<dyn Grants>,
     accounts: Arc<dyn Accounts>,
     keys: KeyRing,
@@ -120,7 +119,6 @@ impl OidcService {
         Self {
             settings: Arc::new(settings),
             clients: ClientRegistry::new(storage.oidc_clients.clone(), clock.clone()),
-            clients_storage: storage.oidc_clients.clone(),
             storage: storage.grants.clone(),
             accounts: storage.accounts.clone(),
             keys,

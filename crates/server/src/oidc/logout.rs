@@ -45,8 +45,8 @@ async fn logout(state: &AppState, jar: CookieJar, params: &[(String, String)], c
         }
     }
     if let Some(id) = get("client_id") {
-        match (&client, state.oidc.clients().get(id).await) {
-            (Some(hinted), _) if hinted.id != id => {
+        match &client {
+            Some(hinted) if hinted.id != id => {
                 return message(
                     StatusCode::BAD_REQUEST,
                     "This sign-out link is not valid",
@@ -54,9 +54,11 @@ async fn logout(state: &AppState, jar: CookieJar, params: &[(String, String)], c
                     None,
                 );
             }
-            (Some(_), _) => {}
-            (None, Ok(found)) => client = found,
-            (None, Err(e)) => return internal(&e),
+            Some(_) => {}
+            None => match state.oidc.clients().get(id).await {
+                Ok(found) => client = found,
+                Err(e) => return internal(&e),
+            },
         }
     }
     let target = match get("post_logout_redirect_uri") {
