@@ -214,6 +214,21 @@ export class HandoffError extends Error {
  */
 
 /**
+ * What the confirming browser sees after {@link Handoff#claimDevice} (a device sign-in,
+ * RFC 8628).
+ *
+ * @typedef {object} DeviceClaim
+ * @property {string} journeyId
+ * @property {'claimed'|'approved'|'denied'|'rejected'|'redeemed'|'expired'|'pending'} state
+ * @property {{id: string, name: string}} client the application asking
+ * @property {string[]} scope
+ * @property {{ip?: string, place?: string, software: string, requestedAt: string}} device the device asking
+ * @property {{identifier: string, displayName?: string}} account who approving signs in
+ * @property {string[]} [choices] for a scanned code: three codes, one on the device's screen
+ * @property {string} expiresAt
+ */
+
+/**
  * A client for one Handoff server.
  *
  * @example
@@ -958,6 +973,43 @@ export class Handoff {
    */
   async denyQr(token) {
     await this._post('/qr/deny', { token });
+  }
+
+  /**
+   * Signed-in browser: enter (typed) or scan a device's code (RFC 8628) and get what to
+   * show. The first browser to do so owns the confirmation; any other is refused.
+   *
+   * @param {string} userCode as the device shows it, e.g. `BCDF-GHJK`
+   * @param {{via?: 'typed'|'scanned'}} [options] `scanned` when the code came from the QR
+   * @returns {Promise<DeviceClaim>}
+   * @throws {HandoffError} `not-signed-in`, `invalid-user-code`, `device-code-not-found`,
+   *   `device-code-expired`, `device-code-claimed`, `rate-limited`, …
+   */
+  async claimDevice(userCode, { via = 'typed' } = {}) {
+    return this._post('/device/claim', { userCode, via });
+  }
+
+  /**
+   * Signed-in browser: approve the device sign-in it claimed.
+   *
+   * @param {string} userCode
+   * @param {{pick?: string}} [options] for a scanned code, the code picked among the choices
+   * @returns {Promise<void>}
+   * @throws {HandoffError} `reauth-required` (verify with a passkey, then approve again),
+   *   `wrong-code` (the sign-in is stopped), `pick-required`, `device-*`, …
+   */
+  async approveDevice(userCode, { pick } = {}) {
+    await this._post('/device/approve', { userCode, pick });
+  }
+
+  /**
+   * Signed-in browser: deny the device sign-in it claimed.
+   *
+   * @param {string} userCode
+   * @returns {Promise<void>}
+   */
+  async denyDevice(userCode) {
+    await this._post('/device/deny', { userCode });
   }
 
   /**

@@ -11,6 +11,7 @@ mod algorithms;
 mod bad_input;
 mod dashboard;
 mod decisions;
+mod device;
 mod enumeration;
 mod events;
 mod funnels;

@@ -25,7 +25,7 @@ use crate::on_both_backends;
 use crate::support::app::{expect_error, json_ok, settled_events};
 use crate::support::{SoftKey, TestApp};
 
-const OPERATOR: &str = "test-operator-token-0123456789";
+pub(crate) const OPERATOR: &str = "test-operator-token-0123456789";
 const CALLBACK: &str = "http://localhost/callback";
 const AFTER_LOGOUT: &str = "http://localhost/signed-out";
 
@@ -33,13 +33,13 @@ const AFTER_LOGOUT: &str = "http://localhost/signed-out";
 type Rp = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 /// A client registered through the operator API.
-struct Registered {
-    id: String,
-    secret: Option<String>,
+pub(crate) struct Registered {
+    pub(crate) id: String,
+    pub(crate) secret: Option<String>,
 }
 
 /// Registers a client; `spec` is merged over a confidential first-party RS256 client.
-async fn register(app: &TestApp, spec: Value) -> Registered {
+pub(crate) async fn register(app: &TestApp, spec: Value) -> Registered {
     let mut body = json!({
         "name": "Notes",
         "redirectUris": [CALLBACK],
@@ -60,7 +60,7 @@ async fn register(app: &TestApp, spec: Value) -> Registered {
 
 /// An HTTP client that never follows redirects (what the library needs, and a browser
 /// whose every hop the test reads).
-fn no_redirects() -> Client {
+pub(crate) fn no_redirects() -> Client {
     Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
@@ -75,7 +75,7 @@ async fn signed_in(app: &TestApp, identifier: &str) -> Client {
     app.sign_up_in(&http, &mut SoftKey::new(&app.origin), identifier).await
 }
 
-fn issuer(app: &TestApp) -> String {
+pub(crate) fn issuer(app: &TestApp) -> String {
     app.origin.as_str().trim_end_matches('/').to_owned()
 }
 

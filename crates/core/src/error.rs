@@ -149,6 +149,21 @@ pub enum DomainError {
     /// approving a QR request.
     #[error("confirm it is you with your passkey on this device first")]
     ReauthRequired,
+    /// No live device sign-in has this user code (RFC 8628): mistyped, or already used.
+    #[error("no device sign-in has this code; check the code the device shows")]
+    DeviceCodeNotFound,
+    /// The device sign-in's time ran out.
+    #[error("this device code expired; start signing in on the device again")]
+    DeviceCodeExpired,
+    /// Another browser already entered or scanned this device code.
+    #[error("another browser already entered this device code; the sign-in is refused")]
+    DeviceClaimedElsewhere,
+    /// The device sign-in is not in a state that allows this step.
+    #[error("this device sign-in is {0}; this step is not possible any more")]
+    DeviceWrongState(&'static str),
+    /// The code picked is not the one the device shows.
+    #[error("that is not the code shown on the device; the sign-in was stopped")]
+    WrongDeviceCode,
     /// The desktop's redemption secret is missing or wrong.
     #[error("this browser did not start this QR sign-in")]
     RedeemRefused,
@@ -195,6 +210,11 @@ impl ErrorCode for DomainError {
             Self::QrFarApart => "far-apart",
             Self::ReauthRequired => "reauth-required",
             Self::RedeemRefused => "redeem-refused",
+            Self::DeviceCodeNotFound => "device-code-not-found",
+            Self::DeviceCodeExpired => "device-code-expired",
+            Self::DeviceClaimedElsewhere => "device-code-claimed",
+            Self::DeviceWrongState(_) => "device-wrong-state",
+            Self::WrongDeviceCode => "wrong-code",
             Self::Storage(_) | Self::Internal(_) => "internal",
         }
     }

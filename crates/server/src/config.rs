@@ -131,6 +131,9 @@ pub struct RawConfig {
     /// QR attempts one IP may create per minute (default 20).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_create_per_minute: Option<u32>,
+    /// How long a device sign-in's codes (RFC 8628) live, in seconds, 30 to 600 (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_code_ttl_seconds: Option<u64>,
     /// QR approvals one account may make per minute (default 10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_approve_per_minute: Option<u32>,
@@ -232,6 +235,7 @@ pub const KEYS: &[&str] = &[
     "append_skip_cooldown_seconds",
     "qr_enabled",
     "qr_ttl_seconds",
+    "device_code_ttl_seconds",
     "qr_code_ttl_seconds",
     "qr_create_per_minute",
     "qr_approve_per_minute",
@@ -308,6 +312,8 @@ pub struct Settings {
     pub qr: QrConfig,
     /// QR attempts per IP per minute.
     pub qr_create_per_minute: u32,
+    /// How long a device sign-in's codes live.
+    pub device_ttl: Duration,
     /// QR approvals per account per minute.
     pub qr_approve_per_minute: u32,
     /// Idle time after which an open journey is finished.
@@ -446,6 +452,12 @@ impl RawConfig {
                 "qr_ttl_seconds must be between 1 and 300 (an attempt lives at most 5 minutes)".into(),
             ));
         }
+        let device_ttl = Duration::from_secs(self.device_code_ttl_seconds.unwrap_or(600));
+        if !(30..=600).contains(&device_ttl.as_secs()) {
+            return Err(ConfigError(
+                "device_code_ttl_seconds must be between 30 and 600 (RFC 8628 codes live minutes)".into(),
+            ));
+        }
         if qr.code_ttl.is_zero() {
             return Err(ConfigError("qr_code_ttl_seconds must be above 0".into()));
         }
@@ -545,6 +557,7 @@ impl RawConfig {
             qr,
             qr_create_per_minute: self.qr_create_per_minute.unwrap_or(20),
             qr_approve_per_minute: self.qr_approve_per_minute.unwrap_or(10),
+            device_ttl,
             listen,
             data_dir,
             database_url,

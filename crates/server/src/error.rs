@@ -83,10 +83,13 @@ pub fn status_of(err: &DomainError) -> StatusCode {
         | DomainError::QrWrongAccount
         | DomainError::QrFarApart => StatusCode::FORBIDDEN,
         DomainError::CeremonyNotFound | DomainError::PasskeyNotFound => StatusCode::NOT_FOUND,
-        DomainError::CeremonyExpired | DomainError::QrExpired => StatusCode::GONE,
-        DomainError::QrNotFound => StatusCode::NOT_FOUND,
-        DomainError::QrClaimedElsewhere | DomainError::QrWrongState(_) => StatusCode::CONFLICT,
-        DomainError::WrongMatchCode => StatusCode::BAD_REQUEST,
+        DomainError::CeremonyExpired | DomainError::QrExpired | DomainError::DeviceCodeExpired => StatusCode::GONE,
+        DomainError::QrNotFound | DomainError::DeviceCodeNotFound => StatusCode::NOT_FOUND,
+        DomainError::QrClaimedElsewhere
+        | DomainError::QrWrongState(_)
+        | DomainError::DeviceClaimedElsewhere
+        | DomainError::DeviceWrongState(_) => StatusCode::CONFLICT,
+        DomainError::WrongMatchCode | DomainError::WrongDeviceCode => StatusCode::BAD_REQUEST,
         DomainError::ReauthRequired => StatusCode::UNAUTHORIZED,
         DomainError::RedeemRefused => StatusCode::FORBIDDEN,
         DomainError::Storage(_) | DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,6 +8,7 @@ pub mod client_addr;
 pub mod config;
 pub mod connections;
 pub mod dashboard;
+pub mod device_login;
 pub mod error;
 pub mod extract;
 pub mod geoip;

@@ -232,6 +232,12 @@ pub struct Limits {
     pub dashboard_sign_in: Limit,
     /// Wrong operator tokens per client (bearer or form); past it, every try is refused.
     pub operator_failures: Limit,
+    /// Device codes entered or scanned per client address (RFC 8628 §5.1).
+    pub device_entry: Limit,
+    /// Wrong device codes per client address and per account; past it, every try is refused.
+    pub device_wrong_codes: Limit,
+    /// Device code requests (`/oauth2/device_authorization`) per client address.
+    pub device_authorization: Limit,
 }
 
 impl Limits {
@@ -248,6 +254,9 @@ impl Limits {
             registration_identifier: limit("register-id", registration.1, "sign-up starts for this identifier"),
             dashboard_sign_in: limit("dashboard", 10, "sign-in attempts from this address"),
             operator_failures: limit("operator-token", 20, "wrong operator tokens from this address"),
+            device_entry: limit("device-entry", 20, "device codes entered from this address"),
+            device_wrong_codes: limit("device-wrong", 5, "wrong device codes"),
+            device_authorization: limit("device-authz", 30, "device sign-ins started from this address"),
         }
     }
 }

@@ -44,6 +44,8 @@ Handoff QR approval:
   qr_code_ttl_seconds            how long one displayed code works [60]
   qr_create_per_minute           attempts one IP may start per minute [20]
   qr_approve_per_minute          approvals one account may make per minute [10]
+  device_code_ttl_seconds        how long a device sign-in's codes (RFC 8628) live, 30 to
+                                 600 [600]
   qr_reauth_after_seconds        a passkey check on this device must be this recent to
                                  approve a QR request, add or delete a passkey or end
                                  another session [120]
@@ -107,6 +109,10 @@ enum Command {
     /// The provider's signing keys: `rotate` adds new ones and keeps the old ones published
     /// until what they signed has expired.
     Keys(handoff_server::admin::KeysArgs),
+    /// Play a TV or terminal signing in with the device authorization grant (RFC 8628):
+    /// prints a QR and a code, waits while a signed-in phone approves, then prints the ID
+    /// token's claims (checked against the server's keys) on stdout.
+    DeviceLogin(handoff_server::device_login::DeviceLoginArgs),
 }
 
 #[derive(Args)]
@@ -226,6 +232,7 @@ async fn main() -> ExitCode {
         Command::Simulate(args) => handoff_server::simulate::run(args).await,
         Command::Clients(args) => handoff_server::admin::clients(args).await,
         Command::Keys(args) => handoff_server::admin::keys(args).await,
+        Command::DeviceLogin(args) => handoff_server::device_login::run(args).await,
     }
 }
 

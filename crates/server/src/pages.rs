@@ -24,6 +24,8 @@ const PHONE_JS: &str = include_str!("../assets/phone.js");
 const QR_HTML: &str = include_str!("../assets/qr.html");
 const QR_DESKTOP_JS: &str = include_str!("../assets/qr-desktop.js");
 const QR_CSS: &str = include_str!("../assets/qr.css");
+const DEVICE_HTML: &str = include_str!("../assets/device.html");
+const DEVICE_JS: &str = include_str!("../assets/device.js");
 
 const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
                         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -37,6 +39,12 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{name}", get(asset))
         .route("/sdk/{name}", get(sdk_module))
         .route("/healthz", get(|| async { "ok" }))
+}
+
+/// The device sign-in's verification page (routed by the provider, which records its
+/// opening first).
+pub(crate) fn device_page() -> Response {
+    page(DEVICE_HTML)
 }
 
 fn page(html: &'static str) -> Response {
@@ -60,6 +68,7 @@ async fn asset(Path(name): Path<String>) -> Response {
         "phone.js" => text("text/javascript; charset=utf-8", PHONE_JS),
         "qr-desktop.js" => text("text/javascript; charset=utf-8", QR_DESKTOP_JS),
         "qr.css" => text("text/css; charset=utf-8", QR_CSS),
+        "device.js" => text("text/javascript; charset=utf-8", DEVICE_JS),
         _ => (axum::http::StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
 }

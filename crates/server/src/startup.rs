@@ -334,14 +334,34 @@ fn demo_client() -> handoff_core::oidc::ConfiguredClient {
     }
 }
 
+/// The demo's device client: a public client allowed the device grant, for
+/// `handoff device-login --client demo-tv`.
+pub const DEMO_DEVICE_CLIENT: &str = "demo-tv";
+
+fn demo_device_client() -> handoff_core::oidc::ConfiguredClient {
+    handoff_core::oidc::ConfiguredClient {
+        id: DEMO_DEVICE_CLIENT.into(),
+        secret: None,
+        name: "Living-room TV (demo)".into(),
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        allowed_origins: vec![],
+        public: true,
+        first_party: false,
+        id_token_alg: None,
+        device: true,
+    }
+}
+
 /// The identity provider: signing keys made on the first start, the configuration file's
-/// clients registered (and on http://localhost, the demo's example application).
+/// clients registered (and on http://localhost, the demo's example application and TV).
 async fn provider(
     settings: &Settings,
     storage: &handoff_core::storage::Storage,
 ) -> Result<handoff_core::oidc::OidcService, StartError> {
     use handoff_core::oidc::{KeyRing, OidcService, OidcSettings};
-    let oidc_settings = OidcSettings::new(settings.issuer.clone());
+    let mut oidc_settings = OidcSettings::new(settings.issuer.clone());
+    oidc_settings.device_ttl = settings.device_ttl;
     let keys = KeyRing::new(storage.signing_keys.clone(), settings.clock.clone(), oidc_settings.longest_signed());
     keys.ensure().await.map_err(|e| StartError::Config(format!("cannot load or create the signing keys: {e}")))?;
     let oidc = OidcService::new(oidc_settings, storage, keys, settings.clock.clone());
@@ -349,6 +369,9 @@ async fn provider(
     let local_demo = settings.origins.iter().all(|o| o.scheme() == "http" && o.host_str() == Some("localhost"));
     if local_demo && !clients.iter().any(|c| c.id == DEMO_CLIENT) {
         clients.push(demo_client());
+    }
+    if local_demo && !clients.iter().any(|c| c.id == DEMO_DEVICE_CLIENT) {
+        clients.push(demo_device_client());
     }
     let configured = oidc
         .clients()
@@ -458,7 +481,8 @@ async fn checkpoint_sqlite(db: Database) {
     }
 }
 
-/// Expires QR attempts whose time ran out and wakes their desktops, every second.
+/// Expires QR attempts whose time ran out and wakes their desktops, and device sign-ins
+/// whose time ran out, every second.
 async fn expire_qr(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -473,6 +497,9 @@ async fn expire_qr(state: AppState) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "expiring QR attempts failed"),
+        }
+        if let Err(e) = state.oidc.expire_devices().await {
+            tracing::warn!(error = %e, "expiring device sign-ins failed");
         }
     }
 }

@@ -9,6 +9,7 @@ mod accounts;
 mod ceremonies;
 mod db;
 mod decisions;
+mod device;
 mod journeys;
 mod oidc;
 mod qr;

@@ -11,6 +11,7 @@ use handoff_core::clock::Millis;
 use handoff_core::domain::UserId;
 use handoff_core::error::Result;
 use handoff_core::oidc::SigningAlg;
+use handoff_core::oidc::device_model::{DeviceAuthorization, DeviceTransition};
 use handoff_core::oidc::model::{
     AuthRequest, Client, ClientSource, CodeRecord, CodeRedemption, GrantRecord, RefreshUse, TokenKind, TokenRecord,
 };
@@ -29,6 +30,30 @@ fn list(raw: &str) -> Result<Vec<String>> {
 
 fn json_list(values: &[String]) -> Param {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".into()).into()
+}
+
+/// Stores a grant (with [`grant_params`]).
+pub(crate) static GRANT_INSERT: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
+        "INSERT INTO oidc_grants (id, client_id, user_id, scope, auth_time, amr, sid, nonce, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+});
+
+/// The parameters of [`GRANT_INSERT`].
+pub(crate) fn grant_params(grant: &GrantRecord) -> Vec<Param> {
+    vec![
+        grant.id.clone().into(),
+        grant.client_id.clone().into(),
+        grant.user_id.to_string().into(),
+        grant.scope.clone().into(),
+        grant.auth_time.into(),
+        json_list(&grant.amr),
+        grant.sid.clone().into(),
+        grant.nonce.clone().into(),
+        grant.created_at.into(),
+        grant.expires_at.into(),
+    ]
 }
 
 const CLIENT_COLUMNS: &str = "id, name, secret_digest, redirect_uris, post_logout_redirect_uris, allowed_origins, \
@@ -221,12 +246,6 @@ impl Grants for Database {
     }
 
     async fn issue_code(&self, grant: &GrantRecord, code: &CodeRecord) -> Result<()> {
-        static GRANT: LazyLock<Sql> = LazyLock::new(|| {
-            Sql::new(
-                "INSERT INTO oidc_grants (id, client_id, user_id, scope, auth_time, amr, sid, nonce, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-        });
         static CODE: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(
                 "INSERT INTO oidc_codes (digest, grant_id, client_id, redirect_uri, code_challenge, expires_at) \
@@ -234,22 +253,7 @@ impl Grants for Database {
             )
         });
         let mut tx = self.begin().await?;
-        tx.execute(
-            &GRANT,
-            &[
-                grant.id.clone().into(),
-                grant.client_id.clone().into(),
-                grant.user_id.to_string().into(),
-                grant.scope.clone().into(),
-                grant.auth_time.into(),
-                json_list(&grant.amr),
-                grant.sid.clone().into(),
-                grant.nonce.clone().into(),
-                grant.created_at.into(),
-                grant.expires_at.into(),
-            ],
-        )
-        .await?;
+        tx.execute(&GRANT_INSERT, &grant_params(grant)).await?;
         tx.execute(
             &CODE,
             &[
@@ -381,9 +385,39 @@ impl Grants for Database {
         Ok(self.execute(&SQL, vec![jti.into(), expires_at.into()]).await? == 1)
     }
 
+    async fn add_device(&self, a: &DeviceAuthorization) -> Result<()> {
+        crate::device::add(self, a).await
+    }
+
+    async fn device_by_user_code(&self, digest: &str) -> Result<Option<DeviceAuthorization>> {
+        crate::device::by_code(self, "user_code_digest", digest).await
+    }
+
+    async fn device_by_device_code(&self, digest: &str) -> Result<Option<DeviceAuthorization>> {
+        crate::device::by_code(self, "device_code_digest", digest).await
+    }
+
+    async fn device_transition(&self, t: &DeviceTransition) -> Result<Option<DeviceAuthorization>> {
+        crate::device::transition(self, t).await
+    }
+
+    async fn device_polled(&self, id: &str, last_polled: Millis, now: Millis, interval_ms: Millis) -> Result<bool> {
+        crate::device::polled(self, id, last_polled, now, interval_ms).await
+    }
+
+    async fn redeem_device(&self, id: &str, grant: &GrantRecord, now: Millis) -> Result<bool> {
+        crate::device::redeem(self, id, grant, now).await
+    }
+
+    async fn expire_devices(&self, now: Millis) -> Result<Vec<DeviceAuthorization>> {
+        crate::device::expire(self, now).await
+    }
+
     async fn purge_expired_grants(&self, now: Millis) -> Result<u64> {
-        static SQL: LazyLock<[Sql; 4]> = LazyLock::new(|| {
+        static SQL: LazyLock<[Sql; 5]> = LazyLock::new(|| {
             [
+                // Finished device sign-ins stay a day (the dashboard and support read them).
+                Sql::new("DELETE FROM device_authorizations WHERE expires_at <= $1 - 86400000"),
                 Sql::new("DELETE FROM oidc_requests WHERE expires_at <= $1"),
                 Sql::new("DELETE FROM proof_ids WHERE expires_at <= $1"),
                 // Used codes stay until their grant ends, so a late replay still revokes it.

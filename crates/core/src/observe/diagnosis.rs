@@ -175,6 +175,18 @@ pub const QR_STEPS: &[Step] = &[
     step("session", "session.established"),
 ];
 
+/// Device sign-in steps (RFC 8628): the device got its codes, the verification page was
+/// opened from the QR (a typed code skips it), the code was entered or scanned, the
+/// confirmation shown, approved, and the device polled its tokens.
+pub const DEVICE_STEPS: &[Step] = &[
+    step("code-issued", "device.code_issued"),
+    step("page-opened", "device.page_opened"),
+    step("code-entered", "device.code_entered"),
+    step("confirmation-shown", "device.confirmation_shown"),
+    step("confirmed", "device.approved"),
+    step("session", "session.established"),
+];
+
 /// Fallback steps.
 pub const FALLBACK_STEPS: &[Step] = &[
     step("identifier", "identifier.submitted"),
@@ -188,6 +200,7 @@ pub fn steps_of(flow: Option<&str>) -> &'static [Step] {
     match flow {
         Some("qr-approval") => QR_STEPS,
         Some("fallback") => FALLBACK_STEPS,
+        Some("device-grant") => DEVICE_STEPS,
         _ => PASSKEY_STEPS,
     }
 }
@@ -312,6 +325,19 @@ pub const RULES: &[Rule] = &[
     rule("confirmation-dropoff", &[Saw("confirmation.shown"), NotAnswered], QrExpiredFrom("scanned")),
     rule("handoff-failure", &[Saw("qr.scanned"), NotSaw("mobile.opened"), NotSaw("confirmation.shown")], Never),
     rule("scan-failure", &[SawAny(&["qr.shown", "qr.created"]), NotSaw("qr.scanned")], QrExpiredFrom("created")),
+    // Device sign-ins (the shared rules above cover a denial and an approved device that
+    // never polled again: callback-failure).
+    rule("confirmation-dropoff", &[Saw("device.confirmation_shown"), NotAnswered], QrExpiredFrom("scanned")),
+    rule(
+        "handoff-failure",
+        &[Saw("device.page_opened"), NotSaw("device.code_scanned"), NotSaw("device.code_entered")],
+        Never,
+    ),
+    rule(
+        "scan-failure",
+        &[Saw("device.code_issued"), NotSaw("device.code_scanned"), NotSaw("device.code_entered")],
+        QrExpiredFrom("created"),
+    ),
     // A refused passkey ceremony, by how long it ran.
     rule("no-credential", &[FailedWith(NOT_ALLOWED), FailedAfter(0, 1_000)], Never),
     rule("user-cancelled", &[FailedWith(NOT_ALLOWED), FailedAfter(1_000, 30_000)], Never),
@@ -385,6 +411,8 @@ fn step_time(f: &JourneyFacts, s: &Step) -> Option<Millis> {
         "confirmed" => f.at(s.event).or_else(|| {
             f.phone_answer.as_ref().filter(|a| a.value == "approve").and_then(|_| f.at("confirmation.completed"))
         }),
+        // A scanned code is entered too.
+        "code-entered" => f.at(s.event).or_else(|| f.at("device.code_scanned")),
         _ => f.at(s.event),
     }
 }

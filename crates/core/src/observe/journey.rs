@@ -33,6 +33,16 @@ pub const SERVER_ONLY: &[&str] = &[
     "qr.expired",
     "qr.cancelled",
     "oidc.code_issued",
+    "device.code_issued",
+    "device.page_opened",
+    "device.code_entered",
+    "device.code_scanned",
+    "device.confirmation_shown",
+    "device.refused",
+    "device.approved",
+    "device.denied",
+    "device.tokens_issued",
+    "device.expired",
 ];
 
 /// Clock offsets up to this size are not corrected (see [`JourneyFacts::corrected`]).
@@ -237,6 +247,8 @@ impl JourneyFacts {
             | "webauthn.failed"
             | "server.verification"
             | "qr.expired"
+            | "device.expired"
+            | "device.code_issued"
             | "confirmation.shown"
             | "confirmation.completed"
             | "oidc.code_issued" => e.attrs_value(),
@@ -261,7 +273,7 @@ impl JourneyFacts {
 
     fn note_attrs(&mut self, e: &StoredEvent, a: &Value) {
         match e.name.as_str() {
-            "oidc.code_issued" if e.device == "server" => {
+            "oidc.code_issued" | "device.code_issued" if e.device == "server" => {
                 if let Some(client) = text(a, "clientId") {
                     self.client = Some(client);
                 }
@@ -303,8 +315,21 @@ impl JourneyFacts {
                 other => keep_latest(&mut self.verification_failure, e.ts, other.unwrap_or_else(|| "unknown".into())),
             },
             "qr.expired" => keep_latest(&mut self.qr_expired_from, e.ts, text(a, "from").unwrap_or_default()),
-            "qr.approved" => keep_latest(&mut self.qr_answer, e.ts, "approve".into()),
-            "qr.denied" => keep_latest(&mut self.qr_answer, e.ts, "deny".into()),
+            // A device sign-in stops in the same places as a QR approval: nobody scanned or
+            // entered the code, the confirmation was left, or the approved device never
+            // came back for its tokens.
+            "device.expired" => {
+                let from = match text(a, "from").as_deref() {
+                    Some("pending") => "created",
+                    Some("claimed") => "scanned",
+                    Some(other) => other,
+                    None => "",
+                }
+                .to_owned();
+                keep_latest(&mut self.qr_expired_from, e.ts, from);
+            }
+            "qr.approved" | "device.approved" => keep_latest(&mut self.qr_answer, e.ts, "approve".into()),
+            "qr.denied" | "device.denied" => keep_latest(&mut self.qr_answer, e.ts, "deny".into()),
             "confirmation.shown" if a.get("mismatch").and_then(Value::as_bool) == Some(true) => {
                 self.mismatch_shown = true;
             }
@@ -378,7 +403,7 @@ impl JourneyFacts {
             .map(|(_, flow)| flow)
             .or(match self.decision.as_ref().map(|d| d.value.verdict.as_str()) {
                 Some("local" | "try-once") => Some("passkey-local"),
-                Some(v @ ("cross-device" | "qr-approval" | "fallback")) => Some(v),
+                Some(v @ ("cross-device" | "qr-approval" | "fallback" | "device-grant")) => Some(v),
                 _ => None,
             })
     }

@@ -262,6 +262,34 @@ impl KeyRing {
     }
 }
 
+/// The claims of a JWT signed by one of the keys of a published JWK set (RS256 or ES256),
+/// for clients of a provider (the `handoff device-login` demo checks its ID token so).
+/// `None` when no key of the set verifies it.
+pub fn verify_with_jwks(token: &str, jwks: &Value) -> Option<Map<String, Value>> {
+    let keys = jwks.get("keys")?.as_array()?;
+    let verifiers: Vec<(Option<String>, String, Box<dyn JwsVerifier>)> = keys
+        .iter()
+        .filter_map(|k| {
+            let jwk = Jwk::from_map(k.as_object()?.clone()).ok()?;
+            let alg = k.get("alg").and_then(Value::as_str)?.to_owned();
+            let verifier: Box<dyn JwsVerifier> = match alg.as_str() {
+                "RS256" => Box::new(RS256.verifier_from_jwk(&jwk).ok()?),
+                "ES256" => Box::new(ES256.verifier_from_jwk(&jwk).ok()?),
+                _ => return None,
+            };
+            Some((jwk.key_id().map(str::to_owned), alg, verifier))
+        })
+        .collect();
+    let (payload, _) = jwt::decode_with_verifier_selector(token, |header| {
+        Ok(verifiers
+            .iter()
+            .find(|(kid, alg, _)| kid.as_deref() == header.key_id() && Some(alg.as_str()) == header.algorithm())
+            .map(|(_, _, v)| v.as_ref()))
+    })
+    .ok()?;
+    Some(payload.claims_set().clone())
+}
+
 /// Seconds since the epoch of a time in milliseconds, as JWT numeric dates are.
 pub fn seconds(at: Millis) -> i64 {
     at.div_euclid(1000)

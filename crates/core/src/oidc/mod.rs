@@ -7,6 +7,8 @@
 
 pub mod authorize;
 pub mod clients;
+pub mod device;
+pub mod device_model;
 pub mod keys;
 pub mod model;
 pub mod tokens;
@@ -22,7 +24,7 @@ pub use tokens::{OAuthError, TokenRequest, TokenResponse};
 
 use crate::clock::{Clock, Millis};
 use crate::passkeys::SessionMethod;
-use crate::storage::{Accounts, Grants};
+use crate::storage::{Accounts, Grants, SecurityEvents};
 
 /// Lifetimes and names of the provider.
 #[derive(Debug, Clone)]
@@ -41,6 +43,10 @@ pub struct OidcSettings {
     pub request_ttl: Duration,
     /// A sign-in proof's life (at most 2 min, PRODUCT §6.3).
     pub proof_ttl: Duration,
+    /// A device sign-in's life (at most 10 min, PRODUCT §6.2).
+    pub device_ttl: Duration,
+    /// How long a device waits between polls, at first.
+    pub device_interval: Duration,
 }
 
 impl OidcSettings {
@@ -54,6 +60,8 @@ impl OidcSettings {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             request_ttl: Duration::from_secs(30 * 60),
             proof_ttl: Duration::from_secs(120),
+            device_ttl: Duration::from_secs(600),
+            device_interval: Duration::from_secs(5),
         }
     }
 
@@ -102,13 +110,15 @@ pub struct OidcService {
     clients: ClientRegistry,
     storage: Arc<dyn Grants>,
     accounts: Arc<dyn Accounts>,
+    storage_security: Arc<dyn SecurityEvents>,
     keys: KeyRing,
     clock: Clock,
     journal: Option<crate::observe::Journal>,
 }
 
 impl OidcService {
-    /// Records `oidc.code_issued` in the sign-in's journey through `journal`.
+    /// Records `oidc.code_issued` and the device sign-ins' steps in their journeys
+    /// through `journal`.
     pub fn with_journal(mut self, journal: crate::observe::Journal) -> Self {
         self.journal = Some(journal);
         self
@@ -121,6 +131,7 @@ impl OidcService {
             clients: ClientRegistry::new(storage.oidc_clients.clone(), clock.clone()),
             storage: storage.grants.clone(),
             accounts: storage.accounts.clone(),
+            storage_security: storage.security.clone(),
             keys,
             clock,
             journal: None,

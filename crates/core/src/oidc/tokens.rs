@@ -80,6 +80,8 @@ pub struct TokenRequest {
     pub refresh_token: Option<String>,
     /// `scope` (a refresh may narrow it).
     pub scope: Option<String>,
+    /// `device_code` (RFC 8628 §3.4).
+    pub device_code: Option<String>,
 }
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -161,6 +163,7 @@ impl OidcService {
         match request.grant_type.as_deref() {
             Some("authorization_code") => self.exchange_code(&client, request).await,
             Some("refresh_token") => self.refresh(&client, request).await,
+            Some(super::device::DEVICE_GRANT_TYPE) => self.device_token(&client, request).await,
             Some(other) => {
                 Err(OAuthError::new("unsupported_grant_type", format!("grant_type {other:?} is not supported")))
             }
@@ -248,7 +251,7 @@ impl OidcService {
     }
 
     /// Issues an access token, a refresh token (with `offline_access`) and an ID token.
-    async fn issue(&self, client: &Client, grant: &GrantRecord, with_nonce: bool) -> OResult<TokenResponse> {
+    pub(super) async fn issue(&self, client: &Client, grant: &GrantRecord, with_nonce: bool) -> OResult<TokenResponse> {
         let now = self.clock.now_ms();
         let account = self
             .accounts

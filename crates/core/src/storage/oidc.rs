@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::clock::Millis;
 use crate::domain::UserId;
 use crate::error::Result;
+use crate::oidc::device_model::{DeviceAuthorization, DeviceTransition};
 use crate::oidc::keys::SigningAlg;
 use crate::oidc::model::{
     AuthRequest, Client, CodeRecord, CodeRedemption, GrantRecord, RefreshUse, TokenKind, TokenRecord,
@@ -85,6 +86,24 @@ pub trait Grants: Send + Sync {
     async fn delete_token(&self, digest: &str) -> Result<Option<(TokenKind, String)>>;
     /// Records a proof id as used until `expires_at`; false when it was used already.
     async fn use_proof_id(&self, jti: &str, expires_at: Millis) -> Result<bool>;
+    /// Stores a new device sign-in.
+    async fn add_device(&self, authorization: &DeviceAuthorization) -> Result<()>;
+    /// The device sign-in with this user code digest, whatever its state.
+    async fn device_by_user_code(&self, digest: &str) -> Result<Option<DeviceAuthorization>>;
+    /// The device sign-in with this device code digest, whatever its state.
+    async fn device_by_device_code(&self, digest: &str) -> Result<Option<DeviceAuthorization>>;
+    /// One compare-and-set step; the authorization after it, or `None` when it was not in
+    /// `from` (or not claimed by `session`).
+    async fn device_transition(&self, t: &DeviceTransition) -> Result<Option<DeviceAuthorization>>;
+    /// Records a poll, atomically: only when the last poll is still `last_polled` (so two
+    /// concurrent polls cannot both pass); sets the new interval. False when it lost.
+    async fn device_polled(&self, id: &str, last_polled: Millis, now: Millis, interval_ms: Millis) -> Result<bool>;
+    /// In one transaction: approved → redeemed, and the grant stored. False when it was
+    /// not approved any more (redeemed by a concurrent poll).
+    async fn redeem_device(&self, id: &str, grant: &GrantRecord, now: Millis) -> Result<bool>;
+    /// Marks every unfinished device sign-in past its time expired; returns them as they
+    /// were before (their state says where they stopped).
+    async fn expire_devices(&self, now: Millis) -> Result<Vec<DeviceAuthorization>>;
     /// Deletes expired requests, codes, tokens, grants and proof ids; returns how many rows.
     async fn purge_expired_grants(&self, now: Millis) -> Result<u64>;
 }

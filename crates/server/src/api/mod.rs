@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod cors;
+pub mod device;
 pub mod dto;
 pub mod events;
 pub mod funnels;
@@ -49,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .merge(login::router())
         .merge(session::router())
         .merge(qr::router())
+        .merge(device::router())
         .merge(events::router())
         .merge(journeys::router())
         .merge(funnels::router())

@@ -473,7 +473,7 @@ fn phone_of(user: &handoff_core::passkeys::SessionUser, client: &ClientContext) 
 
 /// Refuses state-changing phone requests from other origins (CSRF). Browsers send `Origin`
 /// on every cross-origin POST; a request without one is not from a browser page.
-fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get("origin").and_then(|v| v.to_str().ok()) {
         Some(o) if !state.http.origins.iter().any(|c| c.trim_end_matches('/') == o) => Err(ApiError::new(
             StatusCode::FORBIDDEN,

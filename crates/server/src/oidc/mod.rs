@@ -5,6 +5,7 @@
 //! RFCs say (JSON errors on the token side, pages or redirects on the browser side).
 
 mod authorize;
+mod device;
 mod logout;
 mod token;
 
@@ -28,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/oauth2/authorize", get(authorize::by_query).post(authorize::by_form))
         .route("/oauth2/authorize/continue", get(authorize::resume))
         .route("/oauth2/authorize/consent", post(authorize::consent))
+        .route("/oauth2/device_authorization", post(device::authorize))
+        .route("/device", get(device::page))
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/revoke", post(token::revoke))
         .route("/oauth2/introspect", post(token::introspect))
@@ -47,9 +50,10 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "end_session_endpoint": format!("{issuer}/oauth2/logout"),
+        "device_authorization_endpoint": format!("{issuer}/oauth2/device_authorization"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", handoff_core::oidc::device::DEVICE_GRANT_TYPE],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "scopes_supported": handoff_core::oidc::authorize::SCOPES,

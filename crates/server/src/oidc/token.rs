@@ -18,10 +18,10 @@ use crate::state::AppState;
 const MAX_PARAM: usize = 4096;
 
 /// A form body's parameters, each at most once.
-struct Form(Vec<(String, String)>);
+pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
-    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+    pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
         let form_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
             v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
         });
@@ -43,11 +43,11 @@ impl Form {
         Ok(Self(params))
     }
 
-    fn get(&self, name: &str) -> Option<String> {
+    pub(super) fn get(&self, name: &str) -> Option<String> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
     }
 
-    fn credentials(&self, headers: &HeaderMap) -> Result<ClientCredentials, OAuthError> {
+    pub(super) fn credentials(&self, headers: &HeaderMap) -> Result<ClientCredentials, OAuthError> {
         let basic = match headers.get(AUTHORIZATION) {
             None => None,
             Some(value) => {
@@ -62,7 +62,7 @@ impl Form {
 }
 
 /// An RFC 6749 §5.2 error response.
-fn error_response(headers: &HeaderMap, e: OAuthError) -> Response {
+pub(super) fn error_response(headers: &HeaderMap, e: OAuthError) -> Response {
     if let Some(internal) = &e.internal {
         tracing::error!(error = %internal, "the token endpoint could not answer");
         return no_store_json(
@@ -95,6 +95,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             code_verifier: form.get("code_verifier"),
             refresh_token: form.get("refresh_token"),
             scope: form.get("scope"),
+            device_code: form.get("device_code"),
         };
         state.oidc.token(&creds, &request).await
     }
