@@ -71,6 +71,7 @@ async fn sign_in(args: &DeviceLoginArgs) -> Result<Value, (u8, String)> {
     let fail = |m: String| (2u8, m);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .user_agent(concat!("handoff-device-login/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| fail(format!("could not make an HTTP client: {e}")))?;
