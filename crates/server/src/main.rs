@@ -126,7 +126,7 @@ struct ReportArgs {
     /// Database, as for `serve`. [env: HANDOFF_DATABASE_URL]
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
-    /// Only this flow: passkey-local, cross-device, qr-approval or fallback. [default: every flow with journeys]
+    /// Only this flow: passkey-local, cross-device, qr-approval, fallback or device-grant. [default: every flow with journeys]
     #[arg(long, value_name = "FLOW")]
     flow: Option<String>,
     /// Journeys started at or after this time (RFC 3339, or e.g. 24h, 7d for "that long ago").

@@ -319,7 +319,7 @@ pub struct JourneySearch {
     pub outcome: Option<String>,
     /// A root cause code, e.g. `scan-failure`.
     pub root_cause: Option<String>,
-    /// `passkey-local`, `cross-device`, `qr-approval` or `fallback`.
+    /// `passkey-local`, `cross-device`, `qr-approval`, `fallback` or `device-grant`.
     pub flow: Option<String>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<u32>,

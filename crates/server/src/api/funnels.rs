@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
 /// Funnel filters.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct FunnelParams {
-    /// `passkey-local`, `cross-device`, `qr-approval` or `fallback`.
+    /// `passkey-local`, `cross-device`, `qr-approval`, `fallback` or `device-grant`.
     pub flow: Option<String>,
     /// Journeys started at or after (RFC 3339 or ms since the epoch).
     pub from: Option<String>,
