@@ -21,6 +21,7 @@ mod metrics;
 mod oidc;
 mod passkeys;
 mod qr;
+mod recovery;
 mod retention;
 mod sessions;
 mod shared_postgres;

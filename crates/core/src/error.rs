@@ -164,6 +164,21 @@ pub enum DomainError {
     /// The code picked is not the one the device shows.
     #[error("that is not the code shown on the device; the sign-in was stopped")]
     WrongDeviceCode,
+    /// The email or recovery code is not the right one; `tries_left` more may be tried.
+    #[error("that code is not right; {tries_left} tries left")]
+    CodeWrong {
+        /// Tries left on this code (0: the next one is refused).
+        tries_left: u32,
+    },
+    /// The email code's time ran out.
+    #[error("this code expired; ask for a new one")]
+    CodeExpired,
+    /// Every try of the email code was used.
+    #[error("too many wrong codes; ask for a new one")]
+    TooManyTries,
+    /// The recovery link is unknown, used or expired.
+    #[error("this recovery link does not work any more: it was used, it expired, or it is incomplete")]
+    RecoveryLinkInvalid,
     /// The desktop's redemption secret is missing or wrong.
     #[error("this browser did not start this QR sign-in")]
     RedeemRefused,
@@ -210,6 +225,10 @@ impl ErrorCode for DomainError {
             Self::QrFarApart => "far-apart",
             Self::ReauthRequired => "reauth-required",
             Self::RedeemRefused => "redeem-refused",
+            Self::CodeWrong { .. } => "code-wrong",
+            Self::CodeExpired => "code-expired",
+            Self::TooManyTries => "too-many-tries",
+            Self::RecoveryLinkInvalid => "recovery-link-invalid",
             Self::DeviceCodeNotFound => "device-code-not-found",
             Self::DeviceCodeExpired => "device-code-expired",
             Self::DeviceClaimedElsewhere => "device-code-claimed",

@@ -15,6 +15,7 @@ pub mod oidc;
 pub mod passkeys;
 pub mod provider;
 pub mod qr;
+pub mod recovery;
 pub mod storage;
 
 pub use error::{DomainError, ErrorCode};

@@ -1,5 +1,5 @@
-//! `handoff clients …` and `handoff keys rotate`: the operator's commands for the identity
-//! provider. Like `report`, each works on the database `serve` uses (same configuration,
+//! `handoff clients …`, `handoff keys rotate` and `handoff users recover`: the operator's
+//! commands for the identity provider and for accounts. Like `report`, each works on the database `serve` uses (same configuration,
 //! so next to a running server it needs no flags; the server sees a new client at once and
 //! new keys within 30 s), or on a running server's operator API with `--url`.
 
@@ -362,5 +362,75 @@ pub async fn keys(args: KeysArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail("keys", e),
+    }
+}
+
+/// `handoff users`.
+#[derive(Args, Debug)]
+pub struct UsersArgs {
+    #[command(subcommand)]
+    command: UsersCommand,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Make a single-use sign-in link for an account, valid 15 minutes (PRODUCT §7): for
+    /// someone who lost every passkey and has no other way in. Give it to them over a
+    /// channel you trust; it signs in once and offers to create a passkey.
+    Recover {
+        /// The account's identifier.
+        identifier: String,
+        /// Print `{"url", "expiresAt"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `handoff users …`.
+pub async fn users(args: UsersArgs) -> ExitCode {
+    let UsersCommand::Recover { identifier, json: as_json } = args.command;
+    let made: Result<(String, String), String> = match resolve(&args.target).await {
+        Err(e) => Err(e),
+        Ok(Resolved::Database(db, settings)) => {
+            use handoff_core::recovery::{RecoveryService, RecoverySettings};
+            let origin = settings.origins.first().map(|o| o.origin().ascii_serialization()).unwrap_or_default();
+            let recovery_settings = RecoverySettings::new(settings.rp_name.clone(), origin, false);
+            // Links need no email key: they are digests of their own random token.
+            let service = RecoveryService::new(db.storage(), recovery_settings, Vec::new(), Clock::system());
+            let result = match handoff_core::domain::Identifier::parse(&identifier) {
+                Ok(id) => service
+                    .make_recovery_link(&id)
+                    .await
+                    .map(|(url, at)| (url, handoff_core::clock::rfc3339(at)))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            db.close().await;
+            result
+        }
+        Ok(Resolved::Server(http, url, token)) => match url.join("/api/v1/recovery-links") {
+            Err(e) => Err(e.to_string()),
+            Ok(endpoint) => {
+                let request = http.post(endpoint).bearer_auth(token).json(&json!({"identifier": identifier}));
+                call(request, "making a recovery link").await.map(|answer| {
+                    let text = |k: &str| answer[k].as_str().unwrap_or_default().to_owned();
+                    (text("url"), text("expiresAt"))
+                })
+            }
+        },
+    };
+    match made {
+        Ok((url, expires_at)) if as_json => {
+            println!("{}", json!({"url": url, "expiresAt": expires_at}));
+            ExitCode::SUCCESS
+        }
+        Ok((url, expires_at)) => {
+            println!("{url}");
+            eprintln!("signs in once, until {expires_at}; give it only to the account's owner");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("users recover", e),
     }
 }

@@ -131,6 +131,19 @@ pub struct RawConfig {
     /// QR attempts one IP may create per minute (default 20).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_create_per_minute: Option<u32>,
+    /// The SMTP server for email codes (PRODUCT §7): `smtp://user:pass@host:587` (STARTTLS
+    /// required) or `smtps://…:465` (TLS from the start); unset: no email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
+    /// A file holding the SMTP password (instead of one in the URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// `smtp://` to a loopback server without STARTTLS (development and tests; default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_allow_plaintext: Option<bool>,
+    /// The sender of mails, e.g. `Example <login@example.com>`; required with smtp_url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_from: Option<String>,
     /// How long a device sign-in's codes (RFC 8628) live, in seconds, 30 to 600 (default 600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_code_ttl_seconds: Option<u64>,
@@ -209,6 +222,75 @@ pub struct RawConfig {
     pub clients: Vec<handoff_core::oidc::ConfiguredClient>,
 }
 
+/// Outgoing mail (PRODUCT §7).
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `smtp` (STARTTLS) or `smtps` (TLS from the start).
+    pub implicit_tls: bool,
+    /// STARTTLS is skipped (only to a loopback host, when allowed).
+    pub plaintext: bool,
+    /// Host.
+    pub host: String,
+    /// Port (587 or 465 by default).
+    pub port: u16,
+    /// User name and password, when the server wants them.
+    pub credentials: Option<(String, Secret)>,
+    /// The sender.
+    pub from: String,
+}
+
+impl MailSettings {
+    fn parse(
+        raw: &str,
+        password_file: Option<&std::path::Path>,
+        plaintext: bool,
+        from: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let bad = |why: &str| ConfigError(format!("smtp_url: {why} (smtp://user:pass@host:587 or smtps://…)"));
+        let url = Url::parse(raw).map_err(|_| bad("not a URL"))?;
+        let implicit_tls = match url.scheme() {
+            "smtp" => false,
+            "smtps" => true,
+            other => return Err(bad(&format!("the scheme is {other:?}"))),
+        };
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?.to_owned();
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if plaintext && (implicit_tls || !loopback) {
+            return Err(ConfigError(
+                "smtp_allow_plaintext is only for smtp:// to a loopback host (development and tests)".into(),
+            ));
+        }
+        let decode =
+            |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        let password = match password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("smtp_password_file {}: {e}", path.display())))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            None => url.password().and_then(decode),
+        };
+        let user = decode(url.username()).filter(|u| !u.is_empty());
+        let credentials = match (user, password) {
+            (Some(user), Some(password)) => Some((user, Secret::new(password))),
+            (None, None) => None,
+            _ => return Err(bad("give both a user name and a password, or neither")),
+        };
+        let from = from.filter(|f| f.contains('@')).ok_or_else(|| {
+            ConfigError("mail_from is required with smtp_url, e.g. \"Example <login@example.com>\"".into())
+        })?;
+        Ok(Self {
+            implicit_tls,
+            plaintext,
+            port: url.port().unwrap_or(if implicit_tls { 465 } else { 587 }),
+            host,
+            credentials,
+            from,
+        })
+    }
+}
+
 /// Every configuration key (TOML key; `HANDOFF_<KEY>` in the environment).
 pub const KEYS: &[&str] = &[
     "listen",
@@ -236,6 +318,10 @@ pub const KEYS: &[&str] = &[
     "qr_enabled",
     "qr_ttl_seconds",
     "device_code_ttl_seconds",
+    "smtp_url",
+    "smtp_password_file",
+    "smtp_allow_plaintext",
+    "mail_from",
     "qr_code_ttl_seconds",
     "qr_create_per_minute",
     "qr_approve_per_minute",
@@ -314,6 +400,8 @@ pub struct Settings {
     pub qr_create_per_minute: u32,
     /// How long a device sign-in's codes live.
     pub device_ttl: Duration,
+    /// Outgoing mail, when configured.
+    pub mail: Option<MailSettings>,
     /// QR approvals per account per minute.
     pub qr_approve_per_minute: u32,
     /// Idle time after which an open journey is finished.
@@ -452,6 +540,15 @@ impl RawConfig {
                 "qr_ttl_seconds must be between 1 and 300 (an attempt lives at most 5 minutes)".into(),
             ));
         }
+        let mail = match self.smtp_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(raw) => Some(MailSettings::parse(
+                raw,
+                self.smtp_password_file.as_deref(),
+                self.smtp_allow_plaintext.unwrap_or(false),
+                self.mail_from.clone(),
+            )?),
+            None => None,
+        };
         let device_ttl = Duration::from_secs(self.device_code_ttl_seconds.unwrap_or(600));
         if !(30..=600).contains(&device_ttl.as_secs()) {
             return Err(ConfigError(
@@ -558,6 +655,7 @@ impl RawConfig {
             qr_create_per_minute: self.qr_create_per_minute.unwrap_or(20),
             qr_approve_per_minute: self.qr_approve_per_minute.unwrap_or(10),
             device_ttl,
+            mail,
             listen,
             data_dir,
             database_url,

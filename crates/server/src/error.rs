@@ -16,6 +16,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
+    tries_left: Option<u32>,
 }
 
 /// The error body.
@@ -32,12 +33,15 @@ pub struct ErrorDetail {
     pub code: String,
     /// A sentence naming the problem.
     pub message: String,
+    /// `code-wrong` only: how many more codes may be tried.
+    #[serde(rename = "triesLeft", skip_serializing_if = "Option::is_none")]
+    pub tries_left: Option<u32>,
 }
 
 impl ApiError {
     /// An error with an explicit status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self { status, code, message: message.into(), retry_after: None, tries_left: None }
     }
 
     /// Adds a `Retry-After` header (seconds), for 429s.
@@ -89,7 +93,11 @@ pub fn status_of(err: &DomainError) -> StatusCode {
         | DomainError::QrWrongState(_)
         | DomainError::DeviceClaimedElsewhere
         | DomainError::DeviceWrongState(_) => StatusCode::CONFLICT,
-        DomainError::WrongMatchCode | DomainError::WrongDeviceCode => StatusCode::BAD_REQUEST,
+        DomainError::WrongMatchCode
+        | DomainError::WrongDeviceCode
+        | DomainError::CodeWrong { .. }
+        | DomainError::TooManyTries => StatusCode::BAD_REQUEST,
+        DomainError::CodeExpired | DomainError::RecoveryLinkInvalid => StatusCode::GONE,
         DomainError::ReauthRequired => StatusCode::UNAUTHORIZED,
         DomainError::RedeemRefused => StatusCode::FORBIDDEN,
         DomainError::Storage(_) | DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -103,7 +111,11 @@ impl From<DomainError> for ApiError {
             tracing::error!(error = %err, "internal error");
             return Self::new(status, "internal", "something went wrong on the server; it has been logged");
         }
-        Self::new(status, err.code(), err.to_string())
+        let mut api = Self::new(status, err.code(), err.to_string());
+        if let DomainError::CodeWrong { tries_left } = err {
+            api.tries_left = Some(tries_left);
+        }
+        api
     }
 }
 
@@ -149,7 +161,9 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.to_owned(), message: self.message, tries_left: self.tries_left },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));

@@ -238,6 +238,14 @@ pub struct Limits {
     pub device_wrong_codes: Limit,
     /// Device code requests (`/oauth2/device_authorization`) per client address.
     pub device_authorization: Limit,
+    /// Email codes asked for per client address.
+    pub email_code_ip: Limit,
+    /// Email codes asked for per identifier (a mailbox is not flooded).
+    pub email_code_identifier: Limit,
+    /// Codes entered (email and recovery codes) per client address.
+    pub code_entry_ip: Limit,
+    /// Wrong recovery codes per identifier; past it, every try is refused.
+    pub recovery_code_failures: Limit,
 }
 
 impl Limits {
@@ -257,6 +265,10 @@ impl Limits {
             device_entry: limit("device-entry", 20, "device codes entered from this address"),
             device_wrong_codes: limit("device-wrong", 5, "wrong device codes"),
             device_authorization: limit("device-authz", 30, "device sign-ins started from this address"),
+            email_code_ip: limit("email-code-ip", 10, "email codes asked for from this address"),
+            email_code_identifier: limit("email-code-id", 3, "email codes asked for this identifier"),
+            code_entry_ip: limit("code-entry-ip", 30, "codes entered from this address"),
+            recovery_code_failures: limit("recovery-code-wrong", 5, "wrong recovery codes for this identifier"),
         }
     }
 }

@@ -113,6 +113,9 @@ enum Command {
     /// prints a QR and a code, waits while a signed-in phone approves, then prints the ID
     /// token's claims (checked against the server's keys) on stdout.
     DeviceLogin(handoff_server::device_login::DeviceLoginArgs),
+    /// Accounts: `recover IDENTIFIER` makes a single-use sign-in link (15 minutes) for
+    /// someone locked out. Works on the configured database, or a running server with --url.
+    Users(handoff_server::admin::UsersArgs),
 }
 
 #[derive(Args)]
@@ -233,6 +236,7 @@ async fn main() -> ExitCode {
         Command::Clients(args) => handoff_server::admin::clients(args).await,
         Command::Keys(args) => handoff_server::admin::keys(args).await,
         Command::DeviceLogin(args) => handoff_server::device_login::run(args).await,
+        Command::Users(args) => handoff_server::admin::users(args).await,
     }
 }
 

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use handoff_core::observe::views;
 use utoipa::OpenApi;
 
-use crate::api::{clients, device, dto, events, funnels, insights, journeys, login, passkeys, qr, session};
+use crate::api::{clients, device, dto, events, funnels, insights, journeys, login, passkeys, qr, recovery, session};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
@@ -17,7 +17,7 @@ use crate::state::AppState;
          description = "Passkey sign-in with cross-device handoff and journey observability. Errors are {\"error\": {\"code\", \"message\"}}."),
     paths(passkeys::start, passkeys::finish, passkeys::list, passkeys::remove, passkeys::skip_append,
           login::start, login::finish, login::failure, session::current, session::sign_out, session::list, session::end, session::end_all,
-          qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, device::claim, device::approve, device::deny, events::ingest,
+          qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, device::claim, device::approve, device::deny, recovery::email_start, recovery::email_finish, recovery::email_delivery, recovery::make_codes, recovery::codes_left, recovery::redeem_code, recovery::make_link, events::ingest,
           journeys::one, journeys::search, funnels::funnel, insights::insights,
           session::proof, session::verify_proof, clients::list, clients::add, clients::remove, clients::rotate_keys),
     components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
@@ -34,13 +34,16 @@ use crate::state::AppState;
         clients::ClientView, clients::ClientList, clients::Registration, clients::Rotated, handoff_core::oidc::ClientSpec,
         handoff_core::oidc::SigningAlg, handoff_core::oidc::model::ClientSource,
         device::DeviceCodeRequest, device::DeviceClaimResponse, device::DeviceRequesterView, device::DeviceClientView,
-        device::DeviceStateResponse, handoff_core::oidc::device_model::DeviceState)),
+        device::DeviceStateResponse, handoff_core::oidc::device_model::DeviceState,
+        recovery::EmailCodeStart, recovery::EmailCodeStarted, recovery::EmailDelivery, recovery::EmailCodeFinish, recovery::RecoverySignedIn,
+        recovery::RecoveryCodes, recovery::CodesLeft, recovery::RedeemCode, recovery::MakeLink, recovery::LinkMade)),
     modifiers(&OperatorAuth),
     tags((name = "passkeys", description = "Registration and the passkey record"),
          (name = "login", description = "Sign-in ceremonies and the method decision"),
          (name = "session", description = "The signed-in user"),
          (name = "qr", description = "Handoff QR approval: a signed-in phone approves a desktop sign-in"),
          (name = "device", description = "Device sign-in (RFC 8628): a signed-in browser confirms the code a TV or terminal shows; the device's own endpoints are in the OIDC discovery document"),
+         (name = "recovery", description = "Nobody locked out: email codes, recovery codes and operator recovery links make recovery sessions"),
          (name = "events", description = "Product events from browsers and phones"),
          (name = "journeys", description = "Sign-in journeys with their diagnosis (operator token)"),
          (name = "provider", description = "The identity provider's clients and keys (operator token); the OIDC endpoints themselves are in /.well-known/openid-configuration"))

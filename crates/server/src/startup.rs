@@ -59,6 +59,7 @@ pub struct Application {
     state: AppState,
     local_addr: SocketAddr,
     retention: Duration,
+    mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl Application {
@@ -135,9 +136,16 @@ impl Application {
             .await
             .map_err(|e| StartError::Config(format!("cannot LISTEN for QR notifications: {e}")))?;
         let oidc = provider(&settings, &storage).await?.with_journal(journal.clone());
+        let recovery = recovery_service(&settings, &storage).await?.with_journal(journal.clone());
+        let mailer = match &settings.mail {
+            Some(mail) => Some(Arc::new(crate::mail::Mailer::new(mail).map_err(StartError::Config)?)),
+            None => None,
+        };
         let origins = settings.origins.iter().map(|o| o.origin().ascii_serialization()).collect();
         let state = AppState::new(Services {
             oidc,
+            recovery,
+            mail_wake: Arc::default(),
             passkeys,
             sessions,
             qr,
@@ -167,7 +175,7 @@ impl Application {
         let router = router(state.clone());
         let local_addr =
             listener.local_addr().map_err(|source| StartError::Io { context: "listener address".into(), source })?;
-        Ok(Self { listener, router, db, state, local_addr, retention: settings.retention })
+        Ok(Self { listener, router, db, state, local_addr, retention: settings.retention, mailer })
     }
 
     /// The application's router with its state, for an integrator who serves it inside
@@ -194,6 +202,9 @@ impl Application {
         let journey_janitor = tokio::spawn(finish_idle_journeys(self.state.clone()));
         let roller = tokio::spawn(roll_up_journeys(self.db.clone()));
         let retention = tokio::spawn(purge_old(self.db.clone(), self.retention));
+        let mail_worker = self.mailer.clone().map(|mailer| {
+            tokio::spawn(crate::mail::run(self.state.recovery.clone(), mailer, self.state.mail_wake.clone()))
+        });
         let result =
             crate::serve::serve(self.listener, self.router, self.state.http.header_read_timeout, shutdown).await;
         janitor.abort();
@@ -202,6 +213,9 @@ impl Application {
         journey_janitor.abort();
         roller.abort();
         retention.abort();
+        if let Some(worker) = mail_worker {
+            worker.abort();
+        }
         self.db.close().await;
         result
     }
@@ -222,6 +236,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pages::router())
         .merge(crate::dashboard::router())
         .merge(crate::oidc::router())
+        .merge(crate::recovery_link::router())
         .route("/metrics", axum::routing::get(crate::metrics::serve_metrics))
         // After routing, so the timeout knows the streaming routes and the latency is
         // labelled with the route pattern.
@@ -298,6 +313,24 @@ async fn decoy_key(storage: &handoff_core::storage::Storage) -> Result<String, S
         .get_or_create("decoy-credential-key", candidate.expose())
         .await
         .map_err(|e| StartError::Config(format!("cannot read the decoy key from the database: {e}")))
+}
+
+/// Recovery (PRODUCT §7): email codes are keyed by a server-wide secret shared through the
+/// database, so every instance checks every instance's codes.
+async fn recovery_service(
+    settings: &Settings,
+    storage: &handoff_core::storage::Storage,
+) -> Result<handoff_core::recovery::RecoveryService, StartError> {
+    use handoff_core::recovery::{RecoveryService, RecoverySettings};
+    let candidate = handoff_core::domain::SecretToken::generate().map_err(|e| StartError::Config(e.to_string()))?;
+    let key = storage
+        .secrets
+        .get_or_create("email-code-key", candidate.expose())
+        .await
+        .map_err(|e| StartError::Config(format!("cannot read the email code key from the database: {e}")))?;
+    let origin = settings.origins.first().map(|o| o.origin().ascii_serialization()).unwrap_or_default();
+    let recovery_settings = RecoverySettings::new(settings.rp_name.clone(), origin, settings.mail.is_some());
+    Ok(RecoveryService::new(storage.clone(), recovery_settings, key.into_bytes(), settings.clock.clone()))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -406,6 +439,9 @@ async fn purge_expired(db: Database, state: AppState) {
         let idle_since = state.sessions.idle_since(now);
         if let Err(e) = state.oidc.purge().await {
             tracing::warn!(error = %e, "purging expired authorization codes and tokens failed");
+        }
+        if let Err(e) = state.recovery.purge().await {
+            tracing::warn!(error = %e, "purging expired email codes, recovery links and sent mail failed");
         }
         match (Ceremonies::purge_expired(&db, now).await, Sessions::purge_expired(&db, now, idle_since).await) {
             (Ok(c), Ok(s)) if c + s > 0 => tracing::debug!(ceremonies = c, sessions = s, "purged expired rows"),

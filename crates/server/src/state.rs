@@ -43,6 +43,10 @@ pub struct Services {
     pub qr: QrService,
     /// The identity provider (OIDC, sign-in proofs).
     pub oidc: handoff_core::oidc::OidcService,
+    /// Email codes, recovery codes and recovery links.
+    pub recovery: handoff_core::recovery::RecoveryService,
+    /// Wakes the mail worker when a request queued mail.
+    pub mail_wake: Arc<tokio::sync::Notify>,
     /// Wakes desktops waiting on QR attempts.
     pub notifier: QrNotifier,
     /// The rate-limit counters.

@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("provider/consent.html", include_str!("../assets/provider/consent.html")),
     ("provider/message.html", include_str!("../assets/provider/message.html")),
     ("provider/logout.html", include_str!("../assets/provider/logout.html")),
+    ("provider/recovery_link.html", include_str!("../assets/provider/recovery_link.html")),
 ];
 
 static ENV: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {

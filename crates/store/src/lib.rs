@@ -14,6 +14,7 @@ mod journeys;
 mod oidc;
 mod qr;
 mod rate;
+mod recovery;
 mod retention;
 mod rollups;
 mod security;

@@ -100,6 +100,8 @@ pub fn amr_of(method: SessionMethod) -> &'static [&'static str] {
         SessionMethod::Passkey => &["pop", "mfa"],
         SessionMethod::CrossDevice => &["pop", "mfa", "mca"],
         SessionMethod::QrApproval => &["pop", "mca"],
+        // A code or link someone received: a one-time password, nothing more.
+        SessionMethod::EmailCode | SessionMethod::RecoveryCode | SessionMethod::RecoveryLink => &["otp"],
     }
 }
 

@@ -174,6 +174,12 @@ pub enum SessionMethod {
     CrossDevice,
     /// Handoff QR approval: a signed-in phone approved this browser.
     QrApproval,
+    /// A one-time code sent by email (PRODUCT §7): a recovery session.
+    EmailCode,
+    /// One of the account's recovery codes: a recovery session.
+    RecoveryCode,
+    /// An operator's single-use recovery link: a recovery session.
+    RecoveryLink,
 }
 
 impl SessionMethod {
@@ -183,6 +189,9 @@ impl SessionMethod {
             Self::Passkey => "passkey",
             Self::CrossDevice => "cross-device",
             Self::QrApproval => "qr-approval",
+            Self::EmailCode => "email-code",
+            Self::RecoveryCode => "recovery-code",
+            Self::RecoveryLink => "recovery-link",
         }
     }
 
@@ -192,6 +201,9 @@ impl SessionMethod {
             "passkey" => Self::Passkey,
             "cross-device" => Self::CrossDevice,
             "qr-approval" => Self::QrApproval,
+            "email-code" => Self::EmailCode,
+            "recovery-code" => Self::RecoveryCode,
+            "recovery-link" => Self::RecoveryLink,
             _ => return None,
         })
     }
@@ -201,9 +213,10 @@ impl SessionMethod {
         matches!(self, Self::Passkey | Self::CrossDevice)
     }
 
-    /// True for sessions made by a recovery method (none yet: email codes, recovery
-    /// codes and operator links come with PRODUCT §7).
+    /// True for sessions made by a recovery method (PRODUCT §7): they may add a passkey on
+    /// this device and see the account; anything else sensitive needs a passkey ceremony
+    /// on this device first.
     pub fn is_recovery(self) -> bool {
-        false
+        matches!(self, Self::EmailCode | Self::RecoveryCode | Self::RecoveryLink)
     }
 }

@@ -567,6 +567,8 @@ pub struct Storage {
     pub signing_keys: Arc<dyn SigningKeys>,
     /// The identity provider's requests, grants, codes and tokens.
     pub grants: Arc<dyn Grants>,
+    /// Email codes, recovery codes, recovery links and the mail queue.
+    pub recovery: Arc<dyn Recovery>,
 }
 
 /// What one retention batch deleted, per kind of row.
@@ -615,4 +617,49 @@ pub trait RateCounters: Send + Sync {
     async fn hits(&self, key: &str, window_start: Millis) -> Result<u64>;
     /// Deletes the counters of windows that started before `before`; returns how many.
     async fn purge_rate_counters(&self, before: Millis) -> Result<u64>;
+}
+
+/// Recovery (PRODUCT §7): email codes, recovery codes, operator links and the mail queue.
+/// Every single use is one conditional statement.
+#[async_trait]
+pub trait Recovery: Send + Sync {
+    /// In one transaction: stores an email code attempt and its mail (a `discarded` mail
+    /// for an unknown identifier, so both cases do the same work).
+    async fn start_email_code(
+        &self,
+        attempt: &crate::recovery::EmailCodeAttempt,
+        mail: &crate::recovery::QueuedMail,
+    ) -> Result<()>;
+    /// Counts one try of an attempt, atomically, while it is live, unused and has tries left.
+    async fn try_email_code(&self, id: &str, max_tries: u32, now: Millis) -> Result<crate::recovery::EmailCodeTry>;
+    /// Marks an attempt used; false when it was used already (a concurrent finish).
+    async fn use_email_code(&self, id: &str, now: Millis) -> Result<bool>;
+    /// In one transaction: replaces the account's recovery codes by these digests.
+    async fn replace_recovery_codes(&self, user: UserId, digests: &[String], now: Millis) -> Result<()>;
+    /// Uses one unused recovery code of the account; how many are left after it, or `None`
+    /// when there is no such unused code.
+    async fn use_recovery_code(&self, user: UserId, digest: &str, now: Millis) -> Result<Option<u64>>;
+    /// How many unused recovery codes the account has.
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u64>;
+    /// Stores a recovery link.
+    async fn add_recovery_link(&self, link: &crate::recovery::RecoveryLink) -> Result<()>;
+    /// The link with this digest, whatever its state.
+    async fn recovery_link(&self, digest: &str) -> Result<Option<crate::recovery::RecoveryLink>>;
+    /// Uses a live, unused link, atomically.
+    async fn use_recovery_link(&self, digest: &str, now: Millis) -> Result<Option<crate::recovery::RecoveryLink>>;
+    /// Leases up to `limit` due mails until `lease_until` (so one worker sends each).
+    async fn claim_mail(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<crate::recovery::QueuedMail>>;
+    /// Records how a try ended.
+    async fn mail_done(&self, id: &str, outcome: &crate::recovery::MailOutcome, now: Millis) -> Result<()>;
+    /// The mail with this id.
+    async fn mail(&self, id: &str) -> Result<Option<crate::recovery::QueuedMail>>;
+    /// The mails of a journey, oldest first (support and tests).
+    async fn mails_of(&self, journey: JourneyId) -> Result<Vec<crate::recovery::QueuedMail>>;
+    /// Deletes expired attempts and links and mails finished a day ago; returns how many.
+    async fn purge_recovery(&self, now: Millis) -> Result<u64>;
 }

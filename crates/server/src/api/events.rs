@@ -103,7 +103,10 @@ pub async fn ingest(
     let rejected = outcome
         .rejected
         .into_iter()
-        .map(|r| RejectedEvent { index: r.index, error: ErrorDetail { code: r.code.to_owned(), message: r.message } })
+        .map(|r| RejectedEvent {
+            index: r.index,
+            error: ErrorDetail { code: r.code.to_owned(), message: r.message, tries_left: None },
+        })
         .collect();
     Ok((StatusCode::ACCEPTED, Json(EventBatchResult { accepted: valid, rejected })))
 }

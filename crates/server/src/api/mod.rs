@@ -12,6 +12,7 @@ pub mod journeys;
 pub mod login;
 pub mod passkeys;
 pub mod qr;
+pub mod recovery;
 pub mod session;
 
 use axum::Router;
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .merge(session::router())
         .merge(qr::router())
         .merge(device::router())
+        .merge(recovery::router())
         .merge(events::router())
         .merge(journeys::router())
         .merge(funnels::router())
