@@ -78,7 +78,7 @@ export class HandoffError extends Error {
   /**
    * @param {string} code stable, machine-readable code (see the class doc)
    * @param {string} message human-readable sentence
-   * @param {{status?: number, retryAfter?: number, cause?: unknown, decision?: Decision, journeyId?: string, ceremonyId?: string, elapsedMs?: number, timedOut?: boolean}} [details]
+   * @param {{status?: number, retryAfter?: number, cause?: unknown, decision?: Decision, journeyId?: string, ceremonyId?: string, elapsedMs?: number, timedOut?: boolean, triesLeft?: number}} [details]
    *   `status`: HTTP status of a server error; `retryAfter`: the seconds of
    *   its `Retry-After` header (e.g. on `rate-limited`); `cause`: the underlying
    *   exception; `decision`/`journeyId`/`ceremonyId`: the server's login
@@ -106,6 +106,8 @@ export class HandoffError extends Error {
     this.elapsedMs = details.elapsedMs;
     /** @type {boolean} */
     this.timedOut = details.timedOut === true;
+    /** @type {number|undefined} `code-wrong`: how many more codes may be tried */
+    this.triesLeft = details.triesLeft;
   }
 }
 
@@ -976,6 +978,71 @@ export class Handoff {
   }
 
   /**
+   * Ask for a one-time code by email (PRODUCT §7). The answer is the same whether or not
+   * the identifier has an account; the code arrives only when it does.
+   *
+   * @param {{identifier: string, journeyId?: string}} params
+   * @returns {Promise<{attemptId: string, journeyId: string, expiresIn: number}>}
+   * @throws {HandoffError} `email-disabled`, `invalid-identifier`, `rate-limited`, …
+   */
+  async startEmailCode({ identifier, journeyId }) {
+    return this._post('/email-code/start', { identifier, journeyId });
+  }
+
+  /**
+   * How the mail of an email code is going: `queued`, `retrying`, `sent` or `failed`.
+   *
+   * @param {string} attemptId
+   * @returns {Promise<'queued'|'retrying'|'sent'|'failed'>}
+   */
+  async emailCodeDelivery(attemptId) {
+    return (await this._request('GET', `/email-code/${encodeURIComponent(attemptId)}`)).delivery;
+  }
+
+  /**
+   * Sign in with the code from the mail: a recovery session (it may add a passkey on this
+   * device; other sensitive actions need a passkey check here first).
+   *
+   * @param {string} attemptId from {@link Handoff#startEmailCode}
+   * @param {string} code the 6 digits
+   * @returns {Promise<{userId: string, identifier: string, journeyId: string}>}
+   * @throws {HandoffError} `code-wrong` (with `triesLeft`), `too-many-tries`, `code-expired`, …
+   */
+  async finishEmailCode(attemptId, code) {
+    return this._post('/email-code/finish', { attemptId, code });
+  }
+
+  /**
+   * Sign in with one of the account's recovery codes: a recovery session.
+   *
+   * @param {{identifier: string, code: string, journeyId?: string}} params
+   * @returns {Promise<{userId: string, identifier: string, journeyId: string, codesLeft: number}>}
+   * @throws {HandoffError} `code-wrong`, `rate-limited`, …
+   */
+  async redeemRecoveryCode({ identifier, code, journeyId }) {
+    return this._post('/recovery-codes/redeem', { identifier, code, journeyId });
+  }
+
+  /**
+   * Signed in: ten new recovery codes, shown once (earlier ones stop working). Needs a
+   * recent passkey check on this device (use with {@link Handoff#withStepUp}).
+   *
+   * @returns {Promise<string[]>}
+   */
+  async makeRecoveryCodes() {
+    return (await this._post('/recovery-codes')).codes;
+  }
+
+  /**
+   * Signed in: how many unused recovery codes the account has.
+   *
+   * @returns {Promise<number>}
+   */
+  async recoveryCodesLeft() {
+    return (await this._request('GET', '/recovery-codes')).codesLeft;
+  }
+
+  /**
    * Signed-in browser: enter (typed) or scan a device's code (RFC 8628) and get what to
    * show. The first browser to do so owns the confirmation; any other is refused.
    *
@@ -1111,7 +1178,8 @@ export class Handoff {
       const message =
         typeof err?.message === 'string' ? err.message : `The server answered ${response.status} ${response.statusText}`.trim();
       const retryAfter = Number(response.headers?.get?.('retry-after')) || undefined;
-      throw new HandoffError(code, message, { ...details, status: response.status, retryAfter });
+      const triesLeft = Number.isInteger(err?.triesLeft) ? err.triesLeft : undefined;
+      throw new HandoffError(code, message, { ...details, status: response.status, retryAfter, triesLeft });
     }
     return json;
   }

@@ -71,4 +71,8 @@ pub struct Decision {
     pub alternatives: Vec<Alternative>,
     /// What to do on failure.
     pub retry: RetryPolicy,
+    /// The fallback methods this server offers by name (`email-code`, `recovery-code`;
+    /// PRODUCT §7), so `fallback` is never a dead end when one is configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
 }

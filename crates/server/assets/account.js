@@ -10,6 +10,7 @@ import { providerName, renderPasskeys as renderPasskeyList } from '/assets/passk
 import { continueUrl, els, explain, handoff, setStatus, showView, state } from '/assets/app.js';
 import { stopTimer } from '/assets/cross-device.js';
 import { showSignedOut } from '/assets/signin.js';
+import { renderRecovery } from '/assets/recovery.js';
 
 // ---- the account view ----------------------------------------------------------
 
@@ -51,6 +52,7 @@ export function renderAccount() {
   els.accountSince.textContent = created ? `Account created ${formatDate(created)}` : '';
   renderPasskeys(state.session.passkeys ?? []);
   renderDevices();
+  renderRecovery();
 }
 
 /** Signed-in devices (sessions) of this account, each with a way to sign it out. */
@@ -71,7 +73,7 @@ async function renderDevices() {
       if (!d.current) {
         const end = el('button', { class: 'button button-secondary', text: 'Sign out this device' });
         end.type = 'button';
-        end.setAttribute('aria-label', `Sign out ${what}, signed in ${formatDate(d.createdAt)}`);
+        end.setAttribute('aria-label', `Sign out this device: ${what}, signed in ${formatDate(d.createdAt)}`);
         end.addEventListener('click', async () => {
           end.disabled = true;
           try {

@@ -54,6 +54,8 @@
  *                    (next way to sign in) and the Handoff QR approval panel
  *   append.js        the "Create a passkey on this device?" offer
  *   account.js       the account: passkeys, signed-in devices, step-up, sign out (everywhere)
+ *   recovery.js      the fallbacks (email code, recovery code), the recovery session's banner
+ *                    and recovery codes on the account
  *   dom.js           DOM helpers shared with the other pages
  *
  * Autofill: when the browser supports conditional mediation, a usernameless
@@ -67,6 +69,7 @@ import { setupAccount, renderAccount } from '/assets/account.js';
 import { setupAppend } from '/assets/append.js';
 import { setupCrossDevice, destroyQrApproval } from '/assets/cross-device.js';
 import { setupSignIn, showSignedOut } from '/assets/signin.js';
+import { setupRecovery } from '/assets/recovery.js';
 
 export const handoff = new Handoff();
 
@@ -128,6 +131,35 @@ export const els = {
   deleteDialog: $('delete-dialog'),
   deleteText: $('delete-text'),
   deleteLast: $('delete-last'),
+  alternativeEmail: $('alternative-email'),
+  alternativeRecovery: $('alternative-recovery'),
+  emailCode: $('email-code'),
+  emailCodeTitle: $('email-code-title'),
+  emailCodeTo: $('email-code-to'),
+  emailCodeDelivery: $('email-code-delivery'),
+  emailCodeForm: $('email-code-form'),
+  emailCodeInput: $('email-code-input'),
+  emailCodeError: $('email-code-error'),
+  emailCodeSubmit: $('email-code-submit'),
+  emailCodeResend: $('email-code-resend'),
+  emailCodeBack: $('email-code-back'),
+  recoveryCode: $('recovery-code'),
+  recoveryCodeTitle: $('recovery-code-title'),
+  recoveryCodeFor: $('recovery-code-for'),
+  recoveryCodeForm: $('recovery-code-form'),
+  recoveryCodeInput: $('recovery-code-input'),
+  recoveryCodeError: $('recovery-code-error'),
+  recoveryCodeSubmit: $('recovery-code-submit'),
+  recoveryCodeBack: $('recovery-code-back'),
+  recoveryBanner: $('recovery-banner'),
+  recoveryBannerHow: $('recovery-banner-how'),
+  recoveryCreate: $('recovery-create'),
+  codesLeft: $('codes-left'),
+  codesCreate: $('codes-create'),
+  codesShown: $('codes-shown'),
+  codesList: $('codes-list'),
+  codesCopy: $('codes-copy'),
+  codesDownload: $('codes-download'),
 };
 
 /**
@@ -230,7 +262,10 @@ export function isAbort(error) {
 /** Show one of the page's views and hide the others. */
 export function showView(view) {
   els.loading.hidden = true;
-  showOnly([els.signedOut, els.crossDevice, els.alternative, els.qrApproval, els.appendOffer, els.account], view);
+  showOnly(
+    [els.signedOut, els.crossDevice, els.alternative, els.qrApproval, els.emailCode, els.recoveryCode, els.appendOffer, els.account],
+    view,
+  );
   if (view !== els.qrApproval) destroyQrApproval();
 }
 
@@ -265,5 +300,6 @@ setupSignIn();
 setupCrossDevice();
 setupAppend();
 setupAccount();
+setupRecovery();
 clearStatus();
 init();

@@ -7,6 +7,7 @@
  * @module cross-device
  */
 import { showQrApproval } from '/assets/qr-desktop.js';
+import { fallbacksOf } from '/assets/recovery.js';
 import { busy, el, mmss } from '/assets/dom.js';
 import { clearStatus, els, handoff, setStatus, showView, state } from '/assets/app.js';
 import { enterAccount } from '/assets/account.js';
@@ -109,6 +110,9 @@ export function showAlternative(decision, { why, error, next } = {}) {
   if (why === 'chosen') {
     title = 'Other ways to sign in';
     what = 'You chose not to use your phone this time.';
+  } else if (why === 'unsupported') {
+    title = "This browser can't use passkeys";
+    what = 'Sign in with your phone instead, or with a code.';
   } else if (why === 'failed') {
     title = "Passkey sign-in didn't work here";
     if (error?.timedOut) what = 'The request timed out before a passkey was used.';
@@ -141,7 +145,12 @@ export function showAlternative(decision, { why, error, next } = {}) {
   } else if (why === 'failed') {
     options.push('Try again, and confirm with your fingerprint, face or screen lock when your device asks.');
   }
-  options.push('This demo site has no other sign-in method, such as a password or an email link.');
+  const fallbacks = fallbacksOf(decision);
+  if (fallbacks.includes('email-code')) options.push('Email me a code: a 6-digit code sent to your email address signs you in once.');
+  if (fallbacks.includes('recovery-code')) options.push('Use a recovery code, if you saved some when you had your passkey.');
+  if (fallbacks.length === 0) options.push('This site offers no other sign-in method, such as an email code.');
+  els.alternativeEmail.hidden = !fallbacks.includes('email-code');
+  els.alternativeRecovery.hidden = !fallbacks.includes('recovery-code');
   els.alternativeOptions.replaceChildren(...options.map((text) => el('li', { text })));
   fillReasons(els.alternativeReasons, decision);
 

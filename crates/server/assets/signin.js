@@ -164,6 +164,8 @@ export async function startFlow(identifier, journeyId) {
   const attempt = await handoff.startSignIn({ identifier, journeyId });
   state.flow = { identifier, journeyId: attempt.journeyId ?? journeyId, attempt, decision: attempt.decision };
   const verdict = attempt.decision?.verdict;
+  // No WebAuthn here: QR approval with a phone and the server's fallbacks still work.
+  if (!webauthnSupported) return showAlternative(attempt.decision, { why: 'unsupported' });
   if (attempt.hasCeremony && verdict === 'cross-device') return showCrossDevice();
   if (attempt.hasCeremony) return runCeremony(attempt);
   return showAlternative(attempt.decision, { why: 'decided' });

@@ -16,6 +16,7 @@ const SIGNIN_JS: &str = include_str!("../assets/signin.js");
 const CROSS_DEVICE_JS: &str = include_str!("../assets/cross-device.js");
 const APPEND_JS: &str = include_str!("../assets/append.js");
 const ACCOUNT_JS: &str = include_str!("../assets/account.js");
+const RECOVERY_JS: &str = include_str!("../assets/recovery.js");
 const DOM_JS: &str = include_str!("../assets/dom.js");
 const PASSKEY_LIST_JS: &str = include_str!("../assets/passkey-list.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
@@ -62,6 +63,7 @@ async fn asset(Path(name): Path<String>) -> Response {
         "cross-device.js" => text("text/javascript; charset=utf-8", CROSS_DEVICE_JS),
         "append.js" => text("text/javascript; charset=utf-8", APPEND_JS),
         "account.js" => text("text/javascript; charset=utf-8", ACCOUNT_JS),
+        "recovery.js" => text("text/javascript; charset=utf-8", RECOVERY_JS),
         "dom.js" => text("text/javascript; charset=utf-8", DOM_JS),
         "passkey-list.js" => text("text/javascript; charset=utf-8", PASSKEY_LIST_JS),
         "style.css" => text("text/css; charset=utf-8", STYLE_CSS),

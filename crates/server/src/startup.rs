@@ -92,6 +92,7 @@ impl Application {
             ceremony_ttl: settings.ceremony_ttl,
             rules: settings.rules.clone(),
             append: settings.append.clone(),
+            fallbacks: handoff_core::recovery::fallback_methods(settings.mail.is_some()),
         };
         let decoy_key = decoy_key(&storage).await?;
         let writers = match db.backend() {

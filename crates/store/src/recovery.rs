@@ -128,8 +128,8 @@ impl Recovery for Database {
         Ok(match self.optional(&READ, &[id.into()], attempt_from_row).await? {
             None => EmailCodeTry::Unknown,
             Some(a) if a.used_at > 0 => EmailCodeTry::Used,
-            Some(a) if a.expires_at <= now => EmailCodeTry::Expired,
-            Some(_) => EmailCodeTry::TooManyTries,
+            Some(a) if a.expires_at <= now => EmailCodeTry::Expired(a),
+            Some(a) => EmailCodeTry::TooManyTries(a),
         })
     }
 

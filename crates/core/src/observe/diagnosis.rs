@@ -129,6 +129,24 @@ pub const CAUSES: &[Cause] = &[
                  browser's WebAuthn support (NotSupportedError).",
     },
     Cause {
+        code: "mail-undelivered",
+        class: Tech,
+        action: "Read the kept SMTP answer: check smtp_url and mail_from, the sender's SPF and DKIM, and whether \
+                 the mail server accepts this address; offer recovery codes or QR approval meanwhile.",
+    },
+    Cause {
+        code: "code-expired",
+        class: User,
+        action: "Say on the page how long the code works, show when it was sent, and offer to send a new one in \
+                 one click.",
+    },
+    Cause {
+        code: "too-many-tries",
+        class: User,
+        action: "Let the code be pasted, show its length and that it is digits only, and offer a new code after \
+                 two wrong tries.",
+    },
+    Cause {
         code: "abandoned-early",
         class: User,
         action: "Look at the identifier step: how the sign-in options are presented, page speed, and whether \
@@ -187,6 +205,26 @@ pub const DEVICE_STEPS: &[Step] = &[
     step("session", "session.established"),
 ];
 
+/// Email code steps (PRODUCT §7): asked for, accepted by the mail server, entered, signed in.
+pub const EMAIL_CODE_STEPS: &[Step] = &[
+    step("code-sent", "email.code_sent"),
+    step("delivered", "email.delivered"),
+    step("code-entered", "email.code_entered"),
+    step("session", "session.established"),
+];
+
+/// Recovery code steps.
+pub const RECOVERY_CODE_STEPS: &[Step] =
+    &[step("code-entered", "recovery_code.used"), step("session", "session.established")];
+
+/// Operator recovery link steps.
+pub const RECOVERY_LINK_STEPS: &[Step] = &[
+    step("link-made", "recovery_link.created"),
+    step("link-opened", "recovery_link.opened"),
+    step("link-used", "recovery_link.used"),
+    step("session", "session.established"),
+];
+
 /// Fallback steps.
 pub const FALLBACK_STEPS: &[Step] = &[
     step("identifier", "identifier.submitted"),
@@ -201,6 +239,9 @@ pub fn steps_of(flow: Option<&str>) -> &'static [Step] {
         Some("qr-approval") => QR_STEPS,
         Some("fallback") => FALLBACK_STEPS,
         Some("device-grant") => DEVICE_STEPS,
+        Some("email-code") => EMAIL_CODE_STEPS,
+        Some("recovery-code") => RECOVERY_CODE_STEPS,
+        Some("recovery-link") => RECOVERY_LINK_STEPS,
         _ => PASSKEY_STEPS,
     }
 }
@@ -338,6 +379,11 @@ pub const RULES: &[Rule] = &[
         &[Saw("device.code_issued"), NotSaw("device.code_scanned"), NotSaw("device.code_entered")],
         QrExpiredFrom("created"),
     ),
+    // Email codes: the mail, then the code.
+    rule("mail-undelivered", &[Saw("email.bounced"), NotSaw("email.code_entered")], Always),
+    rule("too-many-tries", &[Saw("email.too_many_tries"), NotSaw("email.code_entered")], Always),
+    rule("code-expired", &[Saw("email.code_expired"), NotSaw("email.code_entered")], Always),
+    rule("mail-undelivered", &[Saw("email.code_sent"), NotSaw("email.delivered"), NotSaw("email.code_entered")], Never),
     // A refused passkey ceremony, by how long it ran.
     rule("no-credential", &[FailedWith(NOT_ALLOWED), FailedAfter(0, 1_000)], Never),
     rule("user-cancelled", &[FailedWith(NOT_ALLOWED), FailedAfter(1_000, 30_000)], Never),

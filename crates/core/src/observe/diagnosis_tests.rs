@@ -365,7 +365,66 @@ fn every_rule_names_a_known_cause_and_every_cause_has_an_action() {
     for r in RULES {
         assert!(cause(r.cause).is_some(), "rule for unknown cause {}", r.cause);
     }
-    assert_eq!(CAUSES.len(), 11);
+    // PRODUCT §4.3's eleven, and recovery's three (§7).
+    assert_eq!(CAUSES.len(), 14);
     assert!(CAUSES.iter().all(|c| c.action.len() > 40));
     assert!(matches!(RULES.last().unwrap().when, [Cond::Always]), "the last rule catches everything");
+}
+
+fn device_start() -> Script {
+    Script::new("device-grant")
+        .ev("server", "device.code_issued", 0, json!({"clientId": "tv"}))
+        .ev("server", "device.code_entered", 20_000, json!({}))
+        .ev("server", "device.confirmation_shown", 20_001, json!({"via": "typed"}))
+}
+
+#[test]
+fn device_sign_ins_stop_where_qr_approvals_do() {
+    let unscanned = Script::new("device-grant")
+        .ev("server", "device.code_issued", 0, json!({"clientId": "tv"}))
+        .ev("server", "device.expired", 600_000, json!({"from": "pending"}))
+        .diagnose();
+    assert_eq!(cause_of(&unscanned), ("scan-failure", Basis::Observed));
+    let left = device_start().ev("server", "device.expired", 600_000, json!({"from": "claimed"})).diagnose();
+    assert_eq!(cause_of(&left), ("confirmation-dropoff", Basis::Observed));
+    let never_polled = device_start()
+        .ev("server", "device.approved", 30_000, json!({}))
+        .ev("server", "device.expired", 600_000, json!({"from": "approved"}))
+        .diagnose();
+    assert_eq!(cause_of(&never_polled), ("callback-failure", Basis::Observed));
+    let denied = device_start().ev("server", "device.denied", 30_000, json!({})).diagnose();
+    assert_eq!(cause_of(&denied), ("user-cancelled", Basis::Observed));
+    let signed_in = device_start()
+        .ev("server", "device.approved", 30_000, json!({}))
+        .ev("server", "session.established", 35_000, json!({}))
+        .diagnose();
+    assert_eq!(signed_in.outcome, Some(Outcome::Success));
+    let names: Vec<&str> = signed_in.phases.iter().map(|p| p.name).collect();
+    assert_eq!(names, ["code-issued", "page-opened", "code-entered", "confirmation-shown", "confirmed", "session"]);
+    assert!(!signed_in.phases[1].observed, "a typed code never opened the page: implied, not observed");
+}
+
+#[test]
+fn email_codes_fail_at_the_mail_or_the_code() {
+    let sent = || Script::new("email-code").ev("server", "email.code_sent", 0, json!({"mailed": true}));
+    let bounced = sent().ev("server", "email.bounced", 500, json!({"error": "550 mailbox unavailable"})).diagnose();
+    assert_eq!(cause_of(&bounced), ("mail-undelivered", Basis::Observed));
+    assert_eq!(bounced.outcome, Some(Outcome::Failed));
+    let stuck = sent().ev("server", "email.deferred", 500, json!({})).diagnose();
+    assert_eq!(cause_of(&stuck), ("mail-undelivered", Basis::Inferred));
+    let delivered = || sent().ev("server", "email.delivered", 300, json!({}));
+    let guessed = delivered()
+        .ev("server", "email.code_wrong", 20_000, json!({"triesLeft": 0}))
+        .ev("server", "email.too_many_tries", 21_000, json!({}))
+        .diagnose();
+    assert_eq!(cause_of(&guessed), ("too-many-tries", Basis::Observed));
+    assert_eq!(guessed.outcome, Some(Outcome::Abandoned));
+    let late = delivered().ev("server", "email.code_expired", 700_000, json!({})).diagnose();
+    assert_eq!(cause_of(&late), ("code-expired", Basis::Observed));
+    let ok = delivered()
+        .ev("server", "email.code_entered", 30_000, json!({}))
+        .ev("server", "session.established", 30_001, json!({}))
+        .diagnose();
+    assert_eq!(ok.outcome, Some(Outcome::Success));
+    assert!(ok.phases.iter().all(|p| p.observed), "{:?}", ok.phases);
 }

@@ -43,6 +43,19 @@ pub const SERVER_ONLY: &[&str] = &[
     "device.denied",
     "device.tokens_issued",
     "device.expired",
+    "email.code_sent",
+    "email.delivered",
+    "email.deferred",
+    "email.bounced",
+    "email.code_wrong",
+    "email.code_expired",
+    "email.too_many_tries",
+    "email.code_entered",
+    "recovery_code.used",
+    "recovery_code.wrong",
+    "recovery_link.created",
+    "recovery_link.opened",
+    "recovery_link.used",
 ];
 
 /// Clock offsets up to this size are not corrected (see [`JourneyFacts::corrected`]).
@@ -404,6 +417,7 @@ impl JourneyFacts {
             .or(match self.decision.as_ref().map(|d| d.value.verdict.as_str()) {
                 Some("local" | "try-once") => Some("passkey-local"),
                 Some(v @ ("cross-device" | "qr-approval" | "fallback" | "device-grant")) => Some(v),
+                // The decision offered the fallbacks; the method chosen names its own flow.
                 _ => None,
             })
     }

@@ -27,7 +27,16 @@ pub use journey::{Environment, JourneyFacts};
 use crate::clock::Millis;
 
 /// Every flow an event, a journey or a funnel can name.
-pub const FLOWS: &[&str] = &["passkey-local", "cross-device", "qr-approval", "fallback", "device-grant"];
+pub const FLOWS: &[&str] = &[
+    "passkey-local",
+    "cross-device",
+    "qr-approval",
+    "fallback",
+    "device-grant",
+    "email-code",
+    "recovery-code",
+    "recovery-link",
+];
 use crate::domain::JourneyId;
 
 /// The columns of a journey row that searches and funnels read, derived from its facts.

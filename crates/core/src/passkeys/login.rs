@@ -132,6 +132,7 @@ fn usernameless_decision() -> Decision {
         confidence: 0.5,
         alternatives: vec![crate::decision::Alternative { verdict: Verdict::Fallback }],
         retry: crate::decision::RetryPolicy { max_attempts: 1, then: Verdict::Fallback },
+        fallbacks: Vec::new(),
     }
 }
 
@@ -170,7 +171,8 @@ impl PasskeyService {
                 (user_id, outcome, failures.recent_failures)
             }
         };
-        let decision = outcome.decision.clone();
+        let mut decision = outcome.decision.clone();
+        decision.fallbacks.clone_from(&self.config.fallbacks);
         let flow = flow_of(decision.verdict);
         let mut events = vec![(
             "decision.made",
@@ -179,6 +181,7 @@ impl PasskeyService {
                 "reasons": decision.reasons,
                 "confidence": decision.confidence,
                 "alternatives": decision.alternatives,
+                "fallbacks": decision.fallbacks,
                 "usernameless": input.identifier.is_none(),
                 "identifier": input.identifier.as_ref().map(Identifier::as_str),
             }),

@@ -32,6 +32,9 @@ pub struct PasskeyConfig {
     pub rules: DecisionRules,
     /// When to offer creating a passkey on this device after a cross-device sign-in.
     pub append: AppendPolicy,
+    /// The fallback methods the server offers (`RecoveryService::methods`), named in
+    /// every decision.
+    pub fallbacks: Vec<String>,
 }
 
 /// Caps on passkey-append offers, so a person who said "not now" is not nagged.
@@ -232,6 +235,7 @@ mod tests {
             ceremony_ttl: Duration::from_secs(300),
             rules: DecisionRules::default(),
             append: AppendPolicy::default(),
+            fallbacks: Vec::new(),
         }
     }
 

@@ -77,6 +77,17 @@ impl RecoverySettings {
     }
 }
 
+/// The fallback methods a server offers, by name: an email code when mail is configured,
+/// and recovery codes (every account may make some).
+pub fn fallback_methods(email: bool) -> Vec<String> {
+    let mut methods = Vec::new();
+    if email {
+        methods.push("email-code".to_owned());
+    }
+    methods.push("recovery-code".to_owned());
+    methods
+}
+
 fn ms(d: Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -129,13 +140,8 @@ impl RecoveryService {
     }
 
     /// The fallback methods this server offers, by name (the decision's `fallbacks`).
-    pub fn methods(&self) -> Vec<&'static str> {
-        let mut methods = Vec::new();
-        if self.settings.email {
-            methods.push("email-code");
-        }
-        methods.push("recovery-code");
-        methods
+    pub fn methods(&self) -> Vec<String> {
+        fallback_methods(self.settings.email)
     }
 
     /// Records a server event of a recovery flow.
@@ -222,8 +228,14 @@ impl RecoveryService {
         let max = self.settings.email_code_tries;
         let attempt = match self.storage.recovery.try_email_code(attempt_id, max, now).await? {
             EmailCodeTry::Counted(a) => a,
-            EmailCodeTry::Expired => return Err(DomainError::CodeExpired),
-            EmailCodeTry::TooManyTries => return Err(DomainError::TooManyTries),
+            EmailCodeTry::Expired(a) => {
+                self.event(a.journey_id, "email-code", "email.code_expired", json!({"tries": a.tries}));
+                return Err(DomainError::CodeExpired);
+            }
+            EmailCodeTry::TooManyTries(a) => {
+                self.event(a.journey_id, "email-code", "email.too_many_tries", json!({"tries": a.tries}));
+                return Err(DomainError::TooManyTries);
+            }
             EmailCodeTry::Used | EmailCodeTry::Unknown => {
                 return Err(DomainError::invalid(
                     "invalid-attempt-id",
@@ -234,8 +246,7 @@ impl RecoveryService {
         let right = same(&self.email_digest(attempt_id, &code)?, &attempt.code_digest);
         let (Some(user), true) = (attempt.user_id, right) else {
             let tries_left = max.saturating_sub(attempt.tries);
-            let name = if tries_left == 0 { "email.too_many_tries" } else { "email.code_wrong" };
-            self.event(attempt.journey_id, "email-code", name, json!({"triesLeft": tries_left}));
+            self.event(attempt.journey_id, "email-code", "email.code_wrong", json!({"triesLeft": tries_left}));
             return Err(DomainError::CodeWrong { tries_left });
         };
         if !self.storage.recovery.use_email_code(attempt_id, now).await? {

@@ -32,9 +32,9 @@ pub enum EmailCodeTry {
     /// Counted: the attempt with its tries so far (this one included); compare the code.
     Counted(EmailCodeAttempt),
     /// Its time ran out.
-    Expired,
+    Expired(EmailCodeAttempt),
     /// Its tries are used up.
-    TooManyTries,
+    TooManyTries(EmailCodeAttempt),
     /// Already used to sign in.
     Used,
     /// No such attempt.
