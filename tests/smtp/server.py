@@ -4,7 +4,8 @@
     /usr/bin/python3 tests/smtp/server.py --port 2525 --dir /tmp/mails [--refuse]
 
 Every message it accepts is written whole (headers and body, as received) to DIR as
-<n>.eml, then renamed into place, so a reader never sees half a file. With --refuse it
+<n>.eml, after two lines of its own (X-Envelope-To, X-Received-At in epoch ms: when the
+message was accepted, for bench/mail.sh), then renamed into place, so a reader never sees half a file. With --refuse it
 answers every recipient "550 5.1.1 mailbox unavailable", as a server refusing the address
 would. It prints "ready <port>" once it listens, and runs until killed.
 """
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import os
 import signal
+import time
 import sys
 
 from aiosmtpd.controller import Controller
@@ -34,6 +36,7 @@ class Handler:
         path = os.path.join(self.folder, f"{self.count:05d}.eml")
         with open(path + ".part", "wb") as f:
             f.write(b"X-Envelope-To: " + ", ".join(envelope.rcpt_tos).encode() + b"\r\n")
+            f.write(b"X-Received-At: " + str(int(time.time() * 1000)).encode() + b"\r\n")
             f.write(envelope.original_content or envelope.content)
         os.rename(path + ".part", path)
         return "250 Message accepted for delivery"

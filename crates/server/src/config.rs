@@ -184,6 +184,12 @@ pub struct RawConfig {
     /// Sign-in starts for one identifier per minute, from anywhere (default 30).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_start_per_identifier: Option<u32>,
+    /// Email codes one IP may ask for per minute (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_code_per_minute: Option<u32>,
+    /// Email codes asked for one identifier per minute (default 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_code_per_identifier: Option<u32>,
     /// Sign-up starts (`/passkeys/registration/start`) one client may make per minute (default 30).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_start_per_minute: Option<u32>,
@@ -334,6 +340,8 @@ pub const KEYS: &[&str] = &[
     "retention_days",
     "login_start_per_minute",
     "login_start_per_identifier",
+    "email_code_per_minute",
+    "email_code_per_identifier",
     "registration_start_per_minute",
     "registration_start_per_identifier",
     "geoip_database",
@@ -630,6 +638,10 @@ impl RawConfig {
                 positive(self.registration_start_per_minute, 30, "registration_start_per_minute")?,
                 positive(self.registration_start_per_identifier, 10, "registration_start_per_identifier")?,
             ),
+        )
+        .with_email_codes(
+            positive(self.email_code_per_minute, 10, "email_code_per_minute")?,
+            positive(self.email_code_per_identifier, 3, "email_code_per_identifier")?,
         );
         let retention_days = self.retention_days.unwrap_or(90);
         if retention_days == 0 || retention_days > 36_500 {

@@ -272,3 +272,12 @@ impl Limits {
         }
     }
 }
+
+impl Limits {
+    /// Sets the email code limits: per client address and per identifier, per minute.
+    pub fn with_email_codes(mut self, per_ip: u32, per_identifier: u32) -> Self {
+        self.email_code_ip.per_minute = per_ip.max(1);
+        self.email_code_identifier.per_minute = per_identifier.max(1);
+        self
+    }
+}

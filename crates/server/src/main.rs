@@ -62,6 +62,12 @@ Identity provider (OpenID Connect, PRODUCT §6):
                                  [the first origin]; clients come from `handoff clients`
                                  or [[clients]] tables in the TOML file
 
+Mail (email codes and recovery, PRODUCT §7; off without smtp_url):
+  smtp_url                       smtp://user:pass@host:587 (STARTTLS) or smtps://…:465
+  smtp_password_file             a file with the SMTP password (instead of one in the URL)
+  smtp_allow_plaintext           smtp:// to a loopback server without STARTTLS (tests) [false]
+  mail_from                      the sender, e.g. \"Example <login@example.com>\"
+
 Sessions:
   session_idle                   a session unused this long ends, in seconds [259200]
 
@@ -85,6 +91,8 @@ Rate limits (per minute; a client is an IPv4 address or an IPv6 /64; on PostgreS
 every instance counts against the same limit):
   login_start_per_minute         sign-in starts per client [120]
   login_start_per_identifier     sign-in starts per identifier [30]
+  email_code_per_minute          email codes one client may ask for per minute [10]
+  email_code_per_identifier      email codes asked for one identifier per minute [3]
   registration_start_per_minute  sign-up starts per client [30]
   registration_start_per_identifier  sign-up starts per identifier [10]";
 
