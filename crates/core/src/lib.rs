@@ -16,5 +16,6 @@ pub mod passkeys;
 pub mod provider;
 pub mod qr;
 pub mod storage;
+pub mod webhooks;
 
 pub use error::{DomainError, ErrorCode};

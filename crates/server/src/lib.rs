@@ -24,5 +24,6 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod templates;
+pub mod webhooks;
 
 pub use startup::{Application, router};

@@ -107,7 +107,8 @@ impl Database {
             retention: this.clone(),
             oidc_clients: this.clone(),
             signing_keys: this.clone(),
-            grants: this,
+            grants: this.clone(),
+            webhooks: this,
         }
     }
 

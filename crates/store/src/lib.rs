@@ -18,6 +18,7 @@ mod rollups;
 mod security;
 mod sessions;
 mod sql;
+mod webhooks;
 
 pub use db::{Backend, Database, StoreError};
 pub use sql::{Listener, Notice};

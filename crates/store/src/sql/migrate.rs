@@ -27,9 +27,9 @@ macro_rules! migrations {
 }
 
 static SQLITE: &[Migration] = migrations!("sqlite":
-    "0001_init", "0002_decisions", "0003_qr", "0004_journeys", "0005_rollups", "0006_step_up", "0007_rate_counters", "0008_oidc", "0009_journey_client");
+    "0001_init", "0002_decisions", "0003_qr", "0004_journeys", "0005_rollups", "0006_step_up", "0007_rate_counters", "0008_oidc", "0009_journey_client", "0011_webhooks");
 static POSTGRES: &[Migration] = migrations!("postgres":
-    "0001_init", "0002_decisions", "0003_qr", "0004_journeys", "0005_rollups", "0006_step_up", "0007_rate_counters", "0008_oidc", "0009_journey_client");
+    "0001_init", "0002_decisions", "0003_qr", "0004_journeys", "0005_rollups", "0006_step_up", "0007_rate_counters", "0008_oidc", "0009_journey_client", "0011_webhooks");
 
 impl Migration {
     /// The number before the first `_`.
@@ -131,7 +131,9 @@ mod tests {
     fn both_lists_name_the_same_migrations_in_order() {
         let names = |l: &[Migration]| l.iter().map(|m| m.file).collect::<Vec<_>>();
         assert_eq!(names(SQLITE), names(POSTGRES));
-        assert!(SQLITE.windows(2).all(|w| w[0].version() + 1 == w[1].version()));
+        // Increasing; a number may be missing while another branch holds it (0010 is the
+        // device grant's), and the runner applies whatever is missing in order.
+        assert!(SQLITE.windows(2).all(|w| w[0].version() < w[1].version()));
         assert_eq!(SQLITE[0].version(), 1);
         assert_eq!(SQLITE[5].description(), "step up");
         assert_eq!(SQLITE[0].checksum().len(), 96);
