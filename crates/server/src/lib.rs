@@ -25,5 +25,6 @@ pub mod state;
 pub mod telemetry;
 pub mod templates;
 pub mod webhooks;
+pub mod webhooks_cli;
 
 pub use startup::{Application, router};

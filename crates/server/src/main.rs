@@ -107,6 +107,9 @@ enum Command {
     /// The provider's signing keys: `rotate` adds new ones and keeps the old ones published
     /// until what they signed has expired.
     Keys(handoff_server::admin::KeysArgs),
+    /// Webhook subscriptions (Standard Webhooks): add, list, remove. Works on the configured
+    /// database, or a running server with --url.
+    Webhooks(handoff_server::webhooks_cli::WebhooksArgs),
 }
 
 #[derive(Args)]
@@ -226,6 +229,7 @@ async fn main() -> ExitCode {
         Command::Simulate(args) => handoff_server::simulate::run(args).await,
         Command::Clients(args) => handoff_server::admin::clients(args).await,
         Command::Keys(args) => handoff_server::admin::keys(args).await,
+        Command::Webhooks(args) => handoff_server::webhooks_cli::webhooks(args).await,
     }
 }
 

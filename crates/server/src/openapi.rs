@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use handoff_core::observe::views;
 use utoipa::OpenApi;
 
-use crate::api::{clients, dto, events, funnels, insights, journeys, login, passkeys, qr, session};
+use crate::api::{clients, dto, events, funnels, insights, journeys, login, passkeys, qr, session, webhooks};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
@@ -19,7 +19,8 @@ use crate::state::AppState;
           login::start, login::finish, login::failure, session::current, session::sign_out, session::list, session::end, session::end_all,
           qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, events::ingest,
           journeys::one, journeys::search, funnels::funnel, insights::insights,
-          session::proof, session::verify_proof, clients::list, clients::add, clients::remove, clients::rotate_keys),
+          session::proof, session::verify_proof, clients::list, clients::add, clients::remove, clients::rotate_keys,
+          webhooks::list, webhooks::add, webhooks::remove, webhooks::deliveries, webhooks::redeliver),
     components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
         dto::RegistrationFinishResponse, dto::ProviderView, dto::ClientEnvironment, dto::LoginStartRequest,
         dto::LoginStartResponse, dto::LoginFinishResponse, dto::LoginFailureRequest, dto::UserAgentData,
@@ -32,6 +33,8 @@ use crate::state::AppState;
         views::InsightList, handoff_core::observe::insights::Insight,
         session::ProofRequest, session::ProofResponse, session::VerifyProofRequest, session::VerifiedProof,
         clients::ClientView, clients::ClientList, clients::Registration, clients::Rotated, handoff_core::oidc::ClientSpec,
+        webhooks::EndpointView, webhooks::EndpointList, webhooks::Subscription, webhooks::DeliveryList,
+        handoff_core::webhooks::EndpointSpec, handoff_core::webhooks::EventType, handoff_core::storage::Delivery,
         handoff_core::oidc::SigningAlg, handoff_core::oidc::model::ClientSource)),
     modifiers(&OperatorAuth),
     tags((name = "passkeys", description = "Registration and the passkey record"),
@@ -40,7 +43,8 @@ use crate::state::AppState;
          (name = "qr", description = "Handoff QR approval: a signed-in phone approves a desktop sign-in"),
          (name = "events", description = "Product events from browsers and phones"),
          (name = "journeys", description = "Sign-in journeys with their diagnosis (operator token)"),
-         (name = "provider", description = "The identity provider's clients and keys (operator token); the OIDC endpoints themselves are in /.well-known/openid-configuration"))
+         (name = "provider", description = "The identity provider's clients and keys (operator token); the OIDC endpoints themselves are in /.well-known/openid-configuration"),
+         (name = "webhooks", description = "Standard Webhooks subscriptions and their deliveries (operator token)"))
 )]
 pub struct ApiDoc;
 

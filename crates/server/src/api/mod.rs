@@ -12,6 +12,7 @@ pub mod login;
 pub mod passkeys;
 pub mod qr;
 pub mod session;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -46,6 +47,7 @@ pub fn router() -> Router<AppState> {
     let v1 = Router::new()
         .merge(passkeys::router())
         .merge(clients::router())
+        .merge(webhooks::router())
         .merge(login::router())
         .merge(session::router())
         .merge(qr::router())
