@@ -58,10 +58,11 @@ impl DeliveryPolicy {
         Some(now.saturating_add(delay - delay / 2 + jitter))
     }
 
-    /// How long a claimed delivery stays leased to the worker that claimed it: well past
-    /// the attempt's timeout, so no other worker sends it meanwhile.
+    /// How long a claimed delivery stays leased to the worker that claimed it: past the
+    /// attempt's timeout with room to settle it, so no other worker sends it meanwhile. A
+    /// worker that died holding leases (a crash) delays those deliveries by this much.
     pub fn lease(&self) -> Millis {
-        ms(self.timeout).saturating_mul(3).max(30_000)
+        ms(self.timeout).saturating_mul(2).saturating_add(5_000)
     }
 }
 
