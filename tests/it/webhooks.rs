@@ -270,3 +270,35 @@ async fn two_postgres_instances_deliver_each_event_once() {
     assert_eq!((per_type["user.created"], per_type["passkey.created"], per_type["session.created"]), (8, 8, 8));
     assert_eq!(log["attempts"], 24, "every event sent once, by one instance");
 }
+
+on_both_backends!(the_dashboard_shows_deliveries_and_redelivers, |backend| async move {
+    let app = spawn(backend, quick_retries()).await;
+    // Nothing listens on port 1: every attempt fails to connect.
+    subscribe(&app.client, &app.base, "http://127.0.0.1:1/hook", &["user.created"]).await;
+    app.sign_up(&mut SoftKey::new(&app.origin), "hal@example.com").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let delivery = loop {
+        let d = operator_get(&app, "/api/v1/webhooks/deliveries").await["deliveries"][0].clone();
+        if d["lastError"].is_string() {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failed attempt yet: {d:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let page = app.client.get(app.url("/dashboard/webhooks")).bearer_auth(OPERATOR).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("127.0.0.1:1") && html.contains("could not connect"), "{html}");
+    assert!(html.contains(delivery["messageId"].as_str().unwrap()));
+    let action = format!("/dashboard/webhooks/deliveries/{}/redeliver", delivery["id"]);
+    assert!(html.contains(&action), "{html}");
+    let no_redirects = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let forged = no_redirects.post(app.url(&action)).bearer_auth(OPERATOR).header("origin", "https://evil.example");
+    assert_eq!(forged.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let origin = app.origin.as_str().trim_end_matches('/').to_owned();
+    let posted =
+        no_redirects.post(app.url(&action)).bearer_auth(OPERATOR).header("origin", origin).send().await.unwrap();
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    let anonymous = no_redirects.get(app.url("/dashboard/webhooks")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+});
