@@ -302,3 +302,27 @@ on_both_backends!(the_dashboard_shows_deliveries_and_redelivers, |backend| async
     let anonymous = no_redirects.get(app.url("/dashboard/webhooks")).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 });
+
+on_both_backends!(a_journey_that_ends_failed_is_reported_with_its_root_cause, |backend| async move {
+    let receiver = Receiver::start().await;
+    let extra = RawConfig {
+        journey_idle_seconds: Some(1),
+        qr_ttl_seconds: Some(1),
+        qr_code_ttl_seconds: Some(1),
+        ..quick_retries()
+    };
+    let app = spawn(backend, extra).await;
+    let (_, secret) = subscribe(&app.client, &app.base, &receiver.url(), &["signin.failed"]).await;
+    receiver.control(json!({"secret": secret})).await;
+    // A QR code nobody scans: the journey ends failed when it has been idle a second.
+    let qr = json_ok(app.client.post(app.url("/api/v1/qr")).json(&json!({})).send().await.unwrap()).await;
+    let journey = qr["journeyId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    app.clock.advance(Duration::from_secs(3));
+    let log = receiver.wait_for("signin.failed", Duration::from_secs(20), |log| !verified(log).is_empty()).await;
+    let event = &log["verified"][0]["body"];
+    assert_eq!(event["type"], "signin.failed");
+    assert_eq!(event["data"]["journeyId"], journey.as_str());
+    assert!(event["data"]["rootCause"].is_string(), "{event:#}");
+    assert_eq!(event["data"]["flow"], "qr-approval");
+});

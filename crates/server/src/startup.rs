@@ -537,9 +537,15 @@ async fn finish_idle_journeys(state: AppState) {
         tick.tick().await;
         loop {
             let now = state.clock.now_ms();
-            match state.journeys.finish_idle(now.saturating_sub(idle_ms), now, 1_000).await {
+            let reporter = state.webhooks.reporter().clone();
+            let builder = reporter.clone();
+            let report = move |j: &handoff_core::observe::JourneyColumns| builder.signin_failed(j);
+            match state.journeys.finish_idle_reported(now.saturating_sub(idle_ms), now, 1_000, &report).await {
                 Ok(0) => break,
                 Ok(n) => {
+                    if reporter.listens(handoff_core::webhooks::EventType::SigninFailed) {
+                        reporter.wake();
+                    }
                     tracing::info!(journeys = n, "finished idle journeys");
                     if n < 1_000 {
                         break;

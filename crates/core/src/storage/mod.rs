@@ -405,6 +405,9 @@ impl SegmentedOutcome {
     }
 }
 
+/// Builds the webhook message (if any) for a journey being finished.
+pub type JourneyReport = dyn for<'j> Fn(&'j crate::observe::JourneyColumns) -> Option<Message> + Send + Sync;
+
 /// Product events and the journeys stitched from them.
 #[async_trait]
 pub trait Journeys: Send + Sync {
@@ -421,6 +424,19 @@ pub trait Journeys: Send + Sync {
     }
     /// Finishes open journeys with no event received since `idle_since`; returns how many.
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64>;
+    /// [`Journeys::finish_idle`], writing in the same transaction the webhook message
+    /// `report` builds for each journey it finishes (`signin.failed` for a failed one, with
+    /// its final root cause). Stores without an outbox finish without reporting.
+    async fn finish_idle_reported(
+        &self,
+        idle_since: Millis,
+        now: Millis,
+        limit: u32,
+        report: &JourneyReport,
+    ) -> Result<u64> {
+        let _ = report;
+        self.finish_idle(idle_since, now, limit).await
+    }
     /// One journey.
     async fn journey(&self, id: JourneyId) -> Result<Option<JourneyRecord>>;
     /// The events of a journey, in order of receipt.

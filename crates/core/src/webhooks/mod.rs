@@ -149,6 +149,25 @@ impl Reporter {
         Some(Message::new(event_type, shared.clock.now_ms(), data()))
     }
 
+    /// The `signin.failed` message for a journey being finished, when it failed and someone
+    /// listens: its diagnosed root cause is final now.
+    pub fn signin_failed(&self, j: &crate::observe::JourneyColumns) -> Option<Message> {
+        if j.outcome != Some("failed") {
+            return None;
+        }
+        self.message(EventType::SigninFailed, || {
+            json!({
+                "journeyId": j.journey_id.to_string(),
+                "flow": j.flow,
+                "identifier": j.identifier,
+                "rootCause": j.root_cause,
+                "basis": j.basis,
+                "client": j.client,
+                "startedAt": rfc3339(j.started_at),
+            })
+        })
+    }
+
     /// Replaces the set of subscribed types.
     pub fn set_interest(&self, types: impl IntoIterator<Item = EventType>) {
         if let Some(s) = &self.0 {
