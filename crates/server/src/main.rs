@@ -60,6 +60,16 @@ Identity provider (OpenID Connect, PRODUCT §6):
                                  [the first origin]; clients come from `handoff clients`
                                  or [[clients]] tables in the TOML file
 
+Webhooks (PRODUCT §6.4; endpoints come from `handoff webhooks` or [[webhooks]] tables in
+the TOML file: url, events, secret or secret_file):
+  webhooks_allow_insecure        accept http:// targets on a loopback address (development)
+                                 [false: https:// only]
+  webhook_retry_base_ms          first retry delay, doubling per attempt with jitter up to
+                                 6 h [5000]
+  webhook_retry_window_seconds   a delivery still failing this long is dead [86400]
+  webhook_timeout_seconds        one attempt's timeout; redirects are not followed [10]
+  webhook_failing_after          failed attempts in a row that mark an endpoint failing [5]
+
 Sessions:
   session_idle                   a session unused this long ends, in seconds [259200]
 
