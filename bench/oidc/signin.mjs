@@ -21,6 +21,10 @@
 //               with an access_token and an id_token signed with --alg carrying our nonce
 //          GET  /oauth2/userinfo (Bearer access token) -> 200 with the id_token's sub
 //
+// --rate N makes the loop open: sign-in number i starts at i/N s into the window (or as soon as
+// a worker is free after that), so the server sees a steady N sign-ins per second
+// (bench/webhooks.sh measures webhook delivery lag at a steady rate with it).
+//
 // A sign-in counts when every step answered as above; its latency is the whole sequence. Any
 // other status or shape is an error (sampled on stderr). Server CPU: utime+stime of every
 // process of --server-pgid (or --server-pid and its descendants) over the measured window,
@@ -64,6 +68,7 @@ const { values: opt } = parseArgs({
     'server-pid': { type: 'string' },
     'db-comm': { type: 'string' },
     'clk-tck': { type: 'string', default: '100' },
+    rate: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -94,6 +99,7 @@ const SIGNINS = int('signins', 1);
 const WARMUP = int('warmup', 0);
 const CONCURRENCY = int('concurrency', 1);
 const CLK_TCK = int('clk-tck', 1);
+const RATE = opt.rate ? int('rate', 1) : undefined;
 const SERVER_PGID = opt['server-pgid'] ? Number(opt['server-pgid']) : undefined;
 const SERVER_PID = opt['server-pid'] ? Number(opt['server-pid']) : undefined;
 const log = (m) => process.stderr.write(`signin.mjs [${opt.server} ${ALG}]: ${m}\n`);
@@ -288,9 +294,16 @@ async function runLoop(mode, count) {
   let errors = 0;
   let requests = 0;
   let started = 0;
+  const begin = process.hrtime.bigint();
   async function worker() {
     while (started < count) {
       started += 1;
+      if (RATE) {
+        // Open loop: wait for this sign-in's start time.
+        const due = begin + BigInt(Math.round(((started - 1) * 1e9) / RATE));
+        const waitMs = Number(due - process.hrtime.bigint()) / 1e6;
+        if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+      }
       const user = users[turn++ % USERS];
       const b = new Browser();
       const t0 = process.hrtime.bigint();
@@ -345,6 +358,7 @@ async function measure(mode) {
     p99Ms: round2(percentile(lat, 99)),
     maxMs: round2(n ? lat[n - 1] / 1000 : 0),
     concurrency: CONCURRENCY,
+    rate: RATE ?? null,
     warmup: WARMUP,
     users: USERS,
     requestsPerSignIn: round2(r.requests / Math.max(1, n + r.errors)),

@@ -28,3 +28,4 @@ mod shared_postgres;
 mod step_up;
 mod storage;
 mod upgrade;
+mod webhooks;

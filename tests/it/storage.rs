@@ -66,12 +66,12 @@ on_both_backends!(accounts_keep_identifiers_and_credentials_unique, |backend| as
     let mut fresh_passkey = passkey.clone();
     fresh_passkey.credential_id = CredentialId::from_bytes(vec![9; 16]);
     fresh_passkey.user_id = other.id;
-    let err = db.create_with_passkey(&other, &fresh_passkey).await.unwrap_err();
+    let err = db.create_with_passkey(&other, &fresh_passkey, &[]).await.unwrap_err();
     assert!(matches!(err, DomainError::IdentifierTaken), "{err:?}");
     assert!(db.find_passkey(&fresh_passkey.credential_id).await.unwrap().is_none(), "the transaction rolled back");
 
     // The same credential id again: refused.
-    let err = db.add_passkey(&passkey).await.unwrap_err();
+    let err = db.add_passkey(&passkey, None).await.unwrap_err();
     assert!(matches!(err, DomainError::CredentialExists), "{err:?}");
     let (found, owner) = db.find_passkey(&passkey.credential_id).await.unwrap().unwrap();
     assert_eq!((found.user_id, owner.identifier.as_str()), (account.id, "pat"));
@@ -127,14 +127,14 @@ on_both_backends!(sessions_expire_and_revoke, |backend| async move {
         user_agent: None,
         ip: Some("127.0.0.1".into()),
     };
-    db.create(&s).await.unwrap();
+    db.create(&s, None).await.unwrap();
     assert!(db.find("d1", now).await.unwrap().is_some());
     assert!(db.find("d1", now + 1000).await.unwrap().is_none(), "expired sessions are not found");
     assert!(Sessions::purge_expired(&db, now + 1000, 0).await.unwrap() >= 1);
     let s2 = SessionRecord { token_digest: "d2".into(), expires_at: now + 60_000, ..s };
-    db.create(&s2).await.unwrap();
-    assert!(db.revoke("d2").await.unwrap());
-    assert!(!db.revoke("d2").await.unwrap());
+    db.create(&s2, None).await.unwrap();
+    assert!(db.revoke("d2", None).await.unwrap());
+    assert!(!db.revoke("d2", None).await.unwrap());
     assert!(db.find("d2", now).await.unwrap().is_none());
 });
 
@@ -169,7 +169,7 @@ on_both_backends!(concurrent_short_writes_fail_alone_and_keep_the_rest, |backend
             _ => (format!("lane-orphan-{i}"), UserId::new(), "orphan"),
         };
         let (db, record) = (db.clone(), session(digest, owner));
-        writes.push((kind, tokio::spawn(async move { db.create(&record).await })));
+        writes.push((kind, tokio::spawn(async move { db.create(&record, None).await })));
     }
     let mut ok = std::collections::HashMap::<&str, usize>::new();
     for (kind, write) in writes {
@@ -260,14 +260,14 @@ on_both_backends!(unique_keys_answer_the_same_error_on_every_path, |backend| asy
     let passkey = db.passkeys_of(account.id).await.unwrap().remove(0);
 
     // Duplicate credential: short write, and inside a transaction.
-    let err = db.add_passkey(&passkey).await.unwrap_err();
+    let err = db.add_passkey(&passkey, None).await.unwrap_err();
     assert!(matches!(err, DomainError::CredentialExists), "short write: {err:?}");
     let mut stranger = account.clone();
     stranger.id = UserId::new();
     stranger.identifier = Identifier::parse("uniq-stranger").unwrap();
     let mut copied = passkey.clone();
     copied.user_id = stranger.id;
-    let err = db.create_with_passkey(&stranger, &copied).await.unwrap_err();
+    let err = db.create_with_passkey(&stranger, &copied, &[]).await.unwrap_err();
     assert!(matches!(err, DomainError::CredentialExists), "transaction: {err:?}");
     assert!(db.find_by_identifier(&stranger.identifier).await.unwrap().is_none(), "rolled back");
 
@@ -277,7 +277,7 @@ on_both_backends!(unique_keys_answer_the_same_error_on_every_path, |backend| asy
     let racers: Vec<_> = (0..8)
         .map(|_| {
             let (db, raced) = (db.clone(), raced.clone());
-            tokio::spawn(async move { db.add_passkey(&raced).await })
+            tokio::spawn(async move { db.add_passkey(&raced, None).await })
         })
         .collect();
     let mut stored = 0;
@@ -296,7 +296,7 @@ on_both_backends!(unique_keys_answer_the_same_error_on_every_path, |backend| asy
     let mut twin_passkey = passkey.clone();
     twin_passkey.credential_id = CredentialId::from_bytes(vec![8; 16]);
     twin_passkey.user_id = twin.id;
-    let err = db.create_with_passkey(&twin, &twin_passkey).await.unwrap_err();
+    let err = db.create_with_passkey(&twin, &twin_passkey, &[]).await.unwrap_err();
     assert!(matches!(err, DomainError::IdentifierTaken), "{err:?}");
 
     // Duplicate event ids: within one group and across groups.

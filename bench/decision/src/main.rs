@@ -129,7 +129,7 @@ async fn main() {
         .parse()
         .expect("aaguid");
         p.provider = ProviderCatalog::built_in().lookup(&p.aaguid).name;
-        db.add_passkey(&p).await.expect("add passkey");
+        db.add_passkey(&p, None).await.expect("add passkey");
     }
     let (_, twenty) = db.find_with_passkeys(&account.identifier).await.expect("query").expect("account");
     assert_eq!(twenty.len(), 20);

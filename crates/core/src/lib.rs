@@ -17,5 +17,6 @@ pub mod provider;
 pub mod qr;
 pub mod recovery;
 pub mod storage;
+pub mod webhooks;
 
 pub use error::{DomainError, ErrorCode};

@@ -18,20 +18,20 @@ use crate::config::RawConfig;
 pub struct Target {
     /// TOML configuration file, as for `serve`.
     #[arg(long, value_name = "FILE", env = "HANDOFF_CONFIG", global = true)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Data directory, as for `serve`. [env: HANDOFF_DATA_DIR] [default: ./data]
     #[arg(long, value_name = "DIR", global = true)]
-    data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Database, as for `serve`. [env: HANDOFF_DATABASE_URL]
     #[arg(long, value_name = "URL", global = true)]
-    database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// Act on a running server's operator API instead of the database.
     #[arg(long, value_name = "URL", global = true)]
-    url: Option<url::Url>,
+    pub(crate) url: Option<url::Url>,
     /// Operator token for --url. [env: HANDOFF_OPERATOR_TOKEN] [default: the configuration's,
     /// or <data dir>/operator-token]
     #[arg(long, value_name = "TOKEN", hide_env_values = true, global = true)]
-    operator_token: Option<String>,
+    pub(crate) operator_token: Option<String>,
 }
 
 /// `handoff clients`.
@@ -108,18 +108,18 @@ enum KeysCommand {
     Rotate,
 }
 
-fn fail(command: &str, message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(command: &str, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("handoff {command}: {message}");
     ExitCode::from(2)
 }
 
 /// What a command acts on, resolved.
-enum Resolved {
+pub(crate) enum Resolved {
     Database(handoff_store::Database, Box<crate::config::Settings>),
     Server(reqwest::Client, url::Url, String),
 }
 
-async fn resolve(target: &Target) -> Result<Resolved, String> {
+pub(crate) async fn resolve(target: &Target) -> Result<Resolved, String> {
     let overrides = RawConfig {
         data_dir: target.data_dir.clone(),
         database_url: target.database_url.clone(),
@@ -154,7 +154,7 @@ async fn resolve(target: &Target) -> Result<Resolved, String> {
 }
 
 /// Calls the operator API; the answer's JSON, or the server's error message.
-async fn call(request: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
+pub(crate) async fn call(request: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
     let response = request.send().await.map_err(|e| format!("{what}: {e}"))?;
     let status = response.status();
     let body: Value = if status == reqwest::StatusCode::NO_CONTENT {

@@ -226,6 +226,28 @@ pub struct RawConfig {
     /// updated at every start (PRODUCT §6.1).
     #[serde(default, skip_serializing)]
     pub clients: Vec<handoff_core::oidc::ConfiguredClient>,
+    /// Accept webhook targets over plain `http://` to a loopback address (development and
+    /// tests; default false: `https://` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks_allow_insecure: Option<bool>,
+    /// The delay before a failed webhook delivery's first retry, in milliseconds; it
+    /// doubles per attempt, with jitter, up to 6 hours (default 5000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_base_ms: Option<u64>,
+    /// How long a failing delivery is retried before it is dead, in seconds (default
+    /// 86400, at least 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_window_seconds: Option<u64>,
+    /// How long one delivery attempt may take, in seconds (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout_seconds: Option<u64>,
+    /// Failed attempts in a row after which an endpoint is shown as failing (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_failing_after: Option<u32>,
+    /// Webhook endpoints declared in the configuration file (`[[webhooks]]`: `url`,
+    /// `events`, `secret` or `secret_file`), registered or updated at every start.
+    #[serde(default, skip_serializing)]
+    pub webhooks: Vec<handoff_core::webhooks::ConfiguredWebhook>,
 }
 
 /// Outgoing mail (PRODUCT §7).
@@ -351,6 +373,11 @@ pub const KEYS: &[&str] = &[
     "streams_total",
     "trusted_proxies",
     "issuer",
+    "webhooks_allow_insecure",
+    "webhook_retry_base_ms",
+    "webhook_retry_window_seconds",
+    "webhook_timeout_seconds",
+    "webhook_failing_after",
 ];
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -378,6 +405,10 @@ pub struct Settings {
     pub issuer: String,
     /// `[[clients]]` from the configuration file.
     pub clients: Vec<handoff_core::oidc::ConfiguredClient>,
+    /// `[[webhooks]]` from the configuration file, secrets read from their files.
+    pub webhooks: Vec<handoff_core::webhooks::ConfiguredWebhook>,
+    /// How webhook deliveries are sent and retried.
+    pub webhook_policy: handoff_core::webhooks::DeliveryPolicy,
     /// The data directory.
     pub data_dir: PathBuf,
     /// The database URL.
@@ -647,10 +678,20 @@ impl RawConfig {
         if retention_days == 0 || retention_days > 36_500 {
             return Err(ConfigError("retention_days must be between 1 and 36500".into()));
         }
+        let (webhooks, webhook_policy) = crate::webhooks::settings(
+            self.webhooks,
+            self.webhooks_allow_insecure,
+            self.webhook_retry_base_ms,
+            self.webhook_retry_window_seconds,
+            self.webhook_timeout_seconds,
+            self.webhook_failing_after,
+        )?;
         Ok(Settings {
             clock: handoff_core::clock::Clock::system(),
             issuer,
             clients: self.clients,
+            webhooks,
+            webhook_policy,
             session_idle,
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             limits,

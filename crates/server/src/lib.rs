@@ -27,5 +27,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod templates;
+pub mod webhooks;
+pub mod webhooks_cli;
 
 pub use startup::{Application, router};

@@ -67,6 +67,15 @@ Mail (email codes and recovery, PRODUCT §7; off without smtp_url):
   smtp_password_file             a file with the SMTP password (instead of one in the URL)
   smtp_allow_plaintext           smtp:// to a loopback server without STARTTLS (tests) [false]
   mail_from                      the sender, e.g. \"Example <login@example.com>\"
+Webhooks (PRODUCT §6.4; endpoints come from `handoff webhooks` or [[webhooks]] tables in
+the TOML file: url, events, secret or secret_file):
+  webhooks_allow_insecure        accept http:// targets on a loopback address (development)
+                                 [false: https:// only]
+  webhook_retry_base_ms          first retry delay, doubling per attempt with jitter up to
+                                 6 h [5000]
+  webhook_retry_window_seconds   a delivery still failing this long is dead [86400]
+  webhook_timeout_seconds        one attempt's timeout; redirects are not followed [10]
+  webhook_failing_after          failed attempts in a row that mark an endpoint failing [5]
 
 Sessions:
   session_idle                   a session unused this long ends, in seconds [259200]
@@ -124,6 +133,9 @@ enum Command {
     /// Accounts: `recover IDENTIFIER` makes a single-use sign-in link (15 minutes) for
     /// someone locked out. Works on the configured database, or a running server with --url.
     Users(handoff_server::admin::UsersArgs),
+    /// Webhook subscriptions (Standard Webhooks): add, list, remove. Works on the configured
+    /// database, or a running server with --url.
+    Webhooks(handoff_server::webhooks_cli::WebhooksArgs),
 }
 
 #[derive(Args)]
@@ -245,6 +257,7 @@ async fn main() -> ExitCode {
         Command::Keys(args) => handoff_server::admin::keys(args).await,
         Command::DeviceLogin(args) => handoff_server::device_login::run(args).await,
         Command::Users(args) => handoff_server::admin::users(args).await,
+        Command::Webhooks(args) => handoff_server::webhooks_cli::webhooks(args).await,
     }
 }
 

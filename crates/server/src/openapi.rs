@@ -6,7 +6,9 @@ use axum::{Json, Router};
 use handoff_core::observe::views;
 use utoipa::OpenApi;
 
-use crate::api::{clients, device, dto, events, funnels, insights, journeys, login, passkeys, qr, recovery, session};
+use crate::api::{
+    clients, device, dto, events, funnels, insights, journeys, login, passkeys, qr, recovery, session, webhooks,
+};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
@@ -19,7 +21,8 @@ use crate::state::AppState;
           login::start, login::finish, login::failure, session::current, session::sign_out, session::list, session::end, session::end_all,
           qr::create, qr::status, qr::events, qr::redeem, qr::rotate, qr::cancel, qr::claim, qr::approve, qr::deny, device::claim, device::approve, device::deny, recovery::email_start, recovery::email_finish, recovery::email_delivery, recovery::make_codes, recovery::codes_left, recovery::redeem_code, recovery::make_link, events::ingest,
           journeys::one, journeys::search, funnels::funnel, insights::insights,
-          session::proof, session::verify_proof, clients::list, clients::add, clients::remove, clients::rotate_keys),
+          session::proof, session::verify_proof, clients::list, clients::add, clients::remove, clients::rotate_keys,
+          webhooks::list, webhooks::add, webhooks::remove, webhooks::deliveries, webhooks::redeliver),
     components(schemas(ErrorBody, ErrorDetail, dto::RegistrationStartRequest, dto::CeremonyResponse, dto::FinishRequest,
         dto::RegistrationFinishResponse, dto::ProviderView, dto::ClientEnvironment, dto::LoginStartRequest,
         dto::LoginStartResponse, dto::LoginFinishResponse, dto::LoginFailureRequest, dto::UserAgentData,
@@ -36,7 +39,9 @@ use crate::state::AppState;
         device::DeviceCodeRequest, device::DeviceClaimResponse, device::DeviceRequesterView, device::DeviceClientView,
         device::DeviceStateResponse, handoff_core::oidc::device_model::DeviceState,
         recovery::EmailCodeStart, recovery::EmailCodeStarted, recovery::EmailDelivery, recovery::EmailCodeFinish, recovery::RecoverySignedIn,
-        recovery::RecoveryCodes, recovery::CodesLeft, recovery::RedeemCode, recovery::MakeLink, recovery::LinkMade)),
+        recovery::RecoveryCodes, recovery::CodesLeft, recovery::RedeemCode, recovery::MakeLink, recovery::LinkMade,
+        webhooks::EndpointView, webhooks::EndpointList, webhooks::Subscription, webhooks::DeliveryList,
+        handoff_core::webhooks::EndpointSpec, handoff_core::webhooks::EventType, handoff_core::storage::Delivery)),
     modifiers(&OperatorAuth),
     tags((name = "passkeys", description = "Registration and the passkey record"),
          (name = "login", description = "Sign-in ceremonies and the method decision"),
@@ -46,7 +51,8 @@ use crate::state::AppState;
          (name = "recovery", description = "Nobody locked out: email codes, recovery codes and operator recovery links make recovery sessions"),
          (name = "events", description = "Product events from browsers and phones"),
          (name = "journeys", description = "Sign-in journeys with their diagnosis (operator token)"),
-         (name = "provider", description = "The identity provider's clients and keys (operator token); the OIDC endpoints themselves are in /.well-known/openid-configuration"))
+         (name = "provider", description = "The identity provider's clients and keys (operator token); the OIDC endpoints themselves are in /.well-known/openid-configuration"),
+         (name = "webhooks", description = "Standard Webhooks subscriptions and their deliveries (operator token)"))
 )]
 pub struct ApiDoc;
 

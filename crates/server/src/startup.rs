@@ -95,6 +95,8 @@ impl Application {
             fallbacks: handoff_core::recovery::fallback_methods(settings.mail.is_some()),
         };
         let decoy_key = decoy_key(&storage).await?;
+        let webhooks = webhook_service(&settings, &storage).await?;
+        let reporter = webhooks.reporter().clone();
         let writers = match db.backend() {
             handoff_store::Backend::Sqlite => 1,
             handoff_store::Backend::Postgres => 4,
@@ -109,7 +111,8 @@ impl Application {
             journal.clone(),
         )
         .map_err(StartError::Config)?
-        .with_clock(settings.clock.clone());
+        .with_clock(settings.clock.clone())
+        .with_reporter(reporter.clone());
         match passkeys.refresh_decoys().await {
             Ok(accounts) => tracing::debug!(accounts, "sampled account shapes for decoys"),
             Err(e) => tracing::warn!(error = %e, "could not sample account shapes for decoys; using the built-in one"),
@@ -120,9 +123,11 @@ impl Application {
             settings.qr.fresh_verification,
             settings.session_idle,
         )
-        .with_clock(settings.clock.clone());
-        let mut qr =
-            QrService::new(storage.clone(), settings.qr.clone(), journal.clone()).with_clock(settings.clock.clone());
+        .with_clock(settings.clock.clone())
+        .with_reporter(reporter.clone());
+        let mut qr = QrService::new(storage.clone(), settings.qr.clone(), journal.clone())
+            .with_clock(settings.clock.clone())
+            .with_reporter(reporter);
         if let Some(path) = &settings.geoip_database {
             let locator = MaxMindLocator::open(path).map_err(StartError::Config)?;
             tracing::info!(
@@ -150,6 +155,7 @@ impl Application {
             passkeys,
             sessions,
             qr,
+            webhooks,
             notifier,
             rate: match db.backend() {
                 handoff_store::Backend::Sqlite => crate::limits::RateLimits::local(),
@@ -206,6 +212,8 @@ impl Application {
         let mail_worker = self.mailer.clone().map(|mailer| {
             tokio::spawn(crate::mail::run(self.state.recovery.clone(), mailer, self.state.mail_wake.clone()))
         });
+        let webhook_worker = tokio::spawn(crate::webhooks::deliver(self.state.webhooks.clone()));
+        let webhook_interest = tokio::spawn(crate::webhooks::refresh_interest(self.state.webhooks.clone()));
         let result =
             crate::serve::serve(self.listener, self.router, self.state.http.header_read_timeout, shutdown).await;
         janitor.abort();
@@ -217,6 +225,8 @@ impl Application {
         if let Some(worker) = mail_worker {
             worker.abort();
         }
+        webhook_worker.abort();
+        webhook_interest.abort();
         self.db.close().await;
         result
     }
@@ -346,6 +356,30 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")
+}
+
+/// The webhook registry with the configuration file's endpoints registered and the
+/// subscribed types read, so the first sign-in is already reported.
+async fn webhook_service(
+    settings: &Settings,
+    storage: &handoff_core::storage::Storage,
+) -> Result<handoff_core::webhooks::WebhookService, StartError> {
+    use handoff_core::webhooks::{Reporter, WebhookService};
+    let reporter = Reporter::new(settings.clock.clone());
+    let service = WebhookService::new(
+        storage.webhooks.clone(),
+        reporter,
+        settings.webhook_policy.clone(),
+        settings.clock.clone(),
+    );
+    let configured = service
+        .sync_configured(settings.webhooks.clone())
+        .await
+        .map_err(|e| StartError::Config(format!("[[webhooks]] in the configuration file: {e}")))?;
+    if configured > 0 {
+        tracing::info!(endpoints = configured, "registered the configuration file's webhook endpoints");
+    }
+    Ok(service)
 }
 
 /// The client id of the example application (`examples/node-rp`) that a server on
@@ -567,9 +601,15 @@ async fn finish_idle_journeys(state: AppState) {
         tick.tick().await;
         loop {
             let now = state.clock.now_ms();
-            match state.journeys.finish_idle(now.saturating_sub(idle_ms), now, 1_000).await {
+            let reporter = state.webhooks.reporter().clone();
+            let builder = reporter.clone();
+            let report = move |j: &handoff_core::observe::JourneyColumns| builder.signin_failed(j);
+            match state.journeys.finish_idle_reported(now.saturating_sub(idle_ms), now, 1_000, &report).await {
                 Ok(0) => break,
                 Ok(n) => {
+                    if reporter.listens(handoff_core::webhooks::EventType::SigninFailed) {
+                        reporter.wake();
+                    }
                     tracing::info!(journeys = n, "finished idle journeys");
                     if n < 1_000 {
                         break;

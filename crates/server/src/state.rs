@@ -41,6 +41,8 @@ pub struct Services {
     pub sessions: SessionService,
     /// QR approval.
     pub qr: QrService,
+    /// Webhook endpoints and deliveries.
+    pub webhooks: handoff_core::webhooks::WebhookService,
     /// The identity provider (OIDC, sign-in proofs).
     pub oidc: handoff_core::oidc::OidcService,
     /// Email codes, recovery codes and recovery links.

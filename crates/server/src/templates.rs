@@ -16,6 +16,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("search_form.html", include_str!("../assets/dashboard/search_form.html")),
     ("journeys.html", include_str!("../assets/dashboard/journeys.html")),
     ("timeline.html", include_str!("../assets/dashboard/timeline.html")),
+    ("webhooks.html", include_str!("../assets/dashboard/webhooks.html")),
     ("provider/layout.html", include_str!("../assets/provider/layout.html")),
     ("provider/consent.html", include_str!("../assets/provider/consent.html")),
     ("provider/message.html", include_str!("../assets/provider/message.html")),

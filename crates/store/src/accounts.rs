@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use crate::Database;
-use crate::sql::{Param, Row, Sql};
+use crate::sql::{Param, Reported, Row, Sql};
 
 use async_trait::async_trait;
 use handoff_core::DomainError;
@@ -13,6 +13,7 @@ use handoff_core::domain::{CredentialId, DisplayName, Identifier, UserId};
 use handoff_core::error::Result;
 use handoff_core::passkeys::{Account, PasskeyRecord, PasskeySummary, PasskeyUse};
 use handoff_core::storage::Accounts;
+use handoff_core::webhooks::Message;
 
 const ACCOUNT_COLUMNS: &str = "u.id, u.identifier, u.display_name, u.created_at";
 const PASSKEY_COLUMNS: &str = "p.credential_id, p.user_id, p.credential, p.aaguid, p.provider, p.transports, \
@@ -92,8 +93,8 @@ fn summary_from_row(row: &dyn Row, offset: usize) -> Result<PasskeySummary> {
     })
 }
 
-static INSERT_PASSKEY: LazyLock<Sql> = LazyLock::new(|| {
-    Sql::new(
+static INSERT_PASSKEY: LazyLock<Reported> = LazyLock::new(|| {
+    Reported::new(
         "INSERT INTO passkeys (credential_id, user_id, credential, counter, aaguid, provider, transports, attachment, \
          backup_eligible, backup_state, created_at, created_os, created_browser, created_form_factor, created_device_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
@@ -143,7 +144,7 @@ impl Accounts for Database {
         self.optional(&SQL, &[id.to_string().into()], account_from_row).await
     }
 
-    async fn create_with_passkey(&self, account: &Account, passkey: &PasskeyRecord) -> Result<()> {
+    async fn create_with_passkey(&self, account: &Account, passkey: &PasskeyRecord, reports: &[Message]) -> Result<()> {
         static SQL: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new("INSERT INTO users (id, identifier, display_name, created_at) VALUES ($1, $2, $3, $4)")
         });
@@ -155,12 +156,15 @@ impl Accounts for Database {
         ];
         let mut tx = self.begin().await?;
         tx.execute(&SQL, &user).await?;
-        tx.execute(&INSERT_PASSKEY, &passkey_params(passkey)?).await?;
+        tx.execute(&INSERT_PASSKEY.write, &passkey_params(passkey)?).await?;
+        for message in reports {
+            tx.report(message).await?;
+        }
         tx.commit().await
     }
 
-    async fn add_passkey(&self, passkey: &PasskeyRecord) -> Result<()> {
-        self.execute(&INSERT_PASSKEY, passkey_params(passkey)?).await.map(drop)
+    async fn add_passkey(&self, passkey: &PasskeyRecord, report: Option<&Message>) -> Result<()> {
+        self.execute_reported(&INSERT_PASSKEY, passkey_params(passkey)?, report).await.map(drop)
     }
 
     async fn find_with_passkeys(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeyRecord>)>> {
@@ -276,9 +280,10 @@ impl Accounts for Database {
         Ok(self.execute(&SQL, params).await? == 1)
     }
 
-    async fn delete_passkey(&self, user: UserId, id: &CredentialId) -> Result<bool> {
-        static SQL: LazyLock<Sql> =
-            LazyLock::new(|| Sql::new("DELETE FROM passkeys WHERE credential_id = $1 AND user_id = $2"));
-        Ok(self.execute(&SQL, vec![id.to_base64url().into(), user.to_string().into()]).await? == 1)
+    async fn delete_passkey(&self, user: UserId, id: &CredentialId, report: Option<&Message>) -> Result<bool> {
+        static SQL: LazyLock<Reported> =
+            LazyLock::new(|| Reported::new("DELETE FROM passkeys WHERE credential_id = $1 AND user_id = $2"));
+        let params = vec![id.to_base64url().into(), user.to_string().into()];
+        Ok(self.execute_reported(&SQL, params, report).await? == 1)
     }
 }

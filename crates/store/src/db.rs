@@ -108,7 +108,8 @@ impl Database {
             oidc_clients: this.clone(),
             signing_keys: this.clone(),
             grants: this.clone(),
-            recovery: this,
+            recovery: this.clone(),
+            webhooks: this,
         }
     }
 

@@ -291,6 +291,16 @@ impl Journeys for Database {
     }
 
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64> {
+        self.finish_idle_reported(idle_since, now, limit, &|_| None).await
+    }
+
+    async fn finish_idle_reported(
+        &self,
+        idle_since: Millis,
+        now: Millis,
+        limit: u32,
+        report: &handoff_core::storage::JourneyReport,
+    ) -> Result<u64> {
         static SQL: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(
                 "UPDATE journeys SET state = 'finished', finished_at = $1 WHERE state = 'open' AND last_at < $2 \
@@ -308,6 +318,9 @@ impl Journeys for Database {
         }
         let hours: BTreeSet<i64> = finished.iter().map(|j| hour_of(j.started_at)).collect();
         mark_dirty(&mut tx, &hours).await?;
+        for message in finished.iter().filter_map(report) {
+            tx.report(&message).await?;
+        }
         tx.commit().await?;
         Ok(finished.len() as u64)
     }

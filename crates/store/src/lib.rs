@@ -20,6 +20,7 @@ mod rollups;
 mod security;
 mod sessions;
 mod sql;
+mod webhooks;
 
 pub use db::{Backend, Database, StoreError};
 pub use sql::{Listener, Notice};

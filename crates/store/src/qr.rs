@@ -9,12 +9,13 @@ use handoff_core::domain::{JourneyId, UserId};
 use handoff_core::error::Result;
 use handoff_core::qr::{QrAttempt, QrState, Requester};
 use handoff_core::storage::{QrAttempts, QrGuard, QrTransition};
+use handoff_core::webhooks::Message;
 use std::sync::LazyLock;
 
 use uuid::Uuid;
 
 use crate::Database;
-use crate::sql::{Row, Sql};
+use crate::sql::{Reported, Row, Sql};
 
 const COLUMNS: &str = "id, journey_id, state, token_digest, token_expires_at, rotations, redeem_digest, match_code, \
      identifier, desktop_os, desktop_browser, desktop_form, desktop_ip, desktop_ua, created_at, expires_at, \
@@ -55,10 +56,10 @@ fn from_row(r: &dyn Row) -> Result<QrAttempt> {
 }
 
 /// `UPDATE qr_attempts … RETURNING` for each guard a transition can have.
-static TRANSITIONS: LazyLock<[Sql; 4]> = LazyLock::new(|| {
+static TRANSITIONS: LazyLock<[Reported; 4]> = LazyLock::new(|| {
     ["token_digest = $9 AND token_expires_at > $4", "claimed_session = $9", "redeem_digest = $9", "$9 IS NULL"].map(
         |guard| {
-            Sql::new(format!(
+            Reported::new(format!(
                 "UPDATE qr_attempts SET state = $2, updated_at = $4, \
                  claimed_session = COALESCE($5, claimed_session), claimed_user = COALESCE($6, claimed_user), \
                  phone_ip = COALESCE($7, phone_ip), reason = COALESCE($8, reason), \
@@ -117,7 +118,7 @@ impl QrAttempts for Database {
         self.optional(&SQL, &[token_digest.into()], from_row).await
     }
 
-    async fn qr_transition(&self, t: &QrTransition) -> Result<Option<QrAttempt>> {
+    async fn qr_transition(&self, t: &QrTransition, report: Option<&Message>) -> Result<Option<QrAttempt>> {
         let (sql, guard_value) = match &t.guard {
             QrGuard::Token(d) => (&TRANSITIONS[0], Some(d.clone())),
             QrGuard::Session(d) => (&TRANSITIONS[1], Some(d.clone())),
@@ -140,7 +141,7 @@ impl QrAttempts for Database {
             guard_value.into(),
             t.allow_passkey.map(i64::from).into(),
         ];
-        Ok(self.returning(sql, params, from_row).await?.pop())
+        Ok(self.returning_reported(sql, params, from_row, report).await?.pop())
     }
 
     async fn qr_rotate(&self, id: Uuid, token_digest: &str, token_expires_at: Millis, now: Millis) -> Result<bool> {

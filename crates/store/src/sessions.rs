@@ -9,9 +9,10 @@ use handoff_core::domain::UserId;
 use handoff_core::error::Result;
 use handoff_core::passkeys::SessionMethod;
 use handoff_core::storage::{SessionRecord, Sessions};
+use handoff_core::webhooks::Message;
 
 use crate::Database;
-use crate::sql::{Row, Sql};
+use crate::sql::{Reported, Row, Sql};
 
 /// The columns after the token digest and the user, in [`session_from_row`]'s order.
 const COLUMNS: &str =
@@ -37,9 +38,9 @@ fn session_from_row(row: &dyn Row, at: usize, token_digest: String, user_id: Use
 
 #[async_trait]
 impl Sessions for Database {
-    async fn create(&self, s: &SessionRecord) -> Result<()> {
-        static SQL: LazyLock<Sql> = LazyLock::new(|| {
-            Sql::new(format!(
+    async fn create(&self, s: &SessionRecord, report: Option<&Message>) -> Result<()> {
+        static SQL: LazyLock<Reported> = LazyLock::new(|| {
+            Reported::new(format!(
                 "INSERT INTO sessions (token_digest, user_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             ))
         });
@@ -55,7 +56,7 @@ impl Sessions for Database {
             s.may_add_passkey_until.into(),
             s.last_seen_at.into(),
         ];
-        self.execute(&SQL, params).await.map(drop)
+        self.execute_reported(&SQL, params, report).await.map(drop)
     }
 
     async fn find(&self, token_digest: &str, now: Millis) -> Result<Option<SessionRecord>> {
@@ -70,9 +71,10 @@ impl Sessions for Database {
         .await
     }
 
-    async fn revoke(&self, token_digest: &str) -> Result<bool> {
-        static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::new("DELETE FROM sessions WHERE token_digest = $1"));
-        Ok(self.execute(&SQL, vec![token_digest.into()]).await? == 1)
+    async fn revoke(&self, token_digest: &str, report: Option<&Message>) -> Result<bool> {
+        static SQL: LazyLock<Reported> =
+            LazyLock::new(|| Reported::new("DELETE FROM sessions WHERE token_digest = $1"));
+        Ok(self.execute_reported(&SQL, vec![token_digest.into()], report).await? == 1)
     }
 
     async fn of_user(&self, user: UserId, now: Millis) -> Result<Vec<SessionRecord>> {
@@ -85,10 +87,11 @@ impl Sessions for Database {
         self.all(&SQL, &[user.to_string().into(), now.into()], |row| session_from_row(row, 1, row.text(0)?, user)).await
     }
 
-    async fn revoke_for_user(&self, user: UserId, id_prefix: &str) -> Result<bool> {
-        static SQL: LazyLock<Sql> =
-            LazyLock::new(|| Sql::new("DELETE FROM sessions WHERE user_id = $1 AND substr(token_digest, 1, 32) = $2"));
-        Ok(self.execute(&SQL, vec![user.to_string().into(), id_prefix.into()]).await? > 0)
+    async fn revoke_for_user(&self, user: UserId, id_prefix: &str, report: Option<&Message>) -> Result<bool> {
+        static SQL: LazyLock<Reported> = LazyLock::new(|| {
+            Reported::new("DELETE FROM sessions WHERE user_id = $1 AND substr(token_digest, 1, 32) = $2")
+        });
+        Ok(self.execute_reported(&SQL, vec![user.to_string().into(), id_prefix.into()], report).await? > 0)
     }
 
     async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool> {
@@ -108,9 +111,9 @@ impl Sessions for Database {
         Ok(self.execute(&SQL, vec![token_digest.into(), now.into()]).await? == 1)
     }
 
-    async fn revoke_all(&self, user: UserId) -> Result<u64> {
-        static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::new("DELETE FROM sessions WHERE user_id = $1"));
-        self.execute(&SQL, vec![user.to_string().into()]).await
+    async fn revoke_all(&self, user: UserId, report: Option<&Message>) -> Result<u64> {
+        static SQL: LazyLock<Reported> = LazyLock::new(|| Reported::new("DELETE FROM sessions WHERE user_id = $1"));
+        self.execute_reported(&SQL, vec![user.to_string().into()], report).await
     }
 
     async fn touch(&self, token_digest: &str, now: Millis) -> Result<()> {

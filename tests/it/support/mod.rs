@@ -4,6 +4,7 @@
 //! credentials the way a browser-and-authenticator pair would.
 
 pub mod app;
+pub mod receiver;
 
 pub use app::{Backend, TestApp, TestOptions};
 pub use handoff_tests::SoftKey;

@@ -17,6 +17,8 @@ use crate::domain::{CeremonyId, CredentialId, DisplayName, Identifier, UserId};
 use crate::error::{DomainError, Result, VerificationFailure};
 use crate::provider::Provider;
 use crate::storage::CeremonyKind;
+use crate::webhooks::{EventType, Message};
+use serde_json::json;
 
 /// Input of `registration/start`.
 #[derive(Debug, Clone)]
@@ -201,9 +203,21 @@ impl PasskeyService {
                 display_name: DisplayName::from_stored(pending.display_name),
                 created_at: now,
             };
-            self.storage.accounts.create_with_passkey(&account, &record).await?;
+            let user_created = self.reporter.message(EventType::UserCreated, || {
+                json!({
+                    "userId": user_id.to_string(),
+                    "identifier": account.identifier.as_str(),
+                    "displayName": account.display_name.as_str(),
+                })
+            });
+            let reports: Vec<Message> =
+                user_created.into_iter().chain(self.passkey_created(&record, &provider.name)).collect();
+            self.storage.accounts.create_with_passkey(&account, &record, &reports).await?;
+            self.reporter.committed(reports.first());
         } else {
-            self.storage.accounts.add_passkey(&record).await?;
+            let report = self.passkey_created(&record, &provider.name);
+            self.storage.accounts.add_passkey(&record, report.as_ref()).await?;
+            self.reporter.committed(report.as_ref());
             if let Some(device) = &input.device_id {
                 // A passkey added by a signed-in account: the append offer was taken (or
                 // the account page was used, which counts the same for the caps).
@@ -220,6 +234,19 @@ impl PasskeyService {
             provider,
             aaguid: facts.aaguid,
             new_account: pending.new_account,
+        })
+    }
+
+    /// The `passkey.created` message, when someone listens.
+    fn passkey_created(&self, record: &PasskeyRecord, provider: &str) -> Option<Message> {
+        self.reporter.message(EventType::PasskeyCreated, || {
+            json!({
+                "userId": record.user_id.to_string(),
+                "credentialId": record.credential_id.to_base64url(),
+                "provider": provider,
+                "backupEligible": record.backup_eligible,
+                "createdOn": {"os": record.created_on.os, "browser": record.created_on.browser},
+            })
         })
     }
 }

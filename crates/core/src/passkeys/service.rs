@@ -93,6 +93,7 @@ pub struct PasskeyService {
     pub(crate) journeys: JourneyBinder,
     pub(crate) decoys: Arc<super::decoy::DecoyShapes>,
     pub(crate) clock: Clock,
+    pub(crate) reporter: crate::webhooks::Reporter,
 }
 
 impl PasskeyService {
@@ -126,7 +127,15 @@ impl PasskeyService {
             journeys,
             decoys: Arc::default(),
             clock: Clock::system(),
+            reporter: crate::webhooks::Reporter::default(),
         })
+    }
+
+    /// Reports `user.created`, `passkey.created` and `passkey.deleted` to webhook
+    /// subscribers.
+    pub fn with_reporter(mut self, reporter: crate::webhooks::Reporter) -> Self {
+        self.reporter = reporter;
+        self
     }
 
     /// Takes the time from `clock` (tests move it forward instead of waiting).
@@ -179,7 +188,12 @@ impl PasskeyService {
     #[tracing::instrument(skip_all, fields(user = %user.user_id))]
     pub async fn delete_passkey(&self, user: &super::SessionUser, id: &crate::domain::CredentialId) -> Result<()> {
         user.require_step_up(self.clock.now_ms())?;
-        if self.storage.accounts.delete_passkey(user.user_id, id).await? {
+        let report = self.reporter.message(
+            crate::webhooks::EventType::PasskeyDeleted,
+            || serde_json::json!({"userId": user.user_id.to_string(), "credentialId": id.to_base64url()}),
+        );
+        if self.storage.accounts.delete_passkey(user.user_id, id, report.as_ref()).await? {
+            self.reporter.committed(report.as_ref());
             tracing::info!(credential = %id.to_base64url(), "passkey deleted");
             Ok(())
         } else {

@@ -12,6 +12,7 @@ use crate::domain::{SecretToken, UserId};
 use crate::error::Result;
 use crate::passkeys::{SessionMethod, SessionUser};
 use crate::storage::{SessionRecord, Storage};
+use crate::webhooks::{EventType, Reporter};
 
 /// Creates, resolves and revokes sessions.
 #[derive(Clone)]
@@ -21,6 +22,7 @@ pub struct SessionService {
     step_up: Duration,
     idle: Duration,
     clock: Clock,
+    reporter: Reporter,
 }
 
 /// How stale `last_seen_at` may be before a request writes it again: the idle timeout is
@@ -30,6 +32,11 @@ const TOUCH_EVERY: Millis = 60_000;
 /// How long a grant to add a passkey on this device (chosen on the phone for a QR
 /// approval) lasts after the session starts: long enough for the append offer.
 pub const PASSKEY_GRANT: Duration = Duration::from_secs(10 * 60);
+
+/// A session's public id: the first 32 hex digits of its digest (as the account page shows).
+fn public_id(digest: &str) -> &str {
+    digest.get(..32).unwrap_or(digest)
+}
 
 fn millis(d: Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -55,7 +62,13 @@ impl SessionService {
     /// Sessions last `ttl`, and end after `idle` without use; a passkey ceremony allows
     /// sensitive actions for `step_up`.
     pub fn new(storage: Storage, ttl: Duration, step_up: Duration, idle: Duration) -> Self {
-        Self { storage, ttl, step_up, idle, clock: Clock::system() }
+        Self { storage, ttl, step_up, idle, clock: Clock::system(), reporter: Reporter::default() }
+    }
+
+    /// Reports `session.created` and `session.revoked` to webhook subscribers.
+    pub fn with_reporter(mut self, reporter: Reporter) -> Self {
+        self.reporter = reporter;
+        self
     }
 
     /// Takes the time from `clock` (tests move it forward instead of waiting).
@@ -96,7 +109,19 @@ impl SessionService {
             user_agent: new.user_agent,
             ip: new.ip,
         };
-        self.storage.sessions.create(&record).await?;
+        let report = self.reporter.message(EventType::SessionCreated, || {
+            serde_json::json!({
+                "userId": record.user_id.to_string(),
+                "sessionId": public_id(&record.token_digest),
+                "method": record.method.as_str(),
+                "amr": crate::oidc::amr_of(record.method),
+                "ip": record.ip,
+                "userAgent": record.user_agent,
+                "expiresAt": crate::clock::rfc3339(record.expires_at),
+            })
+        });
+        self.storage.sessions.create(&record, report.as_ref()).await?;
+        self.reporter.committed(report.as_ref());
         Ok(token)
     }
 
@@ -106,7 +131,8 @@ impl SessionService {
         let now = self.clock.now_ms();
         let Some(s) = self.storage.sessions.find(&token.digest(), now).await? else { return Ok(None) };
         if s.last_seen_at < self.idle_since(now) {
-            self.storage.sessions.revoke(&s.token_digest).await?;
+            // Ended by the idle timeout: an expiry, not a revocation (no webhook).
+            self.storage.sessions.revoke(&s.token_digest, None).await?;
             return Ok(None);
         }
         if now.saturating_sub(s.last_seen_at) >= TOUCH_EVERY {
@@ -143,7 +169,10 @@ impl SessionService {
     /// many ended.
     pub async fn end_all(&self, user: &SessionUser) -> Result<u64> {
         user.require_step_up(self.clock.now_ms())?;
-        self.storage.sessions.revoke_all(user.user_id).await
+        let report = self.revoked(user.user_id, None, "signed-out-everywhere");
+        let ended = self.storage.sessions.revoke_all(user.user_id, report.as_ref()).await?;
+        self.reporter.committed(report.as_ref());
+        Ok(ended)
     }
 
     /// Ends one of the user's sessions by its public id (the first 32 hex digits of its
@@ -157,14 +186,42 @@ impl SessionService {
                 "session id must be 32 lowercase hex digits",
             ));
         }
-        if !user.session_digest.starts_with(id) {
+        let this_one = user.session_digest.starts_with(id);
+        if !this_one {
             user.require_step_up(self.clock.now_ms())?;
         }
-        self.storage.sessions.revoke_for_user(user.user_id, id).await
+        let reason = if this_one { "signed-out" } else { "ended-from-another-device" };
+        let report = self.revoked(user.user_id, Some(id), reason);
+        let ended = self.storage.sessions.revoke_for_user(user.user_id, id, report.as_ref()).await?;
+        self.reporter.committed(report.as_ref());
+        Ok(ended)
     }
 
-    /// Ends a session; false when it did not exist.
+    /// Ends a session (signing out); false when it did not exist.
     pub async fn revoke(&self, token: &SecretToken) -> Result<bool> {
-        self.storage.sessions.revoke(&token.digest()).await
+        let digest = token.digest();
+        // Whose session it is matters only to a webhook: read it only when one listens.
+        let report = match self.reporter.listens(EventType::SessionRevoked) {
+            true => match self.storage.sessions.find(&digest, self.clock.now_ms()).await? {
+                Some(s) => self.revoked(s.user_id, Some(public_id(&digest)), "signed-out"),
+                None => None,
+            },
+            false => None,
+        };
+        let ended = self.storage.sessions.revoke(&digest, report.as_ref()).await?;
+        self.reporter.committed(report.as_ref());
+        Ok(ended)
+    }
+
+    /// The `session.revoked` message, when someone listens (`session`: `None` for all).
+    fn revoked(&self, user: UserId, session: Option<&str>, reason: &str) -> Option<crate::webhooks::Message> {
+        self.reporter.message(EventType::SessionRevoked, || {
+            let mut data = serde_json::json!({"userId": user.to_string(), "reason": reason});
+            match session {
+                Some(id) => data["sessionId"] = id.into(),
+                None => data["all"] = true.into(),
+            }
+            data
+        })
     }
 }

@@ -161,12 +161,19 @@ pub struct QrService {
     journal: Journal,
     locator: Option<Arc<dyn Locator>>,
     clock: Clock,
+    reporter: crate::webhooks::Reporter,
 }
 
 impl QrService {
     /// The service.
     pub fn new(storage: Storage, config: QrConfig, journal: Journal) -> Self {
-        Self { storage, config, journal, locator: None, clock: Clock::system() }
+        Self { storage, config, journal, locator: None, clock: Clock::system(), reporter: Default::default() }
+    }
+
+    /// Reports `qr.approved` and `qr.denied` to webhook subscribers.
+    pub fn with_reporter(mut self, reporter: crate::webhooks::Reporter) -> Self {
+        self.reporter = reporter;
+        self
     }
 
     /// Takes the time from `clock` (tests move it forward instead of waiting).
@@ -294,7 +301,7 @@ impl QrService {
         let attempt = self.status(id, redeem_secret).await?;
         for from in [QrState::Created, QrState::Scanned, QrState::Approved] {
             let t = self.transition(&attempt, from, QrState::Cancelled, QrGuard::None, None, None);
-            if let Some(done) = self.storage.qr.qr_transition(&t).await? {
+            if let Some(done) = self.storage.qr.qr_transition(&t, None).await? {
                 self.emit(&done, "qr.cancelled", json!({})).await;
                 return Ok(done);
             }
@@ -361,7 +368,7 @@ impl QrService {
                 claim,
                 None,
             );
-            if let Some(done) = self.storage.qr.qr_transition(&t).await? {
+            if let Some(done) = self.storage.qr.qr_transition(&t, None).await? {
                 let whereabouts = self.whereabouts(&done, phone);
                 let (s, desktop, handset) = &whereabouts;
                 let places = json!({
@@ -463,26 +470,28 @@ impl QrService {
         let (separation, _, _) = self.whereabouts(&attempt, phone);
         if let Some(reason) = self.refusal(&attempt, &phone_identifier, &separation) {
             let t = self.transition(&attempt, QrState::Scanned, QrState::Rejected, guard, None, Some(reason));
-            if let Some(done) = self.storage.qr.qr_transition(&t).await? {
+            if let Some(done) = self.storage.qr.qr_transition(&t, None).await? {
                 self.refused(&done, phone, reason).await;
             }
             return Err(if reason == "wrong-account" { DomainError::QrWrongAccount } else { DomainError::QrFarApart });
         }
         if match_code != attempt.match_code {
             let t = self.transition(&attempt, QrState::Scanned, QrState::Rejected, guard, None, Some("wrong-number"));
-            if let Some(done) = self.storage.qr.qr_transition(&t).await? {
+            if let Some(done) = self.storage.qr.qr_transition(&t, None).await? {
                 self.refused(&done, phone, "wrong-number").await;
             }
             return Err(DomainError::WrongMatchCode);
         }
         let mut t = self.transition(&attempt, QrState::Scanned, QrState::Approved, guard, None, None);
         t.allow_passkey = Some(allow_passkey && self.config.session_may_add_passkey);
+        let report = self.qr_report(crate::webhooks::EventType::QrApproved, &attempt, phone);
         let done = self
             .storage
             .qr
-            .qr_transition(&t)
+            .qr_transition(&t, report.as_ref())
             .await?
             .ok_or(DomainError::QrWrongState("no longer waiting for approval"))?;
+        self.reporter.committed(report.as_ref());
         self.emit(
             &done,
             "qr.approved",
@@ -506,7 +515,14 @@ impl QrService {
         }
         let guard = QrGuard::Session(phone.session_digest.clone());
         let t = self.transition(&attempt, QrState::Scanned, QrState::Denied, guard, None, Some("denied-on-phone"));
-        let done = self.storage.qr.qr_transition(&t).await?.ok_or(DomainError::QrWrongState(attempt.state.as_str()))?;
+        let report = self.qr_report(crate::webhooks::EventType::QrDenied, &attempt, phone);
+        let done = self
+            .storage
+            .qr
+            .qr_transition(&t, report.as_ref())
+            .await?
+            .ok_or(DomainError::QrWrongState(attempt.state.as_str()))?;
+        self.reporter.committed(report.as_ref());
         self.emit(&done, "qr.denied", json!({"ip": phone.ip, "userAgent": phone.user_agent})).await;
         Ok(done)
     }
@@ -520,10 +536,33 @@ impl QrService {
         }
         let guard = QrGuard::Redeem(attempt.redeem_digest.clone());
         let t = self.transition(&attempt, QrState::Approved, QrState::Redeemed, guard, None, None);
-        let done = self.storage.qr.qr_transition(&t).await?.ok_or(DomainError::QrWrongState(attempt.state.as_str()))?;
+        let done =
+            self.storage.qr.qr_transition(&t, None).await?.ok_or(DomainError::QrWrongState(attempt.state.as_str()))?;
         let user = done.claimed_user.ok_or_else(|| DomainError::Internal("approved attempt without a user".into()))?;
         self.emit(&done, "qr.redeemed", json!({"ip": done.requester.ip})).await;
         Ok((done, user))
+    }
+
+    /// The `qr.approved` / `qr.denied` message, when someone listens.
+    fn qr_report(
+        &self,
+        event_type: crate::webhooks::EventType,
+        attempt: &QrAttempt,
+        phone: &PhoneSession,
+    ) -> Option<crate::webhooks::Message> {
+        self.reporter.message(event_type, || {
+            json!({
+                "attemptId": attempt.id.to_string(),
+                "journeyId": attempt.journey_id.to_string(),
+                "userId": phone.user_id.to_string(),
+                "desktop": {
+                    "ip": attempt.requester.ip,
+                    "os": attempt.requester.device.os,
+                    "browser": attempt.requester.device.browser,
+                },
+                "phoneIp": phone.ip,
+            })
+        })
     }
 
     /// The attempt id behind a displayed token, if any (for notifications after errors).

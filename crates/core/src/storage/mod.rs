@@ -14,7 +14,11 @@ use crate::intelligence::FailureHistory;
 use crate::passkeys::{Account, PasskeyRecord, PasskeySummary, PasskeyUse};
 
 mod oidc;
+mod webhooks;
 pub use oidc::{Grants, OidcClients, SigningKeyRecord, SigningKeys};
+pub use webhooks::{ClaimedDelivery, Delivery, Settled, Settlement, Webhooks};
+
+use crate::webhooks::Message;
 
 /// Accounts and their passkeys.
 #[async_trait]
@@ -23,11 +27,13 @@ pub trait Accounts: Send + Sync {
     async fn find_by_identifier(&self, identifier: &Identifier) -> Result<Option<Account>>;
     /// The account with this id.
     async fn find_by_id(&self, id: UserId) -> Result<Option<Account>>;
-    /// Creates an account and its first passkey together (one transaction).
+    /// Creates an account and its first passkey together (one transaction), with the
+    /// webhook deliveries of `reports` (`user.created`, `passkey.created`).
     /// Fails with `IdentifierTaken` or `CredentialExists`.
-    async fn create_with_passkey(&self, account: &Account, passkey: &PasskeyRecord) -> Result<()>;
-    /// Adds a passkey to an existing account. Fails with `CredentialExists`.
-    async fn add_passkey(&self, passkey: &PasskeyRecord) -> Result<()>;
+    async fn create_with_passkey(&self, account: &Account, passkey: &PasskeyRecord, reports: &[Message]) -> Result<()>;
+    /// Adds a passkey to an existing account, with the deliveries of `report` in the same
+    /// transaction. Fails with `CredentialExists`.
+    async fn add_passkey(&self, passkey: &PasskeyRecord, report: Option<&Message>) -> Result<()>;
     /// The account with this identifier and all its passkeys, in one round trip (the
     /// decision needs both, and unknown identifiers must cost the same).
     async fn find_with_passkeys(&self, identifier: &Identifier) -> Result<Option<(Account, Vec<PasskeyRecord>)>>;
@@ -46,8 +52,9 @@ pub trait Accounts: Send + Sync {
     /// below the new one, or both are zero (authenticators without counters). Returns
     /// false when the counter did not advance (a clone or a concurrent replay).
     async fn record_use(&self, usage: &PasskeyUse) -> Result<bool>;
-    /// Deletes a passkey of this user; false when there was none.
-    async fn delete_passkey(&self, user: UserId, id: &CredentialId) -> Result<bool>;
+    /// Deletes a passkey of this user, with the deliveries of `report` if it existed; false
+    /// when there was none.
+    async fn delete_passkey(&self, user: UserId, id: &CredentialId, report: Option<&Message>) -> Result<bool>;
 }
 
 /// Which ceremony a stored state belongs to.
@@ -125,23 +132,26 @@ pub struct SessionRecord {
 /// Server-side sessions.
 #[async_trait]
 pub trait Sessions: Send + Sync {
-    /// Stores a session.
-    async fn create(&self, session: &SessionRecord) -> Result<()>;
+    /// Stores a session, with the webhook deliveries of `report` in the same transaction.
+    async fn create(&self, session: &SessionRecord, report: Option<&Message>) -> Result<()>;
     /// The live (unexpired) session with this token digest.
     async fn find(&self, token_digest: &str, now: Millis) -> Result<Option<SessionRecord>>;
-    /// Deletes a session; false when there was none.
-    async fn revoke(&self, token_digest: &str) -> Result<bool>;
+    /// Deletes a session (with the deliveries of `report` if it existed); false when there
+    /// was none.
+    async fn revoke(&self, token_digest: &str, report: Option<&Message>) -> Result<bool>;
     /// The live sessions of a user, newest first.
     async fn of_user(&self, user: UserId, now: Millis) -> Result<Vec<SessionRecord>>;
     /// Ends the session of `user` whose digest starts with `id_prefix`; false when none.
-    async fn revoke_for_user(&self, user: UserId, id_prefix: &str) -> Result<bool>;
+    /// `report`'s deliveries are written if one ended.
+    async fn revoke_for_user(&self, user: UserId, id_prefix: &str, report: Option<&Message>) -> Result<bool>;
     /// Records a new user-verified passkey ceremony in a live session.
     async fn mark_verified(&self, token_digest: &str, at: Millis) -> Result<bool>;
     /// Uses up the session's grant to add a passkey without a step-up; false when the
     /// session has no live grant (none, expired or already used).
     async fn take_passkey_grant(&self, token_digest: &str, now: Millis) -> Result<bool>;
     /// Ends every session of `user`; returns how many.
-    async fn revoke_all(&self, user: UserId) -> Result<u64>;
+    /// `report`'s deliveries are written if any ended.
+    async fn revoke_all(&self, user: UserId, report: Option<&Message>) -> Result<u64>;
     /// Notes that a live session was used at `now`.
     async fn touch(&self, token_digest: &str, now: Millis) -> Result<()>;
     /// Deletes sessions that expired, or were last used before `idle_since`; returns how many.
@@ -395,6 +405,9 @@ impl SegmentedOutcome {
     }
 }
 
+/// Builds the webhook message (if any) for a journey being finished.
+pub type JourneyReport = dyn for<'j> Fn(&'j crate::observe::JourneyColumns) -> Option<Message> + Send + Sync;
+
 /// Product events and the journeys stitched from them.
 #[async_trait]
 pub trait Journeys: Send + Sync {
@@ -411,6 +424,19 @@ pub trait Journeys: Send + Sync {
     }
     /// Finishes open journeys with no event received since `idle_since`; returns how many.
     async fn finish_idle(&self, idle_since: Millis, now: Millis, limit: u32) -> Result<u64>;
+    /// [`Journeys::finish_idle`], writing in the same transaction the webhook message
+    /// `report` builds for each journey it finishes (`signin.failed` for a failed one, with
+    /// its final root cause). Stores without an outbox finish without reporting.
+    async fn finish_idle_reported(
+        &self,
+        idle_since: Millis,
+        now: Millis,
+        limit: u32,
+        report: &JourneyReport,
+    ) -> Result<u64> {
+        let _ = report;
+        self.finish_idle(idle_since, now, limit).await
+    }
     /// One journey.
     async fn journey(&self, id: JourneyId) -> Result<Option<JourneyRecord>>;
     /// The events of a journey, in order of receipt.
@@ -523,7 +549,8 @@ pub trait QrAttempts: Send + Sync {
     /// The attempt whose current token has this digest.
     async fn qr_by_token(&self, token_digest: &str) -> Result<Option<crate::qr::QrAttempt>>;
     /// Applies a transition if its conditions hold; returns the attempt after it, or `None`.
-    async fn qr_transition(&self, t: &QrTransition) -> Result<Option<crate::qr::QrAttempt>>;
+    /// `report`'s deliveries are written with the transition, if it happened.
+    async fn qr_transition(&self, t: &QrTransition, report: Option<&Message>) -> Result<Option<crate::qr::QrAttempt>>;
     /// Replaces the displayed token of a `created`, unexpired attempt.
     async fn qr_rotate(
         &self,
@@ -569,6 +596,8 @@ pub struct Storage {
     pub grants: Arc<dyn Grants>,
     /// Email codes, recovery codes, recovery links and the mail queue.
     pub recovery: Arc<dyn Recovery>,
+    /// Webhook endpoints and the outbox.
+    pub webhooks: Arc<dyn Webhooks>,
 }
 
 /// What one retention batch deleted, per kind of row.

@@ -14,6 +14,7 @@ pub mod passkeys;
 pub mod qr;
 pub mod recovery;
 pub mod session;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
     let v1 = Router::new()
         .merge(passkeys::router())
         .merge(clients::router())
+        .merge(webhooks::router())
         .merge(login::router())
         .merge(session::router())
         .merge(qr::router())

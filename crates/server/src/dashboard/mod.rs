@@ -1,6 +1,6 @@
 //! The operator dashboard at `/dashboard` (PRODUCT.md §4.4): funnels per flow with charts,
 //! breakdowns and root causes with their actions, the insights, and the support lookup
-//! from a search to one journey's timeline. It is server-rendered HTML: minijinja
+//! from a search to one journey's timeline, and each webhook endpoint's deliveries. It is server-rendered HTML: minijinja
 //! templates (embedded, HTML auto-escaped, so identifiers and event attributes can never
 //! become markup) and SVG charts drawn on the server, so every page works without
 //! JavaScript and the pages keep the strict Content-Security-Policy of the demo pages.
@@ -14,6 +14,7 @@ mod charts;
 mod render;
 mod timeline;
 mod views;
+mod webhooks;
 
 use std::net::IpAddr;
 
@@ -41,6 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard", get(views::overview))
         .route("/dashboard/journeys", get(views::search))
         .route("/dashboard/journeys/{journey_id}", get(timeline::timeline))
+        .route("/dashboard/webhooks", get(webhooks::page))
+        .route("/dashboard/webhooks/deliveries/{id}/redeliver", post(webhooks::redeliver))
         .route("/dashboard/sign-in", post(sign_in))
         .route("/dashboard/sign-out", post(sign_out))
         .route("/dashboard/assets/{name}", get(asset))

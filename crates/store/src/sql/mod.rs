@@ -10,6 +10,14 @@
 //! | `execute`, `returning` | a short write | group commit on the write lane | a held connection |
 //! | `begin` → [`Tx`] | statements that commit together | the write lane's connection | a pooled transaction |
 //!
+//! A short write that reports a change to webhook subscribers (`execute_reported`,
+//! `returning_reported`, `Tx::report`) also writes the outbox: one delivery per subscribed
+//! endpoint, by an `INSERT … SELECT` from `webhook_subscriptions`, only when the write
+//! changed a row, and committed with it or not at all. On SQLite the two statements run in
+//! one job of the write lane inside a `SAVEPOINT`; on PostgreSQL they are one statement (a
+//! data-modifying `WITH`) on a held connection. Without a message the write runs exactly
+//! as before. See `docs/decisions/0016-webhooks.md`.
+//!
 //! Errors of either driver become domain errors in one place ([`Failure::into_domain`]): a
 //! unique violation on `users` is `IdentifierTaken`, on `passkeys` `CredentialExists`,
 //! whichever of the paths above ran the statement.
@@ -18,10 +26,11 @@ mod migrate;
 mod postgres;
 mod sqlite;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use handoff_core::DomainError;
 use handoff_core::error::Result;
+use handoff_core::webhooks::Message;
 
 pub(crate) use migrate::run as migrate;
 pub(crate) use postgres::Postgres;
@@ -62,6 +71,58 @@ impl Sql {
         let text: Arc<str> = text.into().into();
         Self { postgres: text.clone(), sqlite: text }
     }
+}
+
+/// A short write that may report itself to webhook subscribers: the write alone, and for
+/// PostgreSQL the write with the outbox fan-out as one statement.
+#[derive(Clone, Debug)]
+pub(crate) struct Reported {
+    /// The write alone (also what runs on SQLite, followed by [`FANOUT`]).
+    pub(crate) write: Sql,
+    /// `WITH w AS (write RETURNING …), o AS (fan-out if w has rows) SELECT * FROM w`.
+    with_outbox: Sql,
+}
+
+impl Reported {
+    /// A write written once for both dialects (with `RETURNING` when the caller reads rows).
+    pub(crate) fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let first = highest_placeholder(&text) + 1;
+        let returning = if text.contains(" RETURNING ") { "" } else { " RETURNING 1" };
+        let with_outbox = format!(
+            "WITH w AS ({text}{returning}), o AS ({}) SELECT * FROM w",
+            fanout_sql(first, "EXISTS (SELECT 1 FROM w) AND ")
+        );
+        Self { write: Sql::new(text), with_outbox: Sql::verbatim(with_outbox) }
+    }
+}
+
+/// The highest `$n` in a statement.
+fn highest_placeholder(sql: &str) -> usize {
+    sql.split('$')
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The outbox fan-out with its four parameters numbered from `first` (message id, type,
+/// body, time): a pending delivery for every endpoint subscribed to the type.
+fn fanout_sql(first: usize, guard: &str) -> String {
+    let (id, kind, body, at) = (first, first + 1, first + 2, first + 3);
+    format!(
+        "INSERT INTO webhook_deliveries (endpoint_id, message_id, event_type, payload, created_at, state, \
+         next_attempt_at, retry_from) SELECT endpoint_id, ${id}, ${kind}, ${body}, ${at}, 'pending', ${at}, ${at} \
+         FROM webhook_subscriptions WHERE {guard}event_type = ${kind}"
+    )
+}
+
+/// The fan-out on its own (SQLite, and inside transactions).
+pub(crate) static FANOUT: LazyLock<Sql> = LazyLock::new(|| Sql::new(fanout_sql(1, "")));
+
+/// The fan-out's parameters for `message`.
+pub(crate) fn fanout_params(message: &Message) -> Vec<Param> {
+    vec![message.id.clone().into(), message.event_type.as_str().into(), message.body.clone().into(), message.at.into()]
 }
 
 /// `$1`, `$2`, … as `?1`, `?2`, … (a `$` not followed by a digit is kept).
@@ -260,6 +321,69 @@ impl Database {
         }
     }
 
+    /// A short write that reports a change: with a message, the webhook deliveries are
+    /// written with it (when it changed a row) or not at all; without one, [`Self::execute`].
+    pub(crate) async fn execute_reported(
+        &self,
+        sql: &Reported,
+        params: Vec<Param>,
+        report: Option<&Message>,
+    ) -> Result<u64> {
+        let Some(message) = report else { return self.execute(&sql.write, params).await };
+        match self.engine() {
+            Engine::Sqlite(db) => {
+                let write = sql.write.sqlite.clone();
+                let outbox = (FANOUT.sqlite.clone(), fanout_params(message));
+                db.lane
+                    .reported(
+                        move |conn| {
+                            let n = sqlite::execute(conn, &write, &params)?;
+                            Ok((n, n > 0))
+                        },
+                        outbox,
+                    )
+                    .await
+            }
+            Engine::Postgres(db) => {
+                let mut all = params;
+                all.extend(fanout_params(message));
+                Ok(db.held.all(&sql.with_outbox, &all, |_| Ok(())).await?.len() as u64)
+            }
+        }
+    }
+
+    /// [`Self::returning`] that reports a change, as [`Self::execute_reported`].
+    pub(crate) async fn returning_reported<T: Send + 'static>(
+        &self,
+        sql: &Reported,
+        params: Vec<Param>,
+        decode: impl Fn(&dyn Row) -> Result<T> + Send + 'static,
+        report: Option<&Message>,
+    ) -> Result<Vec<T>> {
+        let Some(message) = report else { return self.returning(&sql.write, params, decode).await };
+        match self.engine() {
+            Engine::Sqlite(db) => {
+                let write = sql.write.sqlite.clone();
+                let outbox = (FANOUT.sqlite.clone(), fanout_params(message));
+                db.lane
+                    .reported(
+                        move |conn| {
+                            let rows = sqlite::rows(conn, &write, &params, &decode)?;
+                            let changed = !rows.is_empty();
+                            Ok((rows, changed))
+                        },
+                        outbox,
+                    )
+                    .await
+            }
+            Engine::Postgres(db) => {
+                let mut all = params;
+                all.extend(fanout_params(message));
+                db.held.all(&sql.with_outbox, &all, decode).await
+            }
+        }
+    }
+
     /// A transaction: statements that commit together, or not at all (dropped before
     /// [`Tx::commit`], it rolls back). On SQLite it holds the write lane until it ends.
     pub(crate) async fn begin(&self) -> Result<Tx> {
@@ -308,6 +432,11 @@ impl Tx {
         }
     }
 
+    /// Writes the webhook deliveries of `message` in this transaction.
+    pub(crate) async fn report(&mut self, message: &Message) -> Result<u64> {
+        self.execute(&FANOUT, &fanout_params(message)).await
+    }
+
     /// Runs a script of several statements without parameters (the migrations).
     pub(crate) async fn script(&mut self, script: &str) -> Result<()> {
         match self {
@@ -334,6 +463,19 @@ mod tests {
         let sql = Sql::new("a = $1 AND b = $12 AND c = '$x'");
         assert_eq!(&*sql.sqlite, "a = ?1 AND b = ?12 AND c = '$x'");
         assert_eq!(&*sql.postgres, "a = $1 AND b = $12 AND c = '$x'");
+    }
+
+    #[test]
+    fn reported_writes_number_the_fanout_after_their_own_parameters() {
+        let r = Reported::new("DELETE FROM sessions WHERE user_id = $1 AND x = $2");
+        assert_eq!(&*r.write.sqlite, "DELETE FROM sessions WHERE user_id = ?1 AND x = ?2");
+        let pg = &*r.with_outbox.postgres;
+        assert!(pg.starts_with("WITH w AS (DELETE FROM sessions WHERE user_id = $1 AND x = $2 RETURNING 1), o AS"));
+        assert!(pg.contains("SELECT endpoint_id, $3, $4, $5, $6, 'pending', $6, $6"), "{pg}");
+        assert!(pg.contains("WHERE EXISTS (SELECT 1 FROM w) AND event_type = $4) SELECT * FROM w"), "{pg}");
+        let returning = Reported::new("UPDATE t SET a = $1 RETURNING a, b");
+        assert!(returning.with_outbox.postgres.starts_with("WITH w AS (UPDATE t SET a = $1 RETURNING a, b), o AS"));
+        assert!(FANOUT.sqlite.contains("SELECT endpoint_id, ?1, ?2, ?3, ?4, 'pending', ?4, ?4"));
     }
 
     #[test]

@@ -292,6 +292,37 @@ impl Lane {
         self.run(move |conn| rows(conn, &sql, &params, &decode)).await
     }
 
+    /// A short write and, when it changed something, the outbox statement `outbox`, in one
+    /// job inside a `SAVEPOINT`: both commit (with the rest of the group) or neither does.
+    /// `write` returns its result and whether it changed a row.
+    pub(crate) async fn reported<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<(T, bool)> + Send + 'static,
+        outbox: (Arc<str>, Vec<Param>),
+    ) -> Result<T> {
+        self.run(move |conn| {
+            // Outside a group transaction the savepoint is the transaction, and its
+            // release the commit.
+            let outer = conn.is_autocommit();
+            conn.execute_batch("SAVEPOINT report").map_err(domain)?;
+            let done = write(conn).and_then(|(value, changed)| {
+                if changed {
+                    execute(conn, &outbox.0, &outbox.1)?;
+                }
+                Ok(value)
+            });
+            let done = done.and_then(|value| conn.execute_batch("RELEASE report").map(|()| value).map_err(domain));
+            if done.is_err() {
+                let undo = if outer { "ROLLBACK" } else { "ROLLBACK TO report; RELEASE report" };
+                if let Err(e) = conn.execute_batch(undo) {
+                    tracing::error!(error = %e, "could not undo a reported write");
+                }
+            }
+            done
+        })
+        .await
+    }
+
     /// Queues `work` and waits until it has run and its transaction ended: run by this
     /// caller, when it gets the lane first, or by whoever holds the lane before.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
