@@ -153,4 +153,25 @@ describe('Lost phone: an email code, a new passkey here, the old one removed', {
     await phone.context.close();
     await laptop.context.close();
   });
+
+  it('a browser without passkeys is offered QR approval and an email code, not a dead end', async () => {
+    const old = await openPage(browser, { identity: IDENTITIES.windowsDesktop, authenticator: false });
+    await old.context.addInitScript(() => {
+      delete window.PublicKeyCredential;
+    });
+    const page = old.page;
+    await page.goto(server.baseUrl);
+    await page.locator('#unsupported').waitFor({ state: 'visible', timeout: 10_000 });
+    await page.locator('#identifier').fill(IDENTIFIER);
+    await page.locator('#signin-continue').click();
+    await page.getByRole('heading', { name: "This browser can't use passkeys" }).waitFor({ timeout: 10_000 });
+    for (const name of ['Sign in with your phone (QR)', 'Email me a code', 'Use a recovery code']) {
+      assert.equal(await page.getByRole('button', { name }).isVisible(), true, `${name} is offered`);
+    }
+    await old.screenshot('recovery-7-no-passkeys-here');
+    await page.getByRole('button', { name: 'Email me a code' }).click();
+    await page.getByRole('heading', { name: 'Check your email' }).waitFor({ timeout: 10_000 });
+    assert.deepEqual(old.pageErrors, [], 'no script errors');
+    await old.context.close();
+  });
 });
