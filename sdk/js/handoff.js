@@ -118,6 +118,7 @@ export class HandoffError extends Error {
  * @property {number} confidence 0..1
  * @property {{verdict: string, reason?: string}[]} alternatives
  * @property {{maxAttempts: number, then: string}} retry
+ * @property {string[]} [fallbacks] the server's fallback methods by name (`email-code`, `recovery-code`)
  */
 
 /**
@@ -338,12 +339,15 @@ export class Handoff {
    * previous decision's `retry.then` (e.g. `'cross-device'` after a failed try on
    * this device); the server honours it when that method can work here.
    *
+   * It works in a browser without WebAuthn too: the decision then still names the ways in
+   * that need none here (Handoff QR approval with a phone, `decision.fallbacks`); only
+   * {@link Handoff#completeSignIn} needs WebAuthn.
+   *
    * @param {{identifier?: string, journeyId?: string, prefer?: string, signal?: AbortSignal}} [params]
    * @returns {Promise<SignInAttempt>}
-   * @throws {HandoffError} a server code, `network-error`, `unsupported`
+   * @throws {HandoffError} a server code, `network-error`
    */
   async startSignIn({ identifier, journeyId, prefer, signal } = {}) {
-    requireWebAuthn();
     const submittedAt = Date.now();
     const body = { client: await this.clientInfo() };
     const hasIdentifier = identifier !== undefined && identifier !== null && identifier !== '';

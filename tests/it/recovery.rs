@@ -156,7 +156,8 @@ on_both_backends!(an_emailed_code_signs_in_once_as_a_recovery_session, |backend|
     // The SMTP server has the mail; the worker records it a moment later.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let delivery = json_ok(laptop.get(app.url(&format!("/api/v1/email-code/{attempt}"))).send().await.unwrap()).await;
+        let delivery =
+            json_ok(laptop.get(app.url(&format!("/api/v1/email-code/{attempt}"))).send().await.unwrap()).await;
         if delivery["delivery"] == "sent" {
             break;
         }
@@ -409,4 +410,36 @@ on_both_backends!(an_operator_link_signs_in_once_from_its_page, |backend| async 
     app.clock.advance(Duration::from_secs(901));
     let late_path = reqwest::Url::parse(late["url"].as_str().unwrap()).unwrap().path().to_owned();
     assert_eq!(laptop.get(app.url(&late_path)).send().await.unwrap().status(), 410);
+});
+
+on_both_backends!(sign_up_mails_a_link_that_verifies_the_address_when_turned_on, |backend| async move {
+    let smtp = Smtp::start();
+    let extra = RawConfig { email_verification: Some(true), ..mail_config(smtp.port) };
+    let app = TestApp::spawn_with(backend, TestOptions { extra, ..Default::default() }).await;
+    let http = Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    app.sign_up_in(&http, &mut SoftKey::new(&app.origin), "hal@example.com").await;
+    let user = session(&app, &http).await["userId"].as_str().unwrap().to_owned();
+    let mail = smtp.nth_mail(1).await;
+    assert!(mail.contains("Confirm your email address"), "{mail}");
+    let at = mail.find("/verify-email/").expect("a link");
+    let path: String = mail[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || "/-_".contains(*c)).collect();
+
+    let db = handoff_store::Database::connect(&app.database_url).await.unwrap();
+    let user = handoff_core::domain::UserId::parse(&user).unwrap();
+    use handoff_core::storage::Recovery as _;
+    assert!(!db.email_verified(user, "hal@example.com").await.unwrap());
+    // The page does not spend the link; its button does, from our origin only.
+    assert_eq!(http.get(app.url(&path)).send().await.unwrap().status(), 200);
+    assert_eq!(http.post(app.url(&path)).send().await.unwrap().status(), 403);
+    let origin = app.origin.as_str().trim_end_matches('/').to_owned();
+    let confirmed = http.post(app.url(&path)).header("origin", &origin).send().await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    assert!(db.email_verified(user, "hal@example.com").await.unwrap());
+    assert_eq!(http.post(app.url(&path)).header("origin", &origin).send().await.unwrap().status(), 410);
+
+    // Without the setting, sign-ups mail nothing.
+    let quiet = app_with_mail(backend, smtp.port).await;
+    quiet.sign_up_in(&browser(), &mut SoftKey::new(&quiet.origin), "ida@example.com").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.mails().len(), 1);
 });

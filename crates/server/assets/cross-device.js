@@ -150,6 +150,8 @@ export function showAlternative(decision, { why, error, next } = {}) {
   if (fallbacks.includes('recovery-code')) options.push('Use a recovery code, if you saved some when you had your passkey.');
   if (fallbacks.length === 0) options.push('This site offers no other sign-in method, such as an email code.');
   els.alternativeEmail.hidden = !fallbacks.includes('email-code');
+  // Trying a passkey again is no way in for a browser without passkeys.
+  els.alternativeRetry.hidden = why === 'unsupported';
   els.alternativeRecovery.hidden = !fallbacks.includes('recovery-code');
   els.alternativeOptions.replaceChildren(...options.map((text) => el('li', { text })));
   fillReasons(els.alternativeReasons, decision);

@@ -141,6 +141,10 @@ pub struct RawConfig {
     /// `smtp://` to a loopback server without STARTTLS (development and tests; default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_allow_plaintext: Option<bool>,
+    /// Mail new accounts whose identifier is an email address a link to verify it
+    /// (default false; needs smtp_url).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verification: Option<bool>,
     /// The sender of mails, e.g. `Example <login@example.com>`; required with smtp_url.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mail_from: Option<String>,
@@ -350,6 +354,7 @@ pub const KEYS: &[&str] = &[
     "smtp_password_file",
     "smtp_allow_plaintext",
     "mail_from",
+    "email_verification",
     "qr_code_ttl_seconds",
     "qr_create_per_minute",
     "qr_approve_per_minute",
@@ -441,6 +446,8 @@ pub struct Settings {
     pub device_ttl: Duration,
     /// Outgoing mail, when configured.
     pub mail: Option<MailSettings>,
+    /// Verify email addresses at sign-up.
+    pub email_verification: bool,
     /// QR approvals per account per minute.
     pub qr_approve_per_minute: u32,
     /// Idle time after which an open journey is finished.
@@ -588,6 +595,10 @@ impl RawConfig {
             )?),
             None => None,
         };
+        let email_verification = self.email_verification.unwrap_or(false);
+        if email_verification && mail.is_none() {
+            return Err(ConfigError("email_verification needs smtp_url and mail_from to send the links".into()));
+        }
         let device_ttl = Duration::from_secs(self.device_code_ttl_seconds.unwrap_or(600));
         if !(30..=600).contains(&device_ttl.as_secs()) {
             return Err(ConfigError(
@@ -709,6 +720,7 @@ impl RawConfig {
             qr_approve_per_minute: self.qr_approve_per_minute.unwrap_or(10),
             device_ttl,
             mail,
+            email_verification,
             listen,
             data_dir,
             database_url,

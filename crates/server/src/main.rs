@@ -67,6 +67,8 @@ Mail (email codes and recovery, PRODUCT §7; off without smtp_url):
   smtp_password_file             a file with the SMTP password (instead of one in the URL)
   smtp_allow_plaintext           smtp:// to a loopback server without STARTTLS (tests) [false]
   mail_from                      the sender, e.g. \"Example <login@example.com>\"
+  email_verification             mail new accounts with an email identifier a link that
+                                 verifies it (ID tokens then say email_verified) [false]
 Webhooks (PRODUCT §6.4; endpoints come from `handoff webhooks` or [[webhooks]] tables in
 the TOML file: url, events, secret or secret_file):
   webhooks_allow_insecure        accept http:// targets on a loopback address (development)

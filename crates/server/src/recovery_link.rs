@@ -1,7 +1,9 @@
-//! The operator's recovery link (PRODUCT §7): `GET /recovery-link/{token}` shows what the
-//! link does and a Sign in button, and only the button's `POST` uses the link, so a mail
-//! scanner or a link preview that fetches the address does not spend it. Using it starts a
-//! recovery session and goes to the demo page, which offers to create a passkey here.
+//! The pages behind the links recovery mails and prints (PRODUCT §7). The operator's
+//! recovery link: `GET /recovery-link/{token}` shows what the link does and a Sign in
+//! button, and only the button's `POST` uses the link, so a mail scanner or a link preview
+//! that fetches the address does not spend it; using it starts a recovery session and goes
+//! to the demo page, which offers to create a passkey here. The sign-up's address
+//! verification link (`/verify-email/{token}`) works the same way: a page, then a `POST`.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,7 +20,9 @@ use crate::state::AppState;
 
 /// Routes of the page.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/recovery-link/{token}", get(show).post(use_link))
+    Router::new()
+        .route("/recovery-link/{token}", get(show).post(use_link))
+        .route("/verify-email/{token}", get(show_verification).post(verify))
 }
 
 fn invalid() -> Response {
@@ -67,4 +71,32 @@ pub async fn use_link(
     state.metrics.sign_in(method.as_str(), true);
     state.passkeys.note_session_established(journey, method.as_str()).await;
     Ok((jar, see_other("/?recovered=recovery-link")))
+}
+
+/// `GET /verify-email/{token}`: a Confirm button (the `POST` spends the link).
+pub async fn show_verification(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let site = state.recovery.settings().site_name.clone();
+    let ctx = minijinja::context! { site, token };
+    page(StatusCode::OK, "provider/verify_email.html", "Confirm your email address", "", ctx)
+}
+
+/// `POST /verify-email/{token}`: from our own page only.
+pub async fn verify(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let named = headers.contains_key(axum::http::header::ORIGIN);
+    if !named || !crate::dashboard::auth::same_origin(&headers, &state.http.origins) {
+        return message(StatusCode::FORBIDDEN, "Not allowed", "Use the Confirm button on the link's page.", None);
+    }
+    match state.recovery.verify_email(&token).await {
+        Ok(user) => {
+            tracing::info!(user = %user, "an account's email address was verified");
+            message(StatusCode::OK, "Email address confirmed", "Thank you: this address is now verified.", Some("/"))
+        }
+        Err(DomainError::RecoveryLinkInvalid) => message(
+            StatusCode::GONE,
+            "This link does not work any more",
+            "It was used already, it expired (links work for 24 hours), or it is incomplete.",
+            None,
+        ),
+        Err(e) => crate::oidc::internal(&e),
+    }
 }

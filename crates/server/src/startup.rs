@@ -340,7 +340,8 @@ async fn recovery_service(
         .await
         .map_err(|e| StartError::Config(format!("cannot read the email code key from the database: {e}")))?;
     let origin = settings.origins.first().map(|o| o.origin().ascii_serialization()).unwrap_or_default();
-    let recovery_settings = RecoverySettings::new(settings.rp_name.clone(), origin, settings.mail.is_some());
+    let mut recovery_settings = RecoverySettings::new(settings.rp_name.clone(), origin, settings.mail.is_some());
+    recovery_settings.verify_email = settings.email_verification;
     Ok(RecoveryService::new(storage.clone(), recovery_settings, key.into_bytes(), settings.clock.clone()))
 }
 

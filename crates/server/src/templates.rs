@@ -22,6 +22,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("provider/message.html", include_str!("../assets/provider/message.html")),
     ("provider/logout.html", include_str!("../assets/provider/logout.html")),
     ("provider/recovery_link.html", include_str!("../assets/provider/recovery_link.html")),
+    ("provider/verify_email.html", include_str!("../assets/provider/verify_email.html")),
 ];
 
 static ENV: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {

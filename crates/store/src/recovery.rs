@@ -50,6 +50,27 @@ fn link_from_row(r: &dyn Row) -> Result<RecoveryLink> {
 
 const MAIL_COLUMNS: &str = "id, to_address, subject, text_body, html_body, journey_id, state, attempts, next_attempt_at, last_error, created_at";
 
+/// Queues a mail (with [`mail_params`]), inside the transaction of what it is about.
+static MAIL_INSERT: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(format!("INSERT INTO mail_queue ({MAIL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
+});
+
+fn mail_params(m: &QueuedMail) -> [crate::sql::Param; 11] {
+    [
+        m.id.clone().into(),
+        m.to.clone().into(),
+        m.subject.clone().into(),
+        m.text.clone().into(),
+        m.html.clone().into(),
+        m.journey_id.to_string().into(),
+        m.state.as_str().into(),
+        i64::from(m.attempts).into(),
+        m.next_attempt_at.into(),
+        m.last_error.clone().into(),
+        m.created_at.into(),
+    ]
+}
+
 fn mail_from_row(r: &dyn Row) -> Result<QueuedMail> {
     Ok(QueuedMail {
         id: r.text(0)?,
@@ -72,11 +93,6 @@ impl Recovery for Database {
         static ATTEMPT: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(format!("INSERT INTO email_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
         });
-        static MAIL: LazyLock<Sql> = LazyLock::new(|| {
-            Sql::new(format!(
-                "INSERT INTO mail_queue ({MAIL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-        });
         let mut tx = self.begin().await?;
         tx.execute(
             &ATTEMPT,
@@ -92,23 +108,7 @@ impl Recovery for Database {
             ],
         )
         .await?;
-        tx.execute(
-            &MAIL,
-            &[
-                m.id.clone().into(),
-                m.to.clone().into(),
-                m.subject.clone().into(),
-                m.text.clone().into(),
-                m.html.clone().into(),
-                m.journey_id.to_string().into(),
-                m.state.as_str().into(),
-                i64::from(m.attempts).into(),
-                m.next_attempt_at.into(),
-                m.last_error.clone().into(),
-                m.created_at.into(),
-            ],
-        )
-        .await?;
+        tx.execute(&MAIL_INSERT, &mail_params(m)).await?;
         tx.commit().await
     }
 
@@ -247,11 +247,51 @@ impl Recovery for Database {
         self.all(&SQL, &[journey.to_string().into()], mail_from_row).await
     }
 
+    async fn add_email_verification(
+        &self,
+        digest: &str,
+        user: UserId,
+        address: &str,
+        expires_at: Millis,
+        m: &QueuedMail,
+    ) -> Result<()> {
+        static LINK: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(
+                "INSERT INTO email_verifications (digest, user_id, address, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+        });
+        let mut tx = self.begin().await?;
+        let link = [digest.into(), user.to_string().into(), address.into(), m.created_at.into(), expires_at.into()];
+        tx.execute(&LINK, &link).await?;
+        tx.execute(&MAIL_INSERT, &mail_params(m)).await?;
+        tx.commit().await
+    }
+
+    async fn use_email_verification(&self, digest: &str, now: Millis) -> Result<Option<UserId>> {
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(
+                "UPDATE email_verifications SET used_at = $2 WHERE digest = $1 AND used_at = 0 AND expires_at > $2 \
+                 RETURNING user_id",
+            )
+        });
+        let found = self.returning(&SQL, vec![digest.into(), now.into()], |r| r.text(0)).await?.pop();
+        found.map(|u| UserId::parse(&u).map_err(|_| corrupt("user id"))).transpose()
+    }
+
+    async fn email_verified(&self, user: UserId, address: &str) -> Result<bool> {
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new("SELECT COUNT(*) FROM email_verifications WHERE user_id = $1 AND address = $2 AND used_at > 0")
+        });
+        Ok(self.one(&SQL, &[user.to_string().into(), address.into()], |r| r.int(0)).await? > 0)
+    }
+
     async fn purge_recovery(&self, now: Millis) -> Result<u64> {
-        static SQL: LazyLock<[Sql; 3]> = LazyLock::new(|| {
+        static SQL: LazyLock<[Sql; 4]> = LazyLock::new(|| {
             [
                 Sql::new("DELETE FROM email_codes WHERE expires_at <= $1 - 86400000"),
                 Sql::new("DELETE FROM recovery_links WHERE expires_at <= $1 - 86400000"),
+                Sql::new("DELETE FROM email_verifications WHERE used_at = 0 AND expires_at <= $1 - 86400000"),
                 Sql::new("DELETE FROM mail_queue WHERE state <> 'pending' AND created_at <= $1 - 86400000"),
             ]
         });

@@ -107,8 +107,9 @@ pub fn pkce_s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// The claims `scope` releases about `account` (PRODUCT §6.1).
-fn profile_claims(claims: &mut Map<String, Value>, grant: &GrantRecord, account: &Account) {
+/// The claims `scope` releases about `account` (PRODUCT §6.1); `email_verified`: the
+/// address was confirmed by a verification link (PRODUCT §7).
+fn profile_claims(claims: &mut Map<String, Value>, grant: &GrantRecord, account: &Account, email_verified: bool) {
     let identifier = account.identifier.to_string();
     if grant.has_scope("profile") {
         claims.insert("preferred_username".into(), json!(identifier));
@@ -116,12 +117,21 @@ fn profile_claims(claims: &mut Map<String, Value>, grant: &GrantRecord, account:
     }
     if grant.has_scope("email") && identifier.contains('@') {
         claims.insert("email".into(), json!(identifier));
-        // Nothing proved the address yet (email verification comes with PRODUCT §7).
-        claims.insert("email_verified".into(), json!(false));
+        claims.insert("email_verified".into(), json!(email_verified));
     }
 }
 
 impl OidcService {
+    /// Whether the account's address was verified, asked only when the `email` claim is
+    /// released.
+    async fn email_verified(&self, grant: &GrantRecord, account: &Account) -> crate::error::Result<bool> {
+        let address = account.identifier.as_str();
+        if !grant.has_scope("email") || !address.contains('@') {
+            return Ok(false);
+        }
+        self.recovery.email_verified(account.id, address).await
+    }
+
     /// The client a token-side request comes from: confidential clients by secret (basic
     /// or post, not both), public ones by id alone.
     pub async fn authenticate(&self, creds: &ClientCredentials) -> OResult<Client> {
@@ -293,7 +303,8 @@ impl OidcService {
         }
         claims.insert("sid".into(), json!(grant.sid));
         claims.insert("amr".into(), json!(grant.amr));
-        profile_claims(&mut claims, grant, &account);
+        let verified = self.email_verified(grant, &account).await?;
+        profile_claims(&mut claims, grant, &account, verified);
         let id_token = self.keys.sign(client.id_token_alg, "JWT", claims).await?;
         Ok(TokenResponse {
             access_token: access.expose().to_owned(),
@@ -317,7 +328,8 @@ impl OidcService {
         let Some(account) = self.accounts.find_by_id(grant.user_id).await? else { return Ok(None) };
         let mut claims = Map::new();
         claims.insert("sub".into(), json!(grant.user_id.to_string()));
-        profile_claims(&mut claims, &grant, &account);
+        let verified = self.email_verified(&grant, &account).await?;
+        profile_claims(&mut claims, &grant, &account, verified);
         Ok(Some(claims))
     }
 

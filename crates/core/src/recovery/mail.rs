@@ -58,6 +58,27 @@ pub fn email_code_mail(site: &str, code: &str, minutes: u64, asker: &MailContext
     (subject, text, html)
 }
 
+/// Subject, text and HTML of the mail that verifies an address at sign-up.
+pub fn verification_mail(site: &str, link: &str, asker: &MailContext) -> (String, String, String) {
+    let who = asker.someone();
+    let subject = format!("Confirm your email address for {site}");
+    let text = format!(
+        "An account on {site} was created with this address by {who}.\n\nConfirm that it is yours:\n\n    \
+         {link}\n\nThe link works once, for 24 hours. If you did not create the account, ignore this mail.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">\
+         <p>An account on {site_html} was created with this address by {who_html}.</p>\
+         <p><a href=\"{link_html}\">Confirm that it is yours</a></p>\
+         <p style=\"color:#555\">The link works once, for 24 hours. If you did not create the account, ignore \
+         this mail.</p></body></html>",
+        site_html = escape(site),
+        who_html = escape(&who),
+        link_html = escape(link),
+    );
+    (subject, text, html)
+}
+
 /// When to try a mail again after `attempts` failed tries: 10 s, 30 s, 1.5 min, … capped
 /// at 30 min, with up to a fifth of jitter (from `jitter`, 0–255) so a failing server is
 /// not hit by every queued mail at once. `None` after 12 tries (about 3 hours): give up.

@@ -16,7 +16,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-pub use mail::{MailContext, backoff, email_code_mail};
+pub use mail::{MailContext, backoff, email_code_mail, verification_mail};
 pub use model::{EmailCodeAttempt, EmailCodeTry, MailOutcome, MailState, QueuedMail, RecoveryLink};
 
 use crate::clock::{Clock, Millis};
@@ -61,6 +61,8 @@ pub struct RecoverySettings {
     pub email_code_tries: u32,
     /// A recovery link's life (15 minutes).
     pub link_ttl: Duration,
+    /// Mail new accounts whose identifier is an email address a link to verify it.
+    pub verify_email: bool,
 }
 
 impl RecoverySettings {
@@ -73,6 +75,7 @@ impl RecoverySettings {
             email_code_ttl: Duration::from_secs(600),
             email_code_tries: 5,
             link_ttl: Duration::from_secs(900),
+            verify_email: false,
         }
     }
 }
@@ -367,6 +370,47 @@ impl RecoveryService {
             .ok_or(DomainError::RecoveryLinkInvalid)?;
         self.event(link.journey_id, "recovery-link", "recovery_link.used", json!({}));
         Ok((link.user_id, link.journey_id))
+    }
+
+    /// At sign-up (when the operator turned it on): mails a new account whose identifier is
+    /// an email address a single-use link that verifies it (24 hours). Returns whether a
+    /// mail was queued.
+    pub async fn send_verification(&self, user: UserId, identifier: &Identifier, asker: &MailContext) -> Result<bool> {
+        let address = identifier.as_str();
+        if !self.settings.verify_email || !self.settings.email || !address.contains('@') {
+            return Ok(false);
+        }
+        let token = SecretToken::generate()?;
+        let now = self.clock.now_ms();
+        let link = format!("{}/verify-email/{}", self.settings.origin, token.expose());
+        let (subject, text, html) = verification_mail(&self.settings.site_name, &link, asker);
+        let mail = QueuedMail {
+            id: hex(&random_bytes::<16>()?),
+            to: address.to_owned(),
+            subject,
+            text,
+            html,
+            journey_id: JourneyId::default(),
+            state: MailState::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            created_at: now,
+        };
+        let expires = now.saturating_add(24 * 3600 * 1000);
+        self.storage.recovery.add_email_verification(&token.digest(), user, address, expires, &mail).await?;
+        tracing::info!(user = %user, "mailed a link to verify the account's address");
+        Ok(true)
+    }
+
+    /// Uses a verification link once; the account whose address it verified.
+    pub async fn verify_email(&self, token: &str) -> Result<UserId> {
+        let digest = SecretToken::parse(token).map(|t| t.digest()).ok_or(DomainError::RecoveryLinkInvalid)?;
+        self.storage
+            .recovery
+            .use_email_verification(&digest, self.clock.now_ms())
+            .await?
+            .ok_or(DomainError::RecoveryLinkInvalid)
     }
 
     /// Leases up to `limit` mails that are due, for a minute (so one worker sends each).

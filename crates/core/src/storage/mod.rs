@@ -689,6 +689,19 @@ pub trait Recovery: Send + Sync {
     async fn mail(&self, id: &str) -> Result<Option<crate::recovery::QueuedMail>>;
     /// The mails of a journey, oldest first (support and tests).
     async fn mails_of(&self, journey: JourneyId) -> Result<Vec<crate::recovery::QueuedMail>>;
+    /// In one transaction: stores an email verification link (its digest) and its mail.
+    async fn add_email_verification(
+        &self,
+        digest: &str,
+        user: UserId,
+        address: &str,
+        expires_at: Millis,
+        mail: &crate::recovery::QueuedMail,
+    ) -> Result<()>;
+    /// Uses a live, unused verification link, atomically; the account it verified.
+    async fn use_email_verification(&self, digest: &str, now: Millis) -> Result<Option<UserId>>;
+    /// Whether one of the account's verification links was used for this address.
+    async fn email_verified(&self, user: UserId, address: &str) -> Result<bool>;
     /// Deletes expired attempts and links and mails finished a day ago; returns how many.
     async fn purge_recovery(&self, now: Millis) -> Result<u64>;
 }

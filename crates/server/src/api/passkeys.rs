@@ -72,6 +72,11 @@ pub async fn finish(
 ) -> Result<(CookieJar, Json<RegistrationFinishResponse>), ApiError> {
     let ceremony_id = CeremonyId::parse(&req.ceremony_id)?;
     let (jar, device_id) = client.ensure_device_id(jar, &state)?;
+    let asker = handoff_core::recovery::MailContext {
+        browser: Some(client.device.browser.clone()),
+        os: Some(client.device.os.clone()),
+        place: state.qr.place_of(client.ip.as_deref()).and_then(|p| p.label()),
+    };
     let input = RegistrationFinish {
         ceremony_id,
         credential: req.credential,
@@ -97,6 +102,14 @@ pub async fn finish(
         passkey_grant: false,
     };
     let jar = replace_session(&state, jar, new).await?;
+    // Email verification at sign-up (when turned on): the account exists either way; a
+    // mail that cannot be queued is logged, never a failed sign-up.
+    let account = state.passkeys.account(done.user_id).await?;
+    match state.recovery.send_verification(done.user_id, &account.identifier, &asker).await {
+        Ok(true) => state.mail_wake.notify_one(),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "could not queue the address verification mail"),
+    }
     Ok((jar, Json(body)))
 }
 

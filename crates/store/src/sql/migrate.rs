@@ -28,10 +28,10 @@ macro_rules! migrations {
 
 static SQLITE: &[Migration] = migrations!("sqlite":
     "0001_init", "0002_decisions", "0003_qr", "0004_journeys", "0005_rollups", "0006_step_up", "0007_rate_counters",
-    "0008_oidc", "0009_journey_client", "0010_device_grants", "0011_webhooks", "0012_recovery");
+    "0008_oidc", "0009_journey_client", "0010_device_grants", "0011_webhooks", "0012_recovery", "0013_email_verification");
 static POSTGRES: &[Migration] = migrations!("postgres":
     "0001_init", "0002_decisions", "0003_qr", "0004_journeys", "0005_rollups", "0006_step_up", "0007_rate_counters",
-    "0008_oidc", "0009_journey_client", "0010_device_grants", "0011_webhooks", "0012_recovery");
+    "0008_oidc", "0009_journey_client", "0010_device_grants", "0011_webhooks", "0012_recovery", "0013_email_verification");
 
 impl Migration {
     /// The number before the first `_`.
