@@ -248,8 +248,10 @@ impl OidcService {
             let at = Self::auth_time(s);
             let fresh_enough = request.max_age.is_none_or(|age| now.saturating_sub(at) <= age.saturating_mul(1000));
             // A passkey ceremony in a browser already signed in re-verifies its session instead
-            // of starting one: the sign-in time is the later of the two.
-            let after_request = !request.prompt.login || at >= request.created_at;
+            // of starting one: the sign-in time is the later of the two. A request that has
+            // just arrived (not stored yet) was never answered by the sign-in page, so no
+            // session satisfies its `prompt=login`, even one made in the same millisecond.
+            let after_request = !request.prompt.login || (stored && at >= request.created_at);
             fresh_enough && after_request
         });
         let state = request.state.clone();
