@@ -112,10 +112,18 @@ on_both_backends!(sign_up_and_sign_in_are_delivered_and_verified, |backend| asyn
     assert_eq!(session["data"]["method"], "passkey");
     assert_eq!(session["data"]["amr"], json!(["pop", "mfa"]));
     assert_eq!(body("passkey.created")["data"]["userId"], user["data"]["userId"]);
-    let deliveries = operator_get(&app, "/api/v1/webhooks/deliveries").await;
-    let states: Vec<&str> =
-        deliveries["deliveries"].as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["delivered"; 4], "{deliveries:#}");
+    // The worker stores an attempt after the receiver answered it: wait for that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let deliveries = operator_get(&app, "/api/v1/webhooks/deliveries").await;
+        let states: Vec<&str> =
+            deliveries["deliveries"].as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
+        if states == ["delivered"; 4] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{deliveries:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 });
 
 on_both_backends!(a_wrong_secret_is_refused_by_the_receiver, |backend| async move {

@@ -2,11 +2,14 @@
 //! `docs/decisions/0016-webhooks.md`). Deliveries wait in the outbox table, written in the
 //! transaction of the change they report; the worker leases due ones
 //! (`WebhookService::claim`), sends each with the Standard Webhooks headers over an HTTP
-//! client that follows no redirect and gives up after the configured timeout, and settles
-//! it (delivered, retry after a backoff, or dead). It wakes when a local commit wrote a
-//! delivery, and polls every second for other instances' and retries. Sending runs in
-//! tasks of its own, at most [`IN_FLIGHT`] at once, so a slow endpoint delays nobody's
-//! sign-in and only its own deliveries.
+//! client that follows no redirect and gives up after the configured timeout, and a settler
+//! beside it stores the results (delivered, retry after a backoff, or dead) in batches: all
+//! results that arrived while the previous batch was being stored go in one statement, and a
+//! healthy endpoint's successes write nothing to the endpoint. It wakes when a local commit
+//! wrote a delivery, and polls every second for other instances' and retries; it claims
+//! again at once only after a full batch. Sending runs in tasks of its own, at most
+//! [`IN_FLIGHT`] at once (a send holds its place until its result is stored), so a slow
+//! endpoint delays nobody's sign-in and only its own deliveries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use handoff_core::storage::ClaimedDelivery;
 use handoff_core::webhooks::signing::{key_of, sign};
-use handoff_core::webhooks::{ConfiguredWebhook, DeliveryPolicy, WebhookService};
-use tokio::sync::Semaphore;
+use handoff_core::webhooks::{Attempt, ConfiguredWebhook, DeliveryPolicy, WebhookService};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::config::ConfigError;
 
@@ -23,6 +26,11 @@ use crate::config::ConfigError;
 pub const IN_FLIGHT: usize = 64;
 /// How often the worker looks for due deliveries without being woken.
 const POLL: Duration = Duration::from_secs(1);
+/// The least time between two claims when woken: under a stream of sign-ins each commit
+/// rings, and a claim per ring would be a write per event; waiting out the rest of this
+/// gap lets a claim take every event of those milliseconds (at most this much more lag,
+/// and none when events are further apart).
+const CLAIM_GAP: Duration = Duration::from_millis(5);
 /// How often the subscribed types and the endpoints are read again (other instances'
 /// changes).
 const REFRESH: Duration = Duration::from_secs(5);
@@ -116,7 +124,8 @@ pub fn client(policy: &DeliveryPolicy) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Runs the delivery worker until aborted.
+/// Runs the delivery worker until aborted: this loop claims and starts the sends; a
+/// settler beside it stores their results, as many at once as have finished meanwhile.
 pub async fn deliver(service: WebhookService) {
     let http = match client(service.policy()) {
         Ok(c) => c,
@@ -126,6 +135,9 @@ pub async fn deliver(service: WebhookService) {
         }
     };
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let (done, results) = mpsc::unbounded_channel();
+    let settler = tokio::spawn(settle(service.clone(), results));
+    let _settler = AbortOnDrop(settler);
     let mut targets = Targets { by_id: HashMap::new(), read_at: None };
     loop {
         let free = permits.available_permits();
@@ -136,40 +148,68 @@ pub async fn deliver(service: WebhookService) {
             }
             continue;
         }
-        let batch = match service.claim(u32::try_from(free).unwrap_or(1)).await {
+        let limit = u32::try_from(free).unwrap_or(1);
+        let claimed_at = Instant::now();
+        let batch = match service.claim(limit).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming webhook deliveries failed");
                 Vec::new()
             }
         };
-        if batch.is_empty() {
-            tokio::select! {
-                () = service.reporter().rung() => {}
-                () = tokio::time::sleep(POLL) => {}
-            }
-            continue;
-        }
-        for claimed in batch {
+        // A full batch may leave more due: claim again at once. Otherwise everything due
+        // when the claim ran is on its way, and a delivery committed since rang the bell
+        // (the `Notify` keeps that ring for us), so wait for it instead of claiming nothing.
+        let wait = batch.len() < free;
+        for mut claimed in batch {
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
             let target = targets.get(&service, &claimed.endpoint_id).await;
-            let (http, service) = (http.clone(), service.clone());
+            let (http, done) = (http.clone(), done.clone());
             tokio::spawn(async move {
                 let (status, error) = match target {
-                    Some(target) => send(&http, &target, &claimed).await,
+                    Some(target) => send(&http, &target, &mut claimed).await,
                     None => (None, Some("the endpoint was removed or its secret is unusable".to_owned())),
                 };
-                if let Err(e) = service.settle(&claimed, status, error).await {
-                    tracing::warn!(error = %e, delivery = claimed.id, "could not record a webhook attempt");
-                }
-                drop(permit);
+                // The permit goes with the result: it is released once the result is stored.
+                let _ = done.send((Attempt { claimed, status, error }, permit));
             });
+        }
+        if wait {
+            tokio::select! {
+                () = service.reporter().rung() => tokio::time::sleep_until((claimed_at + CLAIM_GAP).into()).await,
+                () = tokio::time::sleep(POLL) => {}
+            }
         }
     }
 }
 
+/// Aborts a task when the worker that started it stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Stores the senders' results: every result that arrived while the previous batch was
+/// being stored goes in the next, in one storage call (one statement for the deliveries).
+async fn settle(service: WebhookService, mut results: mpsc::UnboundedReceiver<(Attempt, OwnedSemaphorePermit)>) {
+    let mut batch = Vec::with_capacity(IN_FLIGHT);
+    while results.recv_many(&mut batch, IN_FLIGHT).await > 0 {
+        let (attempts, permits): (Vec<Attempt>, Vec<OwnedSemaphorePermit>) = std::mem::take(&mut batch).into_iter().unzip();
+        if let Err(e) = service.settle(&attempts).await {
+            let ids: Vec<i64> = attempts.iter().map(|a| a.claimed.id).collect();
+            tracing::warn!(error = %e, deliveries = ?ids, "could not record webhook attempts");
+        }
+        drop(permits);
+    }
+}
+
 /// One attempt: the HTTP status, and what went wrong if it was not a 2xx.
-async fn send(http: &reqwest::Client, target: &Target, d: &ClaimedDelivery) -> (Option<u16>, Option<String>) {
+///
+/// The body is moved out of `d` into the request (it is not needed to settle the attempt).
+async fn send(http: &reqwest::Client, target: &Target, d: &mut ClaimedDelivery) -> (Option<u16>, Option<String>) {
     // The send time, from the system clock: receivers refuse timestamps far from theirs.
     let timestamp = i64::try_from(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_secs()).unwrap_or(0),
@@ -185,7 +225,7 @@ async fn send(http: &reqwest::Client, target: &Target, d: &ClaimedDelivery) -> (
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signature)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(d.payload.clone());
+        .body(std::mem::take(&mut d.payload));
     match request.send().await {
         Ok(mut response) => {
             let status = response.status();

@@ -3,7 +3,8 @@
 //! (`sql/mod.rs`: `execute_reported`, `Tx::report`); here are the registry, the workers'
 //! claim (a lease; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so instances share the work and
 //! never wait on each other's rows) and settlement (fenced by the lease, so a worker whose
-//! lease ran out cannot overwrite a newer attempt), and the operator's listings.
+//! lease ran out cannot overwrite a newer attempt; a batch of attempts in one statement), and
+//! the operator's listings.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use handoff_core::DomainError;
 use handoff_core::clock::Millis;
 use handoff_core::error::Result;
-use handoff_core::storage::{ClaimedDelivery, Delivery, Settled, Settlement, Webhooks};
+use handoff_core::storage::{ClaimedDelivery, Delivery, HealthChange, Settled, Settlement, Webhooks};
 use handoff_core::webhooks::{Endpoint, EventType};
 
 use crate::sql::{Param, Row, Sql, Tx};
@@ -76,6 +77,69 @@ fn delivery_from_row(r: &dyn Row) -> Result<Delivery> {
         last_error: r.opt_text(9)?,
         delivered_at: r.opt_int(10)?,
     })
+}
+
+/// The batch sizes a settlement statement is written for (a batch is padded up to the next
+/// one with rows that match nothing), so a handful of statements stay prepared.
+const SETTLE_ROWS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+
+/// Settles up to 64 deliveries in one statement, each fenced by its lease: the rows go in a
+/// `VALUES` list joined by id and lease, so whatever their outcomes one statement (one write
+/// lane job on SQLite, one round trip on PostgreSQL) stores them all.
+fn settle_sql(rows: usize) -> Sql {
+    let values = (0..rows)
+        .map(|r| {
+            let p: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Sql::new(format!(
+        "WITH s (sid, slease, sstate, snext, sstatus, serror, sdelivered) AS (VALUES {values}) \
+         UPDATE webhook_deliveries SET state = sstate, next_attempt_at = snext, last_status = sstatus, \
+         last_error = serror, delivered_at = sdelivered, locked_until = 0 \
+         FROM s WHERE id = sid AND locked_until = slease RETURNING id"
+    ))
+}
+
+impl Database {
+    /// Settles at most `SETTLE_ROWS`' largest batch; returns the ids whose lease held.
+    async fn settle_chunk(&self, chunk: &[Settled]) -> Result<Vec<i64>> {
+        static SETTLE: LazyLock<Vec<Sql>> = LazyLock::new(|| SETTLE_ROWS.iter().map(|&n| settle_sql(n)).collect());
+        let Some(size) = SETTLE_ROWS.iter().position(|&n| n >= chunk.len()) else {
+            return Err(DomainError::Internal(format!("a settlement batch of {} deliveries", chunk.len())));
+        };
+        let mut params = Vec::with_capacity(SETTLE_ROWS[size] * 7);
+        for s in chunk {
+            let (state, next, delivered_at) = match s.outcome {
+                Settlement::Delivered => ("delivered", s.at, Some(s.at)),
+                Settlement::Retry(at) => ("pending", at, None),
+                Settlement::Dead => ("dead", s.at, None),
+            };
+            params.extend([
+                s.id.into(),
+                s.lease.into(),
+                state.into(),
+                next.into(),
+                s.status.into(),
+                s.error.clone().into(),
+                delivered_at.into(),
+            ]);
+        }
+        // Padding: id 0 is never a delivery's (ids start at 1).
+        for _ in chunk.len()..SETTLE_ROWS[size] {
+            params.extend([
+                0i64.into(),
+                0i64.into(),
+                "pending".into(),
+                0i64.into(),
+                None::<i64>.into(),
+                None::<String>.into(),
+                None::<i64>.into(),
+            ]);
+        }
+        self.returning(&SETTLE[size], params, |r| r.int(0)).await
+    }
 }
 
 #[async_trait]
@@ -143,7 +207,8 @@ impl Webhooks for Database {
                 "UPDATE webhook_deliveries SET locked_until = $2, attempts = attempts + 1 WHERE id IN \
                  (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
                  AND locked_until <= $1 ORDER BY next_attempt_at LIMIT $3{lock}) \
-                 RETURNING id, endpoint_id, message_id, payload, attempts, retry_from, locked_until"
+                 RETURNING id, endpoint_id, message_id, payload, attempts, retry_from, locked_until, \
+                 (SELECT consecutive_failures FROM webhook_endpoints e WHERE e.id = endpoint_id)"
             ))
         }
         static SQLITE: LazyLock<Sql> = LazyLock::new(|| claim(""));
@@ -162,6 +227,7 @@ impl Webhooks for Database {
                     attempts: r.int(4)?,
                     retry_from: r.int(5)?,
                     lease: r.int(6)?,
+                    endpoint_healthy: r.opt_int(7)? == Some(0),
                 })
             })
             .await?;
@@ -171,50 +237,33 @@ impl Webhooks for Database {
         Ok(claimed)
     }
 
-    async fn settle_delivery(&self, s: &Settled) -> Result<bool> {
-        static SETTLE: LazyLock<Sql> = LazyLock::new(|| {
-            Sql::new(
-                "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, last_status = $5, last_error = $6, \
-                 delivered_at = $7, locked_until = 0 WHERE id = $1 AND locked_until = $2",
-            )
-        });
+    async fn settle_deliveries(&self, settled: &[Settled]) -> Result<Vec<i64>> {
         static HEALTHY: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(
-                "UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL \
-                 WHERE id = $1 AND (consecutive_failures > 0 OR failing_since IS NOT NULL)",
+                "UPDATE webhook_endpoints SET consecutive_failures = $2, \
+                 failing_since = CASE WHEN $2 >= $3 THEN $4 ELSE NULL END \
+                 WHERE id = $1 AND (consecutive_failures <> $2 OR failing_since IS NOT NULL OR $2 >= $3)",
             )
         });
         static FAILED: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(
-                "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, \
-                 failing_since = CASE WHEN failing_since IS NULL AND consecutive_failures + 1 >= $2 THEN $3 \
+                "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + $2, \
+                 failing_since = CASE WHEN failing_since IS NULL AND consecutive_failures + $2 >= $3 THEN $4 \
                  ELSE failing_since END WHERE id = $1",
             )
         });
-        let (state, next, delivered_at) = match s.outcome {
-            Settlement::Delivered => ("delivered", s.at, Some(s.at)),
-            Settlement::Retry(at) => ("pending", at, None),
-            Settlement::Dead => ("dead", s.at, None),
-        };
-        let params = vec![
-            s.id.into(),
-            s.lease.into(),
-            state.into(),
-            next.into(),
-            s.status.into(),
-            s.error.clone().into(),
-            delivered_at.into(),
-        ];
-        if self.execute(&SETTLE, params).await? != 1 {
-            return Ok(false);
+        let mut held = Vec::with_capacity(settled.len());
+        for chunk in settled.chunks(SETTLE_ROWS[SETTLE_ROWS.len() - 1]) {
+            held.extend(self.settle_chunk(chunk).await?);
         }
-        if s.outcome == Settlement::Delivered {
-            self.execute(&HEALTHY, vec![s.endpoint_id.clone().into()]).await?;
-        } else {
-            let params = vec![s.endpoint_id.clone().into(), i64::from(s.failing_after).into(), s.at.into()];
-            self.execute(&FAILED, params).await?;
+        let lost = settled.iter().map(|s| s.id).filter(|id| !held.contains(id)).collect();
+        for h in HealthChange::of(settled.iter().filter(|s| held.contains(&s.id))) {
+            let sql = if h.reset { &HEALTHY } else { &FAILED };
+            let params =
+                vec![h.endpoint_id.into(), h.failures.into(), i64::from(h.failing_after).into(), h.at.into()];
+            self.execute(sql, params).await?;
         }
-        Ok(true)
+        Ok(lost)
     }
 
     async fn deliveries(&self, endpoint_id: Option<&str>, limit: u32) -> Result<Vec<Delivery>> {

@@ -16,7 +16,7 @@ use crate::passkeys::{Account, PasskeyRecord, PasskeySummary, PasskeyUse};
 mod oidc;
 mod webhooks;
 pub use oidc::{Grants, OidcClients, SigningKeyRecord, SigningKeys};
-pub use webhooks::{ClaimedDelivery, Delivery, Settled, Settlement, Webhooks};
+pub use webhooks::{ClaimedDelivery, Delivery, HealthChange, Settled, Settlement, Webhooks};
 
 use crate::webhooks::Message;
 

@@ -233,11 +233,26 @@ impl WebhookService {
         self.storage.claim_deliveries(now, now.saturating_add(self.policy.lease()), limit).await
     }
 
-    /// Stores an attempt's outcome: delivered (`status` 2xx), or failed with `error`, to
-    /// be tried again after a backoff or, past the retry window, given up.
-    pub async fn settle(&self, claimed: &ClaimedDelivery, status: Option<u16>, error: Option<String>) -> Result<()> {
+    /// Stores attempts' outcomes, each delivered (`status` 2xx) or failed, to be tried
+    /// again after a backoff or, past the retry window, given up: one storage call for the
+    /// whole batch (`docs/decisions/0016-webhooks.md`, "Measured").
+    pub async fn settle(&self, attempts: &[Attempt]) -> Result<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
         let now = self.clock.now_ms();
-        let delivered = error.is_none() && status.is_some_and(|s| (200..300).contains(&s));
+        let settled: Vec<Settled> = attempts.iter().map(|a| self.settlement(a, now)).collect();
+        let lost = self.storage.settle_deliveries(&settled).await?;
+        for id in lost {
+            tracing::warn!(delivery = id, "a webhook delivery's lease ran out before it was settled");
+        }
+        Ok(())
+    }
+
+    /// What one attempt's result means for its delivery.
+    fn settlement(&self, a: &Attempt, now: Millis) -> Settled {
+        let claimed = &a.claimed;
+        let delivered = a.error.is_none() && a.status.is_some_and(|s| (200..300).contains(&s));
         let outcome = if delivered {
             Settlement::Delivered
         } else {
@@ -246,27 +261,36 @@ impl WebhookService {
                 None => Settlement::Dead,
             }
         };
-        let error = match (delivered, error, status) {
+        let error = match (delivered, &a.error, a.status) {
             (true, _, _) => None,
-            (false, Some(e), _) => Some(e),
+            (false, Some(e), _) => Some(e.clone()),
             (false, None, Some(s)) => Some(format!("the endpoint answered HTTP {s}")),
             (false, None, None) => Some("no answer".into()),
         };
-        let settled = Settled {
+        Settled {
             id: claimed.id,
             endpoint_id: claimed.endpoint_id.clone(),
             lease: claimed.lease,
             at: now,
-            status: status.map(i64::from),
+            status: a.status.map(i64::from),
             error,
             outcome,
             failing_after: self.policy.failing_after,
-        };
-        if !self.storage.settle_delivery(&settled).await? {
-            tracing::warn!(delivery = claimed.id, "a webhook delivery's lease ran out before it was settled");
+            endpoint_healthy: claimed.endpoint_healthy,
         }
-        Ok(())
     }
+}
+
+/// One attempt as the worker saw it: the claimed delivery, the HTTP status if the endpoint
+/// answered, and what went wrong if it was not a 2xx.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The delivery, as claimed.
+    pub claimed: ClaimedDelivery,
+    /// The HTTP status, if the endpoint answered.
+    pub status: Option<u16>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
 }
 
 #[cfg(test)]

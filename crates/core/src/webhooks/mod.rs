@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::clock::{Clock, Millis, rfc3339};
 
-pub use endpoints::{ConfiguredWebhook, Endpoint, EndpointSpec, Registered, WebhookService};
+pub use endpoints::{Attempt, ConfiguredWebhook, Endpoint, EndpointSpec, Registered, WebhookService};
 pub use schedule::DeliveryPolicy;
 
 /// The events an endpoint can subscribe to.

@@ -304,14 +304,15 @@ impl Lane {
             // Outside a group transaction the savepoint is the transaction, and its
             // release the commit.
             let outer = conn.is_autocommit();
-            conn.execute_batch("SAVEPOINT report").map_err(domain)?;
+            // Prepared once (a sign-in that reports runs both): `execute_batch` parses anew.
+            execute(conn, "SAVEPOINT report", &[])?;
             let done = write(conn).and_then(|(value, changed)| {
                 if changed {
                     execute(conn, &outbox.0, &outbox.1)?;
                 }
                 Ok(value)
             });
-            let done = done.and_then(|value| conn.execute_batch("RELEASE report").map(|()| value).map_err(domain));
+            let done = done.and_then(|value| execute(conn, "RELEASE report", &[]).map(|_| value));
             if done.is_err() {
                 let undo = if outer { "ROLLBACK" } else { "ROLLBACK TO report; RELEASE report" };
                 if let Err(e) = conn.execute_batch(undo) {
