@@ -197,7 +197,8 @@ impl Drop for AbortOnDrop {
 async fn settle(service: WebhookService, mut results: mpsc::UnboundedReceiver<(Attempt, OwnedSemaphorePermit)>) {
     let mut batch = Vec::with_capacity(IN_FLIGHT);
     while results.recv_many(&mut batch, IN_FLIGHT).await > 0 {
-        let (attempts, permits): (Vec<Attempt>, Vec<OwnedSemaphorePermit>) = std::mem::take(&mut batch).into_iter().unzip();
+        let (attempts, permits): (Vec<Attempt>, Vec<OwnedSemaphorePermit>) =
+            std::mem::take(&mut batch).into_iter().unzip();
         if let Err(e) = service.settle(&attempts).await {
             let ids: Vec<i64> = attempts.iter().map(|a| a.claimed.id).collect();
             tracing::warn!(error = %e, deliveries = ?ids, "could not record webhook attempts");

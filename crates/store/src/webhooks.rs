@@ -259,8 +259,7 @@ impl Webhooks for Database {
         let lost = settled.iter().map(|s| s.id).filter(|id| !held.contains(id)).collect();
         for h in HealthChange::of(settled.iter().filter(|s| held.contains(&s.id))) {
             let sql = if h.reset { &HEALTHY } else { &FAILED };
-            let params =
-                vec![h.endpoint_id.into(), h.failures.into(), i64::from(h.failing_after).into(), h.at.into()];
+            let params = vec![h.endpoint_id.into(), h.failures.into(), i64::from(h.failing_after).into(), h.at.into()];
             self.execute(sql, params).await?;
         }
         Ok(lost)
