@@ -12,9 +12,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
 use handoff_core::DomainError;
-use handoff_core::passkeys::{NewSession, SessionMethod};
+use handoff_core::passkeys::SessionMethod;
 
-use crate::extract::{ClientContext, replace_session};
+use crate::extract::ClientContext;
 use crate::oidc::{message, page, see_other};
 use crate::state::AppState;
 
@@ -65,11 +65,9 @@ pub async fn use_link(
         Err(DomainError::RecoveryLinkInvalid) => return Err(invalid()),
         Err(e) => return Err(crate::oidc::internal(&e)),
     };
-    let method = SessionMethod::RecoveryLink;
-    let new = NewSession { user_id: user, user_agent: client.user_agent, ip: client.ip, method, passkey_grant: true };
-    let jar = replace_session(&state, jar, new).await.map_err(axum::response::IntoResponse::into_response)?;
-    state.metrics.sign_in(method.as_str(), true);
-    state.passkeys.note_session_established(journey, method.as_str()).await;
+    let jar = crate::api::recovery::recovery_session(&state, jar, client, user, SessionMethod::RecoveryLink, journey)
+        .await
+        .map_err(axum::response::IntoResponse::into_response)?;
     Ok((jar, see_other("/?recovered=recovery-link")))
 }
 

@@ -86,13 +86,21 @@ pub(crate) async fn add(db: &Database, a: &DeviceAuthorization) -> Result<()> {
     db.execute(&SQL, params).await.map(drop)
 }
 
-pub(crate) async fn by_code(db: &Database, column: &'static str, digest: &str) -> Result<Option<DeviceAuthorization>> {
+/// Which of a device sign-in's two codes a lookup is by.
+#[derive(Clone, Copy)]
+pub(crate) enum Code {
+    /// What the person types.
+    User = 0,
+    /// The device's secret.
+    Device = 1,
+}
+
+pub(crate) async fn by_code(db: &Database, code: Code, digest: &str) -> Result<Option<DeviceAuthorization>> {
     static BY: LazyLock<[Sql; 2]> = LazyLock::new(|| {
         ["user_code_digest", "device_code_digest"]
             .map(|c| Sql::new(format!("SELECT {COLUMNS} FROM device_authorizations WHERE {c} = $1")))
     });
-    let sql = if column == "user_code_digest" { &BY[0] } else { &BY[1] };
-    db.optional(sql, &[digest.into()], from_row).await
+    db.optional(&BY[code as usize], &[digest.into()], from_row).await
 }
 
 pub(crate) async fn transition(db: &Database, t: &DeviceTransition) -> Result<Option<DeviceAuthorization>> {

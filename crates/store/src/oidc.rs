@@ -390,11 +390,11 @@ impl Grants for Database {
     }
 
     async fn device_by_user_code(&self, digest: &str) -> Result<Option<DeviceAuthorization>> {
-        crate::device::by_code(self, "user_code_digest", digest).await
+        crate::device::by_code(self, crate::device::Code::User, digest).await
     }
 
     async fn device_by_device_code(&self, digest: &str) -> Result<Option<DeviceAuthorization>> {
-        crate::device::by_code(self, "device_code_digest", digest).await
+        crate::device::by_code(self, crate::device::Code::Device, digest).await
     }
 
     async fn device_transition(&self, t: &DeviceTransition) -> Result<Option<DeviceAuthorization>> {

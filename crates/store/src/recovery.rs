@@ -240,13 +240,6 @@ impl Recovery for Database {
         self.optional(&SQL, &[id.into()], mail_from_row).await
     }
 
-    async fn mails_of(&self, journey: JourneyId) -> Result<Vec<QueuedMail>> {
-        static SQL: LazyLock<Sql> = LazyLock::new(|| {
-            Sql::new(format!("SELECT {MAIL_COLUMNS} FROM mail_queue WHERE journey_id = $1 ORDER BY created_at"))
-        });
-        self.all(&SQL, &[journey.to_string().into()], mail_from_row).await
-    }
-
     async fn add_email_verification(
         &self,
         digest: &str,

@@ -142,11 +142,6 @@ impl RecoveryService {
         &self.settings
     }
 
-    /// The fallback methods this server offers, by name (the decision's `fallbacks`).
-    pub fn methods(&self) -> Vec<String> {
-        fallback_methods(self.settings.email)
-    }
-
     /// Records a server event of a recovery flow.
     pub fn event(&self, journey: JourneyId, flow: &str, name: &str, attrs: serde_json::Value) {
         if let Some(journal) = &self.journal {

@@ -687,8 +687,6 @@ pub trait Recovery: Send + Sync {
     async fn mail_done(&self, id: &str, outcome: &crate::recovery::MailOutcome, now: Millis) -> Result<()>;
     /// The mail with this id.
     async fn mail(&self, id: &str) -> Result<Option<crate::recovery::QueuedMail>>;
-    /// The mails of a journey, oldest first (support and tests).
-    async fn mails_of(&self, journey: JourneyId) -> Result<Vec<crate::recovery::QueuedMail>>;
     /// In one transaction: stores an email verification link (its digest) and its mail.
     async fn add_email_verification(
         &self,

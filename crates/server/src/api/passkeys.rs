@@ -72,11 +72,8 @@ pub async fn finish(
 ) -> Result<(CookieJar, Json<RegistrationFinishResponse>), ApiError> {
     let ceremony_id = CeremonyId::parse(&req.ceremony_id)?;
     let (jar, device_id) = client.ensure_device_id(jar, &state)?;
-    let asker = handoff_core::recovery::MailContext {
-        browser: Some(client.device.browser.clone()),
-        os: Some(client.device.os.clone()),
-        place: state.qr.place_of(client.ip.as_deref()).and_then(|p| p.label()),
-    };
+    // Only a sign-up that will mail a verification link needs to say who asked.
+    let asker = state.recovery.settings().verify_email.then(|| crate::api::recovery::mail_context(&state, &client));
     let input = RegistrationFinish {
         ceremony_id,
         credential: req.credential,
@@ -104,11 +101,13 @@ pub async fn finish(
     let jar = replace_session(&state, jar, new).await?;
     // Email verification at sign-up (when turned on): the account exists either way; a
     // mail that cannot be queued is logged, never a failed sign-up.
-    let account = state.passkeys.account(done.user_id).await?;
-    match state.recovery.send_verification(done.user_id, &account.identifier, &asker).await {
-        Ok(true) => state.mail_wake.notify_one(),
-        Ok(false) => {}
-        Err(e) => tracing::error!(error = %e, "could not queue the address verification mail"),
+    if let Some(asker) = asker {
+        let account = state.passkeys.account(done.user_id).await?;
+        match state.recovery.send_verification(done.user_id, &account.identifier, &asker).await {
+            Ok(true) => state.mail_wake.notify_one(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "could not queue the address verification mail"),
+        }
     }
     Ok((jar, Json(body)))
 }

@@ -41,8 +41,18 @@ fn ip_of(client: &ClientContext) -> String {
     ip_key(client.ip.as_deref().and_then(|ip| ip.parse().ok()))
 }
 
-/// Starts a recovery session for `user` in this browser and records it in the journey.
-async fn recovery_session(
+/// Who asks, for a mail's text: the browser, OS and (with a GeoIP database) place.
+pub(crate) fn mail_context(state: &AppState, client: &ClientContext) -> MailContext {
+    MailContext {
+        browser: Some(client.device.browser.clone()),
+        os: Some(client.device.os.clone()),
+        place: state.qr.place_of(client.ip.as_deref()).and_then(|p| p.label()),
+    }
+}
+
+/// Starts a recovery session for `user` in this browser and records it in the journey (the
+/// email code, recovery code and operator link all end here).
+pub(crate) async fn recovery_session(
     state: &AppState,
     jar: CookieJar,
     client: ClientContext,
@@ -100,11 +110,7 @@ pub async fn email_start(
             (&limits.email_code_identifier, identifier_key(identifier.as_str())),
         ])
         .await?;
-    let asker = MailContext {
-        browser: Some(client.device.browser.clone()),
-        os: Some(client.device.os.clone()),
-        place: state.qr.place_of(client.ip.as_deref()).and_then(|p| p.label()),
-    };
+    let asker = mail_context(&state, &client);
     let (attempt_id, journey) = state.recovery.start_email_code(&identifier, journey, &asker).await?;
     state.mail_wake.notify_one();
     let expires_in = state.recovery.settings().email_code_ttl.as_secs();
